@@ -1,0 +1,53 @@
+# Every target sets itself up: a fresh clone needs nothing but python3 (3.11+).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+PYTEST_ARGS ?=
+
+.PHONY: serve test test-sqlite test-postgres lint bench browser clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/merchant-backend migrate
+	$(BIN)/merchant-backend serve
+
+# Debian's Chromium for the browser tests (Playwright's own download does not work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The whole suite on SQLite, then on PostgreSQL. Without a reachable PostgreSQL the second run
+# is skipped with a clear message, except under CI=true, where that is a failure.
+test: $(STAMP) browser lint test-sqlite test-postgres
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test-sqlite: $(STAMP)
+	$(BIN)/pytest --db sqlite $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	@if $(BIN)/python -m tests.pg_reachable "$(PG_ADMIN_URL)"; then \
+	  $(BIN)/pytest --db postgresql --pg-admin-url "$(PG_ADMIN_URL)" $(PYTEST_ARGS); \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "FAILED: PostgreSQL at $(PG_ADMIN_URL) is not reachable, and CI must not skip it"; exit 1; \
+	else \
+	  echo "SKIPPED: the PostgreSQL run (no server at $(PG_ADMIN_URL)); SQLite run above only"; \
+	fi
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,1 @@
+"""HTTP: the management API, the Stripe webhook receiver and the operator endpoints."""

@@ -1,0 +1,60 @@
+"""The ASGI application: management API, webhook receiver, web pages, operator endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from merchant_backend import __version__, logs
+from merchant_backend.api import datasets, errors, merchants, ops, read, webhooks
+from merchant_backend.runtime import Runtime
+from merchant_backend.store.inbox_writer import InboxWriter
+from merchant_backend.store.secret_cache import SecretCache
+from merchant_backend.sync.worker import Worker
+
+log = logs.get("merchant_backend.app")
+
+
+def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        writer = InboxWriter(runtime.engine, timeout=settings.ingest_commit_timeout)
+        await writer.start()
+        app.state.inbox_writer = writer
+        worker = None
+        if run_worker:
+            worker = Worker(runtime.engine, settings)
+            app.state.worker_thread = worker.start_thread()
+        log.info("started", version=__version__, worker=run_worker)
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+                app.state.worker_thread.join(timeout=10)
+            await writer.stop()
+
+    app = FastAPI(
+        title="merchant-backend",
+        version=__version__,
+        description="Connects merchants' Stripe accounts and keeps their payment state true.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.secret_cache = SecretCache(runtime)
+    errors.install(app)
+    app.add_route(
+        "/webhooks/stripe/{merchant_id}/{env}",
+        webhooks.receive,
+        methods=["POST"],
+        include_in_schema=False,
+    )
+    app.include_router(ops.router)
+    app.include_router(merchants.router)
+    app.include_router(datasets.router)
+    app.include_router(read.router)
+    return app

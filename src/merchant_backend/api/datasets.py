@@ -1,0 +1,79 @@
+"""The Stripe data set of a merchant and environment: show (masked), replace, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel, ConfigDict
+
+from merchant_backend.api.auth import merchant_access, runtime
+from merchant_backend.api.errors import not_found
+from merchant_backend.runtime import Runtime
+from merchant_backend.store import datasets, db
+from merchant_backend.validation import DataSetInput, Env
+
+router = APIRouter(prefix="/api/v1/merchants/{merchant_id}/stripe", tags=["stripe data sets"])
+
+EnvPath = Annotated[Env, Path(description="stage (Stripe test mode) or live")]
+
+
+class DataSetBody(BaseModel):
+    """Secrets may be left out to keep the stored ones (only the first save needs the key)."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    account_id: str | None = None
+    publishable_key: str | None = None
+    secret_key: str | None = None
+    webhook_signing_secret: str | None = None
+
+
+def _shown(rt: Runtime, stored: datasets.StoredDataSet) -> dict[str, Any]:
+    return stored.as_json(rt.settings.public_url)
+
+
+@router.get("/{env}")
+def get_data_set(
+    env: EnvPath, merchant_id: str = Depends(merchant_access), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    with db.read(rt.engine) as conn:
+        stored = datasets.get(conn, merchant_id, env)
+    if stored is None:
+        raise not_found(f"no {env} data set for this merchant yet")
+    return _shown(rt, stored)
+
+
+@router.put("/{env}")
+def put_data_set(
+    request: Request,
+    env: EnvPath,
+    body: DataSetBody,
+    merchant_id: str = Depends(merchant_access),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    data = DataSetInput(
+        account_id=body.account_id,
+        publishable_key=body.publishable_key,
+        secret_key=body.secret_key,
+        webhook_signing_secret=body.webhook_signing_secret,
+    )
+    ring = rt.keys.get()
+    with db.write(rt.engine) as conn:
+        stored = datasets.save(conn, ring, merchant_id, env, data)
+    request.app.state.secret_cache.invalidate(merchant_id, env)
+    return _shown(rt, stored)
+
+
+@router.delete("/{env}", status_code=204)
+def delete_data_set(
+    request: Request,
+    env: EnvPath,
+    merchant_id: str = Depends(merchant_access),
+    rt: Runtime = Depends(runtime),
+) -> Response:
+    with db.write(rt.engine) as conn:
+        if not datasets.delete_(conn, merchant_id, env):
+            raise not_found(f"no {env} data set for this merchant")
+    request.app.state.secret_cache.invalidate(merchant_id, env)
+    return Response(status_code=204)

@@ -1,0 +1,100 @@
+"""One error shape everywhere: ``{"error": {"code", "message", "field"}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from merchant_backend.validation import ValidationFailed
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.errors = errors
+
+
+def error_body(
+    code: str,
+    message: str,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message, "field": field}
+    if errors:
+        body["errors"] = errors
+    return {"error": body}
+
+
+def not_found(what: str = "not found") -> ApiError:
+    return ApiError(404, "not_found", what)
+
+
+def from_validation(exc: ValidationFailed) -> ApiError:
+    errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+    first = exc.errors[0]
+    return ApiError(422, "invalid_request", first.message, first.field, errors)
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "unavailable",
+    504: "gateway_timeout",
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.field, exc.errors), exc.status, headers=headers
+        )
+
+    @app.exception_handler(ValidationFailed)
+    async def _validation(_request: Request, exc: ValidationFailed) -> JSONResponse:
+        err = from_validation(exc)
+        return JSONResponse(error_body(err.code, err.message, err.field, err.errors), 422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for e in exc.errors():
+            loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+            # Pydantic's message only; never its "input", which may be a secret.
+            errors.append({"field": ".".join(loc) or None, "message": str(e.get("msg"))})
+        first = errors[0] if errors else {"field": None, "message": "invalid request"}
+        return JSONResponse(
+            error_body("invalid_request", first["message"] or "", first["field"], errors), 422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)

@@ -1,0 +1,42 @@
+"""For operators: ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from merchant_backend import __version__
+from merchant_backend.store import db
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz(request: Request) -> JSONResponse:
+    """200 when the database answers and the inbox writer runs; 503 otherwise."""
+    state = request.app.state
+    checks: dict[str, str] = {}
+    try:
+        with db.read(state.runtime.engine) as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"failed: {type(exc).__name__}"
+    writer = getattr(state, "inbox_writer", None)
+    checks["inbox_writer"] = "ok" if writer is not None and writer.running else "stopped"
+    worker = getattr(state, "worker_thread", None)
+    checks["worker"] = (
+        "in-process" if worker is not None and worker.is_alive() else "external or off"
+    )
+    ok = checks["database"] == "ok" and checks["inbox_writer"] == "ok"
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "version": __version__, "checks": checks},
+        status_code=200 if ok else 503,
+    )
+
+
+@router.get("/metrics")
+def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

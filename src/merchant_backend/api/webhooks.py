@@ -1,0 +1,163 @@
+"""``POST /webhooks/stripe/{merchant_id}/{env}``: verify, check, store durably, then 2xx.
+
+A plain Starlette endpoint (no request models, no dependency injection) because this is the
+hot path. The order of checks is: who (404), size (413), signature (400), shape and
+ownership (400), then the group-committed insert (200, or 503 if it did not commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from merchant_backend import logs, metrics
+from merchant_backend.api.errors import error_body
+from merchant_backend.clock import now
+from merchant_backend.store.inbox import NewEvent
+from merchant_backend.store.inbox_writer import InboxUnavailable, InboxWriter
+from merchant_backend.store.secret_cache import SecretCache
+from merchant_backend.stripe.signature import SignatureRejected, verify
+from merchant_backend.stripe.webhook_event import check_belongs, parse_event
+from merchant_backend.validation import ENVS
+
+log = logs.get("merchant_backend.webhooks")
+
+_JSON = "application/json"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _json(status: int, body: bytes) -> Response:
+    return Response(body, status_code=status, media_type=_JSON)
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return _json(status, orjson.dumps(error_body(code, message)))
+
+
+_OK_NEW = b'{"received":true,"duplicate":false}'
+_OK_DUP = b'{"received":true,"duplicate":true}'
+_OK_IGNORED = b'{"received":true,"duplicate":false,"ignored":true}'
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def receive(request: Request) -> Response:
+    merchant_id = request.path_params["merchant_id"]
+    env = request.path_params["env"]
+    state = request.app.state
+    cache: SecretCache = state.secret_cache
+    writer: InboxWriter = state.inbox_writer
+    settings = state.runtime.settings
+
+    if env not in ENVS:
+        metrics.WEBHOOKS.labels("unknown", "not_found").inc()
+        return _error(404, "not_found", "unknown environment: use stage or live")
+    creds = cache.peek(merchant_id, env) or await asyncio.to_thread(cache.get, merchant_id, env)
+    if creds is None:
+        metrics.WEBHOOKS.labels(env, "not_found").inc()
+        return _error(404, "not_found", "unknown merchant, or no data set for this environment")
+
+    try:
+        body = await _read_body(request, settings.webhook_max_body)
+    except _TooLarge:
+        return _reject(
+            writer,
+            merchant_id,
+            env,
+            413,
+            "too_large",
+            f"body is larger than {settings.webhook_max_body} bytes",
+        )
+
+    header = request.headers.get("stripe-signature")
+    at = now()
+    try:
+        try:
+            verify(
+                body,
+                header,
+                creds.secrets.signing_secrets(at),
+                now=at,
+                tolerance=settings.webhook_tolerance,
+            )
+        except SignatureRejected as first:
+            if first.reason not in ("bad_signature", "no_signing_secret"):
+                raise
+            # The secret may have changed in another process: read it again once.
+            fresh = await asyncio.to_thread(cache.get, merchant_id, env, fresh=True)
+            if fresh is None:
+                return _error(404, "not_found", "no data set for this environment")
+            creds = fresh
+            verify(
+                body,
+                header,
+                creds.secrets.signing_secrets(at),
+                now=at,
+                tolerance=settings.webhook_tolerance,
+            )
+        event, _doc = parse_event(body)
+        check_belongs(event, env, creds.account_id)
+    except SignatureRejected as exc:
+        return _reject(writer, merchant_id, env, 400, exc.reason, str(exc))
+
+    item = NewEvent(
+        merchant_id=merchant_id,
+        env=env,
+        event_id=event.event_id,
+        type=event.type,
+        created=event.created,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        payload=body,
+        source="webhook",
+        handled=event.handled,
+    )
+    try:
+        is_new = await writer.submit(item)
+    except InboxUnavailable as exc:
+        metrics.WEBHOOKS.labels(env, "unavailable").inc()
+        log.error(
+            "webhook not stored",
+            merchant_id=merchant_id,
+            env=env,
+            event_id=event.event_id,
+            reason=str(exc),
+        )
+        return _error(503, "unavailable", "the event could not be stored; Stripe will retry")
+    if not is_new:
+        metrics.WEBHOOKS.labels(env, "duplicate").inc()
+        return _json(200, _OK_DUP)
+    if not event.handled:
+        metrics.WEBHOOKS.labels(env, "ignored").inc()
+        return _json(200, _OK_IGNORED)
+    metrics.WEBHOOKS.labels(env, "stored").inc()
+    return _json(200, _OK_NEW)
+
+
+def _reject(
+    writer: InboxWriter, merchant_id: str, env: str, status: int, reason: str, message: str
+) -> Response:
+    metrics.WEBHOOKS.labels(env, "rejected").inc()
+    metrics.WEBHOOK_REJECTIONS.labels(env, reason).inc()
+    writer.note_rejection(merchant_id, env, reason)
+    log.warning("webhook rejected", merchant_id=merchant_id, env=env, reason=reason, detail=message)
+    code = "payload_too_large" if status == 413 else reason
+    return _error(status, code, message)

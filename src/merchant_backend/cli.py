@@ -1,0 +1,365 @@
+"""The ``merchant-backend`` command (see CONTRACT.md).
+
+Data goes to stdout as JSON; errors go to stderr as the API's error JSON. Exit codes: 0 ok,
+2 bad input, 1 any other failure. Secrets are read from stdin ('-') or environment variables
+so they never show in the process list or shell history.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from merchant_backend import logs
+from merchant_backend.crypto import MasterKeyError, generate_key, parse_keys, write_key_file
+from merchant_backend.runtime import Runtime
+from merchant_backend.settings import Settings
+from merchant_backend.store import datasets, db, inbox
+from merchant_backend.store import merchants as merchant_store
+from merchant_backend.store.migrate import upgrade
+from merchant_backend.validation import DataSetInput, Env, ValidationFailed, validate_env
+
+app = typer.Typer(
+    name="merchant-backend",
+    help="Connect merchants' Stripe accounts and keep their payment state true.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+merchants_app = typer.Typer(help="Create and list merchants.", no_args_is_help=True)
+stripe_app = typer.Typer(
+    help="A merchant's Stripe data sets (stage and live).", no_args_is_help=True
+)
+events_app = typer.Typer(help="The event inbox.", no_args_is_help=True)
+app.add_typer(merchants_app, name="merchants")
+app.add_typer(stripe_app, name="stripe")
+app.add_typer(events_app, name="events")
+
+
+class BadInput(Exception):
+    def __init__(
+        self, message: str, field: str | None = None, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.errors = errors
+
+
+def out(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def fail(
+    code: int,
+    error_code: str,
+    message: str,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> NoReturn:
+    body: dict[str, Any] = {"code": error_code, "message": message, "field": field}
+    if errors:
+        body["errors"] = errors
+    sys.stderr.write(json.dumps({"error": body}, ensure_ascii=False) + "\n")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def runtime() -> Iterator[Runtime]:
+    settings = Settings()
+    logs.setup(settings.log_level, settings.log_json)
+    rt = Runtime(settings)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def guarded(fn: Callable[..., None]) -> Callable[..., None]:
+    """Map errors to the contract's exit codes; never print a traceback with data in it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except ValidationFailed as exc:
+            errs = [{"field": e.field, "message": e.message} for e in exc.errors]
+            fail(2, "invalid_request", exc.errors[0].message, exc.errors[0].field, errs)
+        except BadInput as exc:
+            fail(2, "invalid_request", str(exc), exc.field, exc.errors)
+        except LookupError as exc:
+            fail(2, "not_found", str(exc.args[0]) if exc.args else "not found")
+        except MasterKeyError as exc:
+            fail(1, "master_key", str(exc))
+        except Exception as exc:
+            fail(1, "error", f"{type(exc).__name__}: {logs.redact(str(exc))[:500]}")
+
+    return wrapper
+
+
+def read_secret(value: str | None, stdin_lines: Iterator[str]) -> str | None:
+    if value == "-":
+        try:
+            return next(stdin_lines).strip()
+        except StopIteration:
+            raise BadInput("expected the secret on standard input, found nothing") from None
+    return value
+
+
+def _stdin_lines() -> Iterator[str]:
+    for line in sys.stdin:
+        yield line.rstrip("\r\n")
+
+
+def _env(env: str) -> Env:
+    return validate_env(env)
+
+
+def _merchant(conn: Any, merchant_id: str) -> None:
+    if merchant_store.get(conn, merchant_id) is None:
+        raise LookupError(f"no merchant {merchant_id}: see 'merchant-backend merchants list'")
+
+
+MerchantOpt = Annotated[str, typer.Option("--merchant", help="merchant id (mer_…)")]
+EnvOpt = Annotated[str, typer.Option("--env", help="stage or live")]
+
+
+@app.command()
+@guarded
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    with runtime() as rt:
+        upgrade(rt.engine)
+        out({"migrated": True, "database": rt.engine.url.render_as_string(hide_password=True)})
+
+
+@app.command()
+@guarded
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="do not apply events in this process")
+    ] = False,
+) -> None:
+    """Run the HTTP service (with the event worker in-process unless --no-worker)."""
+    import uvicorn
+
+    from merchant_backend.api.app import create_app
+
+    with runtime() as rt:
+        upgrade(rt.engine)
+        rt.keys.get()  # fail now, not on the first request, if the key is unusable
+        application = create_app(rt, run_worker=not no_worker)
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+
+
+@app.command()
+@guarded
+def worker() -> None:
+    """Apply inbox events to the projections (run as many as you like on PostgreSQL)."""
+    import signal
+
+    from merchant_backend.sync.worker import Worker
+
+    with runtime() as rt:
+        w = Worker(rt.engine, rt.settings)
+        signal.signal(signal.SIGTERM, lambda *_: w.stop())
+        try:
+            w.run_forever()
+        except KeyboardInterrupt:
+            w.stop()
+
+
+@merchants_app.command("create")
+@guarded
+def merchants_create(
+    name: Annotated[str, typer.Option("--name", help="the merchant's name")],
+) -> None:
+    """Create a merchant; prints its API token once."""
+    if not name.strip() or len(name) > 200:
+        raise BadInput("name must be 1 to 200 characters", "name")
+    with runtime() as rt, db.write(rt.engine) as conn:
+        merchant, token = merchant_store.create(conn, name.strip())
+    out({"id": merchant.id, "name": merchant.name, "api_token": token})
+
+
+@merchants_app.command("list")
+@guarded
+def merchants_list() -> None:
+    """List merchants (never their tokens)."""
+    with runtime() as rt, db.read(rt.engine) as conn:
+        out([m.as_json() for m in merchant_store.list_all(conn)])
+
+
+@stripe_app.command("set")
+@guarded
+def stripe_set(
+    merchant: MerchantOpt,
+    env: EnvOpt,
+    account_id: Annotated[str, typer.Option("--account-id", help="acct_…")],
+    publishable_key: Annotated[str, typer.Option("--publishable-key", help="pk_test_…/pk_live_…")],
+    secret_key: Annotated[
+        str | None,
+        typer.Option(
+            "--secret-key",
+            envvar="MERCHANT_BACKEND_SECRET_KEY",
+            show_envvar=True,
+            help="sk_…/rk_…, or '-' to read it from stdin",
+        ),
+    ] = None,
+    signing_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--signing-secret",
+            envvar="MERCHANT_BACKEND_SIGNING_SECRET",
+            show_envvar=True,
+            help="whsec_…, or '-' to read it from stdin",
+        ),
+    ] = None,
+) -> None:
+    """Store (or replace) a data set; secrets left out keep their stored values."""
+    e = _env(env)
+    lines = _stdin_lines()
+    data = DataSetInput(
+        account_id=account_id,
+        publishable_key=publishable_key,
+        secret_key=read_secret(secret_key, lines),
+        webhook_signing_secret=read_secret(signing_secret, lines),
+    )
+    with runtime() as rt:
+        ring = rt.keys.get()
+        with db.write(rt.engine) as conn:
+            _merchant(conn, merchant)
+            stored = datasets.save(conn, ring, merchant, e, data)
+        out(stored.as_json(rt.settings.public_url))
+
+
+@stripe_app.command("show")
+@guarded
+def stripe_show(merchant: MerchantOpt, env: EnvOpt) -> None:
+    """Show a data set, secrets masked, with its health."""
+    e = _env(env)
+    with runtime() as rt, db.read(rt.engine) as conn:
+        _merchant(conn, merchant)
+        stored = datasets.get(conn, merchant, e)
+        if stored is None:
+            raise LookupError(f"no {e} data set for {merchant}: run 'merchant-backend stripe set'")
+        out(stored.as_json(rt.settings.public_url))
+
+
+@stripe_app.command("roll-secret")
+@guarded
+def stripe_roll_secret(
+    merchant: MerchantOpt,
+    env: EnvOpt,
+    signing_secret: Annotated[
+        str,
+        typer.Option(
+            "--signing-secret",
+            envvar="MERCHANT_BACKEND_SIGNING_SECRET",
+            show_envvar=True,
+            help="the new whsec_…, or '-' to read it from stdin",
+        ),
+    ],
+    old_valid_for: Annotated[
+        int, typer.Option("--old-valid-for", help="seconds the old secret stays valid (0–86400)")
+    ] = 86400,
+) -> None:
+    """Make a new signing secret current and keep the old one valid for a while (Stripe's roll)."""
+    e = _env(env)
+    secret = read_secret(signing_secret, _stdin_lines())
+    assert secret is not None
+    with runtime() as rt:
+        ring = rt.keys.get()
+        with db.write(rt.engine) as conn:
+            _merchant(conn, merchant)
+            stored = datasets.roll_signing_secret(conn, ring, merchant, e, secret, old_valid_for)
+        out(stored.as_json(rt.settings.public_url))
+
+
+@events_app.command("replay")
+@guarded
+def events_replay(
+    merchant: MerchantOpt,
+    env: EnvOpt,
+    event_id: Annotated[str, typer.Argument(help="evt_…")],
+) -> None:
+    """Put an event back in line for the worker (any state, also dead)."""
+    from merchant_backend.clock import now
+
+    e = _env(env)
+    with runtime() as rt, db.write(rt.engine) as conn:
+        _merchant(conn, merchant)
+        if not inbox.replay(conn, merchant, e, event_id, now()):
+            raise LookupError(f"no event {event_id} in {e} for {merchant}")
+        entry = inbox.get(conn, merchant, e, event_id)
+        assert entry is not None
+        out(entry.as_json())
+
+
+@app.command("rotate-master-key")
+@guarded
+def rotate_master_key() -> None:
+    """Re-encrypt every stored secret with a new master key, without downtime.
+
+    With the key file: a new key is put first in the file (readers reload it when they meet
+    it), every secret is re-encrypted, then the old key is dropped. With
+    MERCHANT_BACKEND_MASTER_KEY: put the new key first, keep the old one after a comma,
+    restart readers, run this, then remove the old key.
+    """
+    with runtime() as rt:
+        settings = rt.settings
+        if settings.master_key is not None:
+            keys = parse_keys(settings.master_key.get_secret_value())
+            if len(keys) < 2:
+                raise BadInput(
+                    "MERCHANT_BACKEND_MASTER_KEY holds one key: set it to 'NEW,OLD' (NEW from "
+                    "a fresh 32-byte key), restart the service, then run this again",
+                    "MERCHANT_BACKEND_MASTER_KEY",
+                )
+            ring = rt.keys.get()
+            with db.write(rt.engine) as conn:
+                changed = datasets.reencrypt_all(conn, ring)
+            out(
+                {
+                    "reencrypted": changed,
+                    "next": "remove the old key from MERCHANT_BACKEND_MASTER_KEY and restart",
+                }
+            )
+            return
+        path = Path(settings.master_key_file)
+        old = [k.strip() for k in rt.keys.get_text().splitlines() if k.strip()]
+        new = generate_key()
+        write_key_file(path, [new, *old])
+        ring = rt.keys.reload()
+        with db.write(rt.engine) as conn:
+            changed = datasets.reencrypt_all(conn, ring)
+        # A second pass catches a secret written meanwhile by a process using the old key.
+        with db.write(rt.engine) as conn:
+            changed += datasets.reencrypt_all(conn, ring)
+        write_key_file(path, [new])
+        out({"reencrypted": changed, "key_file": str(path), "key_id": ring.primary_id})
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Prometheus metrics, one registry per process (served at ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+WEBHOOKS = Counter(
+    "merchant_backend_webhooks_total",
+    "Webhook deliveries by outcome (stored, duplicate, ignored, rejected, unavailable).",
+    ["env", "outcome"],
+)
+WEBHOOK_REJECTIONS = Counter(
+    "merchant_backend_webhook_rejections_total",
+    "Rejected webhook deliveries by reason; livemode/account mismatches mean a misconfiguration.",
+    ["env", "reason"],
+)
+INGEST_BATCH = Histogram(
+    "merchant_backend_ingest_batch_size",
+    "Events committed together by the inbox writer (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+INGEST_COMMIT_SECONDS = Histogram(
+    "merchant_backend_ingest_commit_seconds",
+    "Time to commit one inbox batch.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+EVENTS_PROCESSED = Counter(
+    "merchant_backend_events_processed_total",
+    "Inbox events handled by workers, by result (applied, failed, dead).",
+    ["result"],
+)
+WORKER_BATCH_SECONDS = Histogram(
+    "merchant_backend_worker_batch_seconds",
+    "Time to apply one batch of events.",
+)
+INBOX_BACKLOG = Gauge(
+    "merchant_backend_inbox_backlog",
+    "Events waiting to be applied (pending or failed), as last seen by this process's worker.",
+)
+STRIPE_API_CALLS = Counter(
+    "merchant_backend_stripe_api_calls_total",
+    "Calls to Stripe's API by operation and outcome.",
+    ["operation", "outcome"],
+)

@@ -1,0 +1,142 @@
+"""Group commit for the webhook inbox.
+
+Each request hands its event to one writer per process and waits for the commit. While a
+batch is being committed, new events queue up and go into the next batch together, so under
+load one fsync covers many requests, and a 2xx is still only sent after its own commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from merchant_backend import logs, metrics
+from merchant_backend.clock import now
+from merchant_backend.store import datasets, db, inbox
+from merchant_backend.store.rejections import record_rejections
+
+log = logs.get("merchant_backend.inbox")
+
+
+class InboxUnavailable(Exception):
+    """The event could not be committed; the caller answers 503 and Stripe retries."""
+
+
+@dataclass
+class _Pending:
+    event: inbox.NewEvent
+    future: asyncio.Future[bool]
+
+
+class InboxWriter:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 256,
+        max_queue: int = 20_000,
+        timeout: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.timeout = timeout
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        # Rejection counts are best effort: flushed with the next batch, never awaited.
+        self._rejections: dict[tuple[str, str, str], int] = defaultdict(int)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(), name="inbox-writer")
+        self._flusher = asyncio.create_task(self._flush_rejections(), name="rejection-flusher")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._flusher = None
+
+    async def _flush_rejections(self) -> None:
+        """Rejections without events to ride along with are written every few seconds."""
+        while True:
+            await asyncio.sleep(2.0)
+            if not self._rejections:
+                continue
+            rejections, self._rejections = self._rejections, defaultdict(int)
+            try:
+                await asyncio.to_thread(self._commit, [], dict(rejections))
+            except Exception as exc:
+                log.warning("could not record rejections", error=type(exc).__name__)
+
+    def note_rejection(self, merchant_id: str, env: str, reason: str) -> None:
+        self._rejections[(merchant_id, env, reason)] += 1
+
+    async def submit(self, event: inbox.NewEvent) -> bool:
+        """Wait until ``event`` is committed; True if it was new, False if a duplicate."""
+        if self._queue is None or self._task is None or self._task.done():
+            raise InboxUnavailable("inbox writer is not running")
+        if self._queue.qsize() >= self.max_queue:
+            raise InboxUnavailable("inbox queue is full")
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(event, future))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
+        except TimeoutError as exc:
+            raise InboxUnavailable("inbox commit timed out") from exc
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            rejections, self._rejections = self._rejections, defaultdict(int)
+            started = time.perf_counter()
+            try:
+                new = await asyncio.to_thread(self._commit, batch, dict(rejections))
+            except Exception as exc:
+                log.error(
+                    "inbox commit failed",
+                    events=len(batch),
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                )
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(InboxUnavailable("inbox commit failed"))
+                continue
+            metrics.INGEST_COMMIT_SECONDS.observe(time.perf_counter() - started)
+            metrics.INGEST_BATCH.observe(len(batch))
+            for item in batch:
+                key = (item.event.merchant_id, item.event.env, item.event.event_id)
+                if not item.future.done():
+                    item.future.set_result(key in new)
+                # The first copy of an event in a batch is the new one; repeats are duplicates.
+                new.discard(key)
+
+    def _commit(
+        self, batch: list[_Pending], rejections: dict[tuple[str, str, str], int]
+    ) -> set[tuple[str, str, str]]:
+        at = now()
+        if not batch and not rejections:
+            return set()
+        with db.write(self.engine) as conn:
+            new = inbox.insert_new(conn, [p.event for p in batch], at)
+            for merchant_id, env in {(p.event.merchant_id, p.event.env) for p in batch}:
+                datasets.record_delivery(conn, merchant_id, env, at)
+            if rejections:
+                record_rejections(conn, rejections, at)
+        return new

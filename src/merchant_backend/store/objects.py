@@ -1,0 +1,224 @@
+"""Projections: the newest snapshot of each Stripe object, and the events applied to it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select, tuple_
+
+from merchant_backend.clock import now
+from merchant_backend.store.schema import object_events, stripe_objects
+from merchant_backend.store.upsert import insert_for
+from merchant_backend.sync.handlers import Snapshot
+
+OBJECT_TYPES = ("account", "payment_intent", "customer", "payment_method", "dispute")
+
+
+def newest_per_object(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
+    """One snapshot per object, the greatest by order key, sorted by primary key.
+
+    One statement may not update a row twice, and a fixed order keeps two PostgreSQL
+    workers that touch the same objects from deadlocking.
+    """
+    best: dict[tuple[str, str], Snapshot] = {}
+    for snap in snapshots:
+        key = (snap.object_type, snap.stripe_id)
+        held = best.get(key)
+        if held is None or snap.order_key > held.order_key:
+            best[key] = snap
+    return [best[k] for k in sorted(best)]
+
+
+def apply_snapshots(
+    conn: Connection, merchant_id: str, env: str, snapshots: Sequence[Snapshot]
+) -> None:
+    """Write snapshots; a stored one is replaced only by one with a greater order key."""
+    if not snapshots:
+        return
+    at = now()
+    rows = [
+        {
+            "merchant_id": merchant_id,
+            "env": env,
+            "object_type": s.object_type,
+            "stripe_id": s.stripe_id,
+            "status": s.status,
+            "customer_id": s.customer_id,
+            "parent_id": s.parent_id,
+            "amount": s.amount,
+            "currency": s.currency,
+            "created": s.created,
+            "data": json.dumps(s.data, separators=(",", ":")),
+            "order_key": s.order_key,
+            "last_event_id": s.event_id,
+            "last_event_created": s.event_created,
+            "synced_at": at,
+        }
+        for s in newest_per_object(snapshots)
+    ]
+    stmt = insert_for(conn, stripe_objects)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["merchant_id", "env", "object_type", "stripe_id"],
+        set_={
+            c: getattr(excluded, c)
+            for c in (
+                "status",
+                "customer_id",
+                "amount",
+                "currency",
+                "created",
+                "data",
+                "order_key",
+                "last_event_id",
+                "last_event_created",
+                "synced_at",
+            )
+        }
+        # A later snapshot without a parent (e.g. a card event) keeps the known parent.
+        | {"parent_id": func.coalesce(excluded.parent_id, stripe_objects.c.parent_id)},
+        where=stripe_objects.c.order_key < excluded.order_key,
+    )
+    conn.execute(stmt, rows)
+
+
+def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    stmt = insert_for(conn, object_events).on_conflict_do_nothing()
+    conn.execute(stmt, rows)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    object_type: str
+    stripe_id: str
+    data: dict[str, Any]
+    last_event_id: str | None
+    last_event_created: int | None
+    synced_at: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.stripe_id,
+            "object_type": self.object_type,
+            "object": self.data,
+            "last_event_id": self.last_event_id,
+            "last_event_created": self.last_event_created,
+            "synced_at": int(self.synced_at),
+        }
+
+
+def _to_stored(row: Any) -> StoredObject:
+    return StoredObject(
+        object_type=row.object_type,
+        stripe_id=row.stripe_id,
+        data=json.loads(row.data),
+        last_event_id=row.last_event_id,
+        last_event_created=row.last_event_created,
+        synced_at=row.synced_at,
+    )
+
+
+def _scope(merchant_id: str, env: str, object_type: str) -> Any:
+    return and_(
+        stripe_objects.c.merchant_id == merchant_id,
+        stripe_objects.c.env == env,
+        stripe_objects.c.object_type == object_type,
+    )
+
+
+def get(
+    conn: Connection, merchant_id: str, env: str, object_type: str, stripe_id: str
+) -> StoredObject | None:
+    row = conn.execute(
+        select(stripe_objects).where(
+            _scope(merchant_id, env, object_type), stripe_objects.c.stripe_id == stripe_id
+        )
+    ).first()
+    return _to_stored(row) if row else None
+
+
+def list_page(
+    conn: Connection,
+    merchant_id: str,
+    env: str,
+    object_type: str,
+    *,
+    limit: int,
+    starting_after: str | None = None,
+    status: str | None = None,
+    customer_id: str | None = None,
+) -> tuple[list[StoredObject], bool]:
+    """Newest first (by Stripe's ``created``), Stripe-style cursor pagination."""
+    query = select(stripe_objects).where(_scope(merchant_id, env, object_type))
+    if status is not None:
+        query = query.where(stripe_objects.c.status == status)
+    if customer_id is not None:
+        query = query.where(stripe_objects.c.customer_id == customer_id)
+    if starting_after is not None:
+        anchor = conn.execute(
+            select(stripe_objects.c.created, stripe_objects.c.stripe_id).where(
+                _scope(merchant_id, env, object_type),
+                stripe_objects.c.stripe_id == starting_after,
+            )
+        ).first()
+        if anchor is None:
+            raise LookupError(starting_after)
+        query = query.where(
+            or_(
+                stripe_objects.c.created < anchor.created,
+                and_(
+                    stripe_objects.c.created == anchor.created,
+                    stripe_objects.c.stripe_id < anchor.stripe_id,
+                ),
+            )
+        )
+    rows = conn.execute(
+        query.order_by(stripe_objects.c.created.desc(), stripe_objects.c.stripe_id.desc()).limit(
+            limit + 1
+        )
+    ).all()
+    return [_to_stored(r) for r in rows[:limit]], len(rows) > limit
+
+
+def history(conn: Connection, merchant_id: str, env: str, stripe_id: str) -> list[dict[str, Any]]:
+    """The events applied to an object, oldest first (a payment's timeline)."""
+    rows = conn.execute(
+        select(object_events)
+        .where(
+            object_events.c.merchant_id == merchant_id,
+            object_events.c.env == env,
+            object_events.c.stripe_id == stripe_id,
+        )
+        .order_by(object_events.c.event_created, object_events.c.event_id)
+    )
+    return [
+        {
+            "event_id": r.event_id,
+            "type": r.event_type,
+            "created": r.event_created,
+            "applied_at": int(r.applied_at),
+        }
+        for r in rows
+    ]
+
+
+def counts_by_key(
+    conn: Connection, merchant_id: str, env: str, keys: Sequence[tuple[str, str]]
+) -> int:
+    """How many of ``(object_type, stripe_id)`` exist (used by tests and reconcile)."""
+    if not keys:
+        return 0
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                stripe_objects.c.merchant_id == merchant_id,
+                stripe_objects.c.env == env,
+                tuple_(stripe_objects.c.object_type, stripe_objects.c.stripe_id).in_(keys),
+            )
+        ).scalar_one()
+    )

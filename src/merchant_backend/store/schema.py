@@ -1,0 +1,173 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations create it; this is the map.
+
+Timestamps we take ourselves are unix seconds as floats; Stripe's ``created`` stays an integer.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+stripe_datasets = Table(
+    "stripe_datasets",
+    metadata,
+    Column(
+        "merchant_id", String(40), ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("env", String(5), primary_key=True),
+    Column("account_id", String(80), nullable=False),
+    Column("publishable_key", String(300), nullable=False),
+    Column("secret_key_enc", Text, nullable=False),
+    Column("secret_key_hint", String(40), nullable=False),
+    Column("signing_secret_enc", Text),
+    Column("signing_secret_hint", String(40)),
+    # During a roll Stripe signs with both secrets; the old one is accepted until it expires.
+    Column("previous_signing_secret_enc", Text),
+    Column("previous_signing_secret_hint", String(40)),
+    Column("previous_signing_secret_expires_at", Float),
+    Column("webhook_endpoint_id", String(80)),
+    Column("verify_report", Text),
+    Column("verified_at", Float),
+    Column("last_delivery_at", Float),
+    Column("version", Integer, nullable=False, default=1),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "merchant_id", String(40), ForeignKey("merchants.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("env", String(5), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("type", String(120), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("object_type", String(40)),
+    Column("object_id", String(255)),
+    Column("received_at", Float, nullable=False),
+    Column("source", String(10), nullable=False),
+    # The exact bytes Stripe sent (or the event as fetched by reconcile).
+    Column("payload", LargeBinary, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("locked_by", String(80)),
+    Column("applied_at", Float),
+    UniqueConstraint("merchant_id", "env", "event_id"),
+    Index("ix_events_claim", "state", "next_attempt_at"),
+    Index("ix_events_list", "merchant_id", "env", "created", "id"),
+    Index("ix_events_object", "merchant_id", "env", "object_id"),
+)
+
+stripe_objects = Table(
+    "stripe_objects",
+    metadata,
+    Column(
+        "merchant_id", String(40), ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("env", String(5), primary_key=True),
+    Column("object_type", String(40), primary_key=True),
+    Column("stripe_id", String(255), primary_key=True),
+    Column("status", String(40)),
+    Column("customer_id", String(255)),
+    Column("parent_id", String(255)),
+    Column("amount", BigInteger),
+    Column("currency", String(3)),
+    Column("created", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),
+    # Sortable text: a snapshot replaces the stored one only if its key is greater.
+    Column("order_key", String(300), nullable=False),
+    Column("last_event_id", String(255)),
+    Column("last_event_created", BigInteger),
+    Column("synced_at", Float, nullable=False),
+    Index("ix_stripe_objects_list", "merchant_id", "env", "object_type", "created", "stripe_id"),
+    Index("ix_stripe_objects_customer", "merchant_id", "env", "customer_id"),
+)
+
+object_events = Table(
+    "object_events",
+    metadata,
+    Column(
+        "merchant_id", String(40), ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("env", String(5), primary_key=True),
+    Column("stripe_id", String(255), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+    Column("object_type", String(40), nullable=False),
+    Column("event_type", String(120), nullable=False),
+    Column("event_created", BigInteger, nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
+
+reconcile_state = Table(
+    "reconcile_state",
+    metadata,
+    Column(
+        "merchant_id", String(40), ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("env", String(5), primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+webhook_rejections = Table(
+    "webhook_rejections",
+    metadata,
+    Column(
+        "merchant_id", String(40), ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("env", String(5), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("reason", String(40), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id", ondelete="CASCADE")),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Everything that speaks Stripe: event types, signatures, event shapes and the API client."""

@@ -1,0 +1,101 @@
+"""``Stripe-Signature`` checks, as pure functions of (body, header, secrets, now).
+
+The header is parsed strictly (exactly one ``t=``, at least one ``v1=``; other schemes such as
+``v0`` are ignored, as Stripe documents), then the HMAC comparison itself is the Stripe SDK's
+(constant time). The SDK only rejects *old* timestamps; we also reject ones from the future,
+since a clock that far ahead means a replayable signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import stripe
+
+
+class SignatureRejected(Exception):
+    """Carries a short machine reason (for metrics) and a message (never a secret)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ParsedHeader:
+    timestamp: int
+    signatures: tuple[str, ...]
+
+
+def parse_header(header: str | None) -> ParsedHeader:
+    if not header:
+        raise SignatureRejected("missing_signature", "missing Stripe-Signature header")
+    if len(header) > 4096:
+        raise SignatureRejected("malformed_signature", "Stripe-Signature header is too long")
+    timestamps: list[str] = []
+    v1: list[str] = []
+    for item in header.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key or not value:
+            raise SignatureRejected("malformed_signature", "Stripe-Signature has a malformed part")
+        if key == "t":
+            timestamps.append(value)
+        elif key == "v1":
+            v1.append(value)
+    if len(timestamps) != 1:
+        raise SignatureRejected(
+            "malformed_signature", "Stripe-Signature must carry exactly one timestamp (t=)"
+        )
+    if not timestamps[0].isdigit() or len(timestamps[0]) > 12:
+        raise SignatureRejected("malformed_signature", "Stripe-Signature timestamp is not a number")
+    if not v1:
+        raise SignatureRejected("malformed_signature", "Stripe-Signature has no v1 signature")
+    return ParsedHeader(int(timestamps[0]), tuple(v1))
+
+
+def verify(
+    body: bytes,
+    header: str | None,
+    secrets: Sequence[str],
+    *,
+    now: float,
+    tolerance: int,
+) -> ParsedHeader:
+    """Return the parsed header if one of ``secrets`` signed ``body``; raise otherwise."""
+    parsed = parse_header(header)
+    if not secrets:
+        raise SignatureRejected(
+            "no_signing_secret",
+            "no webhook signing secret is stored for this environment: paste it or provision "
+            "the webhook",
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SignatureRejected("not_an_event", "body is not UTF-8 text") from exc
+    matched = False
+    for secret in secrets:
+        try:
+            # Tolerance is checked below, on both sides of now.
+            stripe.WebhookSignature.verify_header(text, header, secret, tolerance=None)
+        except stripe.SignatureVerificationError:
+            continue
+        matched = True
+        break
+    if not matched:
+        raise SignatureRejected("bad_signature", "no valid signature for this body")
+    if abs(now - parsed.timestamp) > tolerance:
+        raise SignatureRejected(
+            "timestamp_out_of_tolerance",
+            f"signature timestamp is more than {tolerance} s away from the server's clock",
+        )
+    return parsed
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The header Stripe would send; used by tests, benchmarks and fake servers."""
+    header: str = stripe.WebhookSignature.generate_signature_header(
+        body.decode("utf-8"), secret, timestamp
+    )
+    return header

@@ -1,0 +1,1 @@
+"""Turning Stripe events into the current state of a merchant's objects."""

@@ -1,0 +1,72 @@
+"""Apply a batch of inbox events to the projections, in one transaction.
+
+Parsing and handling are pure and done first, per event, so one malformed event fails alone;
+then every good snapshot is written with one upsert per batch (the store keeps the newest by
+the ordering rule), their history is recorded, and the events are marked applied.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy import Connection
+
+from merchant_backend.store import inbox, objects
+from merchant_backend.sync.handlers import EventNotUnderstood, Snapshot, snapshots_for
+
+
+@dataclass
+class BatchResult:
+    applied: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def plan(
+    batch: Sequence[inbox.ClaimedEvent],
+) -> tuple[
+    dict[tuple[str, str], list[Snapshot]], list[tuple[inbox.ClaimedEvent, Snapshot]], BatchResult
+]:
+    """Pure: group snapshots per (merchant, env) and note the events that cannot be handled."""
+    result = BatchResult()
+    grouped: dict[tuple[str, str], list[Snapshot]] = defaultdict(list)
+    touched: list[tuple[inbox.ClaimedEvent, Snapshot]] = []
+    for item in batch:
+        try:
+            doc = orjson.loads(item.payload)
+            snaps = snapshots_for(doc)
+        except (orjson.JSONDecodeError, EventNotUnderstood) as exc:
+            result.failed[item.id] = str(exc)
+            continue
+        grouped[(item.merchant_id, item.env)].extend(snaps)
+        touched.extend((item, s) for s in snaps)
+        result.applied.append(item.id)
+    return grouped, touched, result
+
+
+def apply_batch(
+    conn: Connection, batch: Sequence[inbox.ClaimedEvent], worker_id: str, at: float
+) -> BatchResult:
+    grouped, touched, result = plan(batch)
+    for (merchant_id, env), snaps in sorted(grouped.items()):
+        objects.apply_snapshots(conn, merchant_id, env, snaps)
+    objects.record_history(
+        conn,
+        [
+            {
+                "merchant_id": item.merchant_id,
+                "env": item.env,
+                "stripe_id": snap.stripe_id,
+                "event_id": item.event_id,
+                "object_type": snap.object_type,
+                "event_type": item.type,
+                "event_created": item.created,
+                "applied_at": at,
+            }
+            for item, snap in touched
+        ],
+    )
+    inbox.mark_applied(conn, result.applied, worker_id, at)
+    return result

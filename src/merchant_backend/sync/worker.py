@@ -1,0 +1,144 @@
+"""The worker: lease due events from the inbox, apply them, retry failures, give up on poison.
+
+Runs as a thread inside ``serve`` or as ``merchant-backend worker`` processes. Any number may
+run against PostgreSQL; each batch is leased first (so a killed worker's events come back when
+the lease runs out) and then applied and marked in one transaction (so nothing is half-applied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func, select
+
+from merchant_backend import logs, metrics
+from merchant_backend.clock import now
+from merchant_backend.settings import Settings
+from merchant_backend.store import db, inbox
+from merchant_backend.store.schema import events
+from merchant_backend.sync.apply import apply_batch
+from merchant_backend.sync.retry import gives_up, retry_delay
+
+log = logs.get("merchant_backend.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Worker:
+    engine: Engine
+    settings: Settings
+    worker_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.worker_id = self.worker_id or new_worker_id()
+        self._stop = threading.Event()
+
+    def run_once(self) -> int:
+        """Claim and apply one batch; returns how many events it handled."""
+        s = self.settings
+        at = now()
+        with db.write(self.engine) as conn:
+            batch = inbox.claim(
+                conn,
+                self.worker_id,
+                now=at,
+                lease_seconds=s.worker_lease_seconds,
+                limit=s.worker_batch_size,
+            )
+        if not batch:
+            return 0
+        started = time.perf_counter()
+        try:
+            with db.write(self.engine) as conn:
+                result = apply_batch(conn, batch, self.worker_id, now())
+        except Exception as exc:  # the database failed the batch: every event retries
+            log.warning("batch failed", events=len(batch), error=type(exc).__name__)
+            self._fail(batch, {b.id: f"{type(exc).__name__}: {exc}" for b in batch})
+            return len(batch)
+        metrics.WORKER_BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.EVENTS_PROCESSED.labels("applied").inc(len(result.applied))
+        if result.failed:
+            self._fail([b for b in batch if b.id in result.failed], result.failed)
+        return len(batch)
+
+    def _fail(self, batch: list[inbox.ClaimedEvent], errors: dict[int, str]) -> None:
+        s = self.settings
+        at = now()
+        with db.write(self.engine) as conn:
+            for item in batch:
+                dead = gives_up(item.attempts, s.worker_max_attempts)
+                delay = retry_delay(
+                    item.attempts, base=s.worker_backoff_base, cap=s.worker_backoff_max
+                )
+                inbox.mark_failed(
+                    conn,
+                    item.id,
+                    self.worker_id,
+                    error=errors[item.id],
+                    dead=dead,
+                    retry_at=at + delay,
+                )
+                metrics.EVENTS_PROCESSED.labels("dead" if dead else "failed").inc()
+                log.warning(
+                    "event failed",
+                    event_id=item.event_id,
+                    type=item.type,
+                    attempts=item.attempts,
+                    dead=dead,
+                    error=errors[item.id][:300],
+                )
+
+    def drain(self, max_batches: int = 1_000_000) -> int:
+        """Apply everything that is due now (used by tests, replay and reconcile)."""
+        total = 0
+        for _ in range(max_batches):
+            n = self.run_once()
+            if n == 0:
+                break
+            total += n
+        return total
+
+    def backlog(self) -> int:
+        with db.read(self.engine) as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(events.c.state.in_(("pending", "failed")))
+                ).scalar_one()
+            )
+
+    def run_forever(self) -> None:
+        log.info("worker started", worker_id=self.worker_id)
+        idle_rounds = 0
+        while not self._stop.is_set():
+            try:
+                handled = self.run_once()
+            except Exception as exc:  # database unreachable: wait and try again
+                log.error("worker round failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                handled = 0
+                self._stop.wait(min(5.0, self.settings.worker_poll_interval * 10))
+            if handled:
+                idle_rounds = 0
+                continue
+            idle_rounds += 1
+            if idle_rounds % 50 == 1:
+                with contextlib.suppress(Exception):  # a gauge is not worth a crash
+                    metrics.INBOX_BACKLOG.set(self.backlog())
+            self._stop.wait(self.settings.worker_poll_interval)
+        log.info("worker stopped", worker_id=self.worker_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="event-worker", daemon=True)
+        thread.start()
+        return thread
