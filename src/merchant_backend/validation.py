@@ -14,10 +14,20 @@ Env = Literal["stage", "live"]
 ENVS: tuple[Env, ...] = ("stage", "live")
 
 # Stripe ids and keys are ASCII letters and digits after their prefix (keys may carry '_').
-_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,64}")
-_KEY_BODY = re.compile(r"[A-Za-z0-9_]{8,255}")
-_WHSEC_BODY = re.compile(r"[A-Za-z0-9+/=_-]{8,255}")
+_ACCOUNT_BODY = re.compile(r"[A-Za-z0-9]+")
+_KEY_BODY = re.compile(r"[A-Za-z0-9_]+")
+_WHSEC_BODY = re.compile(r"[A-Za-z0-9+/=_-]+")
 _WHITESPACE = re.compile(r"\s")
+
+# Sane lengths: Stripe's keys are far shorter than 255 today, and an account id is acct_ and
+# 16 characters; the limits only catch a paste of something else (and fit the columns).
+MAX_LENGTH = {
+    "account_id": 69,
+    "publishable_key": 255,
+    "secret_key": 255,
+    "webhook_signing_secret": 255,
+}
+MIN_BODY = 8  # characters after the prefix; a real key or secret has 24 or more
 
 MODE = {"stage": "test", "live": "live"}
 MODE_WORD = {"stage": "test", "live": "live"}
@@ -29,6 +39,7 @@ WHERE = {
         "Stripe → Developers → Webhooks → your endpoint → Signing secret → Reveal"
     ),
 }
+_KEY_PREFIXES = ("pk_", "sk_", "rk_", "whsec_")
 
 
 @dataclass(frozen=True)
@@ -56,9 +67,32 @@ def _common(field: str, value: str | None, label: str) -> str | None:
         return f"{label} is missing: copy it from {WHERE[field]}"
     if _WHITESPACE.search(value):
         return f"{label} contains spaces or line breaks: copy it again without them"
-    if len(value) > 300:
-        return f"{label} is too long ({len(value)} characters): copy only the {label}"
+    if len(value) > MAX_LENGTH[field]:
+        return (
+            f"{label} is too long ({len(value)} characters, at most {MAX_LENGTH[field]}): "
+            f"copy only the {label}"
+        )
     return None
+
+
+def _body(label: str, body: str, pattern: re.Pattern[str], allowed: str) -> str | None:
+    """The part after a correct prefix: long enough, and only the characters Stripe uses."""
+    if len(body) < MIN_BODY:
+        return f"{label} is too short: copy the whole {label}, not part of it"
+    if not pattern.fullmatch(body):
+        return f"{label} contains characters other than {allowed}: copy it again from Stripe"
+    return None
+
+
+def _kind(value: str) -> str:
+    """What a pasted value is, named without showing it (for swapped-field messages)."""
+    if value.startswith("pk_"):
+        return "a publishable key (pk_…)"
+    if value.startswith(("sk_", "rk_")):
+        return f"a secret key ({value[:3]}…)"
+    if value.startswith("whsec_"):
+        return "a webhook signing secret (whsec_…)"
+    return "something else"
 
 
 def check_account_id(value: str | None) -> str | None:
@@ -66,11 +100,21 @@ def check_account_id(value: str | None) -> str | None:
     if problem:
         return problem
     assert value is not None
-    if not _ACCOUNT.fullmatch(value):
+    if value.startswith(_KEY_PREFIXES):
+        return (
+            f"this is {_kind(value)}, not the account id: the account id starts with acct_; "
+            f"find it under {WHERE['account_id']}"
+        )
+    if not value.startswith("acct_"):
         return (
             "account id must be 'acct_' followed by letters and digits, e.g. acct_1A2b3C4d; "
             f"find it under {WHERE['account_id']}"
         )
+    body = value[len("acct_") :]
+    if not body:
+        return f"account id is incomplete: copy the whole id from {WHERE['account_id']}"
+    if not _ACCOUNT_BODY.fullmatch(body):
+        return "account id must be 'acct_' followed by letters and digits only, e.g. acct_1A2b3C4d"
     return None
 
 
@@ -93,9 +137,17 @@ def check_publishable_key(value: str | None, env: Env) -> str | None:
         return (
             f"this is a secret key, not the publishable key: copy the key that starts with {want}"
         )
-    if not value.startswith(want) or not _KEY_BODY.fullmatch(value[len(want) :]):
-        return f"publishable key must start with {want} followed by letters and digits"
-    return None
+    if value.startswith(("whsec_", "acct_")):
+        return (
+            f"this is {'the account id' if value.startswith('acct_') else _kind(value)}, not the "
+            f"publishable key: copy the key that starts with {want} from {WHERE['publishable_key']}"
+        )
+    if not value.startswith(want):
+        return (
+            f"publishable key must start with {want} followed by letters and digits; "
+            f"find it under {WHERE['publishable_key']}"
+        )
+    return _body("publishable key", value[len(want) :], _KEY_BODY, "letters, digits and '_'")
 
 
 def check_secret_key(value: str | None, env: Env) -> str | None:
@@ -114,9 +166,15 @@ def check_secret_key(value: str | None, env: Env) -> str | None:
             "this is the publishable key, not the secret key: reveal and copy the key that starts "
             f"with sk_{mode}_"
         )
+    if value.startswith(("whsec_", "acct_")):
+        return (
+            f"this is {'the account id' if value.startswith('acct_') else _kind(value)}, not the "
+            f"secret key: reveal and copy the key that starts with sk_{mode}_ from "
+            f"{WHERE['secret_key']}"
+        )
     for prefix in (f"sk_{mode}_", f"rk_{mode}_"):
-        if value.startswith(prefix) and _KEY_BODY.fullmatch(value[len(prefix) :]):
-            return None
+        if value.startswith(prefix):
+            return _body("secret key", value[len(prefix) :], _KEY_BODY, "letters, digits and '_'")
     return f"secret key must start with sk_{mode}_ (or rk_{mode}_ for a restricted key)"
 
 
@@ -125,12 +183,20 @@ def check_signing_secret(value: str | None) -> str | None:
     if problem:
         return problem
     assert value is not None
-    if not value.startswith("whsec_") or not _WHSEC_BODY.fullmatch(value[6:]):
+    if value.startswith(("pk_", "sk_", "rk_", "acct_")):
+        return (
+            f"this is {'the account id' if value.startswith('acct_') else _kind(value)}, not the "
+            "webhook signing secret: copy the secret that starts with whsec_ from "
+            f"{WHERE['webhook_signing_secret']}"
+        )
+    if not value.startswith("whsec_"):
         return (
             "webhook signing secret must start with whsec_; find it under "
             f"{WHERE['webhook_signing_secret']}"
         )
-    return None
+    return _body(
+        "webhook signing secret", value[len("whsec_") :], _WHSEC_BODY, "letters, digits and +/=_-"
+    )
 
 
 @dataclass(frozen=True)
