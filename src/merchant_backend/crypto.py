@@ -113,20 +113,47 @@ def secret_aad(merchant_id: str, env: str, field: str) -> str:
     return f"merchant-backend/{merchant_id}/{env}/{field}"
 
 
-def write_key_file(path: Path, keys: Iterable[str]) -> None:
-    """Write keys atomically with mode 0600 (created that way, never widened)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+def _write_private(path: Path, keys: Iterable[str]) -> None:
+    # Created with mode 0600 from the start (never widened), and fsynced before it is published.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(keys) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _tmp_beside(path: Path) -> Path:
+    # Unique per writer, so two processes never write into the same temporary file; the
+    # ".key.tmp" ending keeps a leftover of a crash out of git (.gitignore).
+    return path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.key.tmp")
+
+
+def write_key_file(path: Path, keys: Iterable[str]) -> None:
+    """Replace the key file atomically, mode 0600."""
+    tmp = _tmp_beside(path)
+    _write_private(tmp, keys)
     os.replace(tmp, path)
+
+
+def _create_key_file(path: Path) -> None:
+    """Create the key file unless it exists; of two processes racing, both end up with one key.
+
+    ``os.link`` fails if the name exists, so a second process can never replace a key the
+    first one may already have used to encrypt.
+    """
+    tmp = _tmp_beside(path)
+    _write_private(tmp, [generate_key()])
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
 
 
 def load_or_create_key_file(path: Path) -> str:
     if not path.exists():
-        write_key_file(path, [generate_key()])
+        _create_key_file(path)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise MasterKeyError(
@@ -135,13 +162,23 @@ def load_or_create_key_file(path: Path) -> str:
     return path.read_text()
 
 
+# The part of a secret that only says what kind it is.
+_KINDS = (
+    *(f"{kind}_{mode}_" for kind in ("sk", "rk", "pk") for mode in ("test", "live")),
+    "whsec_",
+    "mbt_",
+    "mbs_",
+)
+
+
 def mask(secret: str | None) -> str | None:
     """``sk_test_…4242``: the kind of key and its last four characters, never more."""
     if not secret:
         return None
-    head = secret.split("_")
-    prefix = "_".join(head[:2]) + "_" if len(head) >= 3 else head[0] + "_"
-    return f"{prefix}…{secret[-4:]}" if len(secret) > len(prefix) + 8 else f"{prefix}…"
+    prefix = next((k for k in _KINDS if secret.startswith(k)), "")
+    # Short values show no tail: four characters of a short secret are too much of it.
+    tail = secret[-4:] if len(secret) >= len(prefix) + 16 else ""
+    return f"{prefix}…{tail}"
 
 
 def new_token(prefix: str, nbytes: int = 32) -> str:
