@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from merchant_backend.clock import now
-from merchant_backend.crypto import Keyring, mask, secret_aad
+from merchant_backend.crypto import DecryptionError, Keyring, mask, secret_aad
 from merchant_backend.store.schema import stripe_datasets
 from merchant_backend.validation import (
     DataSetInput,
@@ -254,7 +254,7 @@ def roll_signing_secret(
         )
     row = conn.execute(select(stripe_datasets).where(_where(merchant_id, env))).first()
     if row is None:
-        raise LookupError("no data set")
+        raise LookupError(f"no {env} data set for {merchant_id}: store one first (stripe set)")
     if errors:
         raise ValidationFailed(errors)
     at = now()
@@ -296,7 +296,11 @@ def secrets(conn: Connection, ring_for: Any, merchant_id: str, env: str) -> Data
         if not token:
             return None
         ring: Keyring = ring_for(token)
-        return ring.decrypt(token, secret_aad(merchant_id, env, field))
+        try:
+            return ring.decrypt(token, secret_aad(merchant_id, env, field))
+        except DecryptionError as exc:
+            # Say which secret, so an operator knows where to look (never the value).
+            raise DecryptionError(f"{field} of {merchant_id}/{env}: {exc}") from exc
 
     secret_key = dec(row.secret_key_enc, "secret_key")
     assert secret_key is not None
@@ -336,8 +340,8 @@ def record_delivery(conn: Connection, merchant_id: str, env: str, at: float) -> 
 def reencrypt_all(conn: Connection, ring: Keyring, batch: int = 100) -> int:
     """Re-encrypt every secret not yet under the primary key; returns how many rows changed.
 
-    Each row is rewritten in its own small step, so readers never wait long and always find a
-    ciphertext that one of the keys in the ring can open.
+    Readers never wait for it (WAL on SQLite, MVCC on PostgreSQL) and always find a ciphertext
+    that a ring holding both keys opens; writers wait only for this one short transaction.
     """
     changed = 0
     rows = conn.execute(select(stripe_datasets)).all()
