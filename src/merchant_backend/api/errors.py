@@ -9,7 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from merchant_backend import logs
+from merchant_backend.crypto import DecryptionError
 from merchant_backend.validation import ValidationFailed
+
+log = logs.get("merchant_backend.api")
 
 
 class ApiError(Exception):
@@ -92,6 +96,21 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         return JSONResponse(
             error_body("invalid_request", first["message"] or "", first["field"], errors), 422
+        )
+
+    @app.exception_handler(DecryptionError)
+    async def _secret_unreadable(_request: Request, exc: DecryptionError) -> JSONResponse:
+        # The message names the field and row, never the value; an operator must act.
+        log.error("stored secret unreadable", detail=str(exc))
+        return JSONResponse(error_body("secret_unreadable", str(exc)), 500)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Starlette logs the traceback (through the redacting log setup); the client gets the
+        # same JSON shape as every other error, without internals that could carry data.
+        return JSONResponse(
+            error_body("internal_error", "internal error; the operator's log has the details"),
+            500,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, StringConstraints
 
 from merchant_backend.api.auth import Principal, admin, runtime
 from merchant_backend.runtime import Runtime
@@ -16,7 +16,8 @@ router = APIRouter(prefix="/api/v1/merchants", tags=["merchants"])
 
 
 class MerchantCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    # Stripped before the length check, so "   " is refused rather than stored as "".
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 @router.post("", status_code=201)
@@ -25,7 +26,7 @@ def create_merchant(
 ) -> dict[str, Any]:
     """Create a merchant. Its `api_token` is shown in this answer only."""
     with db.write(rt.engine) as conn:
-        merchant, token = merchant_store.create(conn, body.name.strip())
+        merchant, token = merchant_store.create(conn, body.name)
     return {"id": merchant.id, "name": merchant.name, "api_token": token}
 
 
