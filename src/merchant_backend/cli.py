@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from merchant_backend import logs
 from merchant_backend.crypto import MasterKeyError, generate_key, parse_keys, write_key_file
@@ -26,8 +27,57 @@ from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.migrate import upgrade
 from merchant_backend.validation import DataSetInput, Env, ValidationFailed, validate_env
 
+
+def write_error(
+    error_code: str,
+    message: str,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> None:
+    body: dict[str, Any] = {"code": error_code, "message": message, "field": field}
+    if errors:
+        body["errors"] = errors
+    sys.stderr.write(json.dumps({"error": body}, ensure_ascii=False) + "\n")
+
+
+class JsonUsageErrors(TyperGroup):
+    """Click's usage errors (a missing option, a malformed number) as the same JSON error on
+    stderr with exit 2, so scripts parse one error shape whatever went wrong."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except typer.TyperException as exc:
+            # typer's own copy of click raises these; their exit_code is 2 for usage errors.
+            code = int(getattr(exc, "exit_code", 1))
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # type: ignore[attr-defined]  # a bare group prints its help
+            else:
+                param = getattr(exc, "param", None)
+                opts = getattr(param, "opts", None)
+                field = opts[0] if opts else getattr(param, "name", None)
+                kind = "invalid_request" if code == 2 else "error"
+                write_error(kind, exc.format_message(), field)
+        except typer.Abort:
+            write_error("aborted", "aborted")
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+
 app = typer.Typer(
     name="merchant-backend",
+    cls=JsonUsageErrors,
     help="Connect merchants' Stripe accounts and keep their payment state true.",
     no_args_is_help=True,
     add_completion=False,
@@ -63,10 +113,7 @@ def fail(
     field: str | None = None,
     errors: list[dict[str, Any]] | None = None,
 ) -> NoReturn:
-    body: dict[str, Any] = {"code": error_code, "message": message, "field": field}
-    if errors:
-        body["errors"] = errors
-    sys.stderr.write(json.dumps({"error": body}, ensure_ascii=False) + "\n")
+    write_error(error_code, message, field, errors)
     raise typer.Exit(code)
 
 
@@ -354,6 +401,10 @@ def rotate_master_key() -> None:
         with db.write(rt.engine) as conn:
             changed += datasets.reencrypt_all(conn, ring)
         write_key_file(path, [new])
+        # A writer that loaded the old key just before the file changed may still commit with
+        # it; this process still holds the old key in memory, so one last pass moves that too.
+        with db.write(rt.engine) as conn:
+            changed += datasets.reencrypt_all(conn, ring)
         out({"reencrypted": changed, "key_file": str(path), "key_id": ring.primary_id})
 
 
