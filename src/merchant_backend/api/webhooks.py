@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from merchant_backend import logs, metrics
 from merchant_backend.api.errors import error_body
 from merchant_backend.clock import now
+from merchant_backend.runtime import Runtime
+from merchant_backend.store import db
+from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.inbox import NewEvent
 from merchant_backend.store.inbox_writer import InboxUnavailable, InboxWriter
-from merchant_backend.store.secret_cache import SecretCache
+from merchant_backend.store.secret_cache import Credentials, SecretCache
 from merchant_backend.stripe.signature import SignatureRejected, verify
 from merchant_backend.stripe.webhook_event import check_belongs, parse_event
 from merchant_backend.validation import ENVS
@@ -68,12 +72,20 @@ async def receive(request: Request) -> Response:
     settings = state.runtime.settings
 
     if env not in ENVS:
+        # Counted under "unknown" only: the path's env is free text, and the rejections table
+        # (and a metrics label) must not take arbitrary values from the outside.
         metrics.WEBHOOKS.labels("unknown", "not_found").inc()
+        metrics.WEBHOOK_REJECTIONS.labels("unknown", "unknown_env").inc()
+        log.warning("webhook rejected", merchant_id=merchant_id, reason="unknown_env")
         return _error(404, "not_found", "unknown environment: use stage or live")
-    creds = cache.peek(merchant_id, env) or await asyncio.to_thread(cache.get, merchant_id, env)
+    creds = cache.peek(merchant_id, env)
     if creds is None:
-        metrics.WEBHOOKS.labels(env, "not_found").inc()
-        return _error(404, "not_found", "unknown merchant, or no data set for this environment")
+        try:
+            creds = await asyncio.to_thread(cache.get, merchant_id, env)
+        except DBAPIError as exc:
+            return _unavailable(env, merchant_id, None, exc)
+    if creds is None:
+        return await _no_data_set(state.runtime, writer, merchant_id, env)
 
     try:
         body = await _read_body(request, settings.webhook_max_body)
@@ -102,9 +114,14 @@ async def receive(request: Request) -> Response:
             if first.reason not in ("bad_signature", "no_signing_secret"):
                 raise
             # The secret may have changed in another process: read it again once.
-            fresh = await asyncio.to_thread(cache.get, merchant_id, env, fresh=True)
+            try:
+                fresh: Credentials | None = await asyncio.to_thread(
+                    cache.get, merchant_id, env, fresh=True
+                )
+            except DBAPIError as exc:
+                return _unavailable(env, merchant_id, None, exc)
             if fresh is None:
-                return _error(404, "not_found", "no data set for this environment")
+                return await _no_data_set(state.runtime, writer, merchant_id, env)
             creds = fresh
             verify(
                 body,
@@ -133,15 +150,7 @@ async def receive(request: Request) -> Response:
     try:
         is_new = await writer.submit(item)
     except InboxUnavailable as exc:
-        metrics.WEBHOOKS.labels(env, "unavailable").inc()
-        log.error(
-            "webhook not stored",
-            merchant_id=merchant_id,
-            env=env,
-            event_id=event.event_id,
-            reason=str(exc),
-        )
-        return _error(503, "unavailable", "the event could not be stored; Stripe will retry")
+        return _unavailable(env, merchant_id, event.event_id, exc)
     if not is_new:
         metrics.WEBHOOKS.labels(env, "duplicate").inc()
         return _json(200, _OK_DUP)
@@ -161,3 +170,42 @@ def _reject(
     log.warning("webhook rejected", merchant_id=merchant_id, env=env, reason=reason, detail=message)
     code = "payload_too_large" if status == 413 else reason
     return _error(status, code, message)
+
+
+def _unavailable(env: str, merchant_id: str, event_id: str | None, exc: Exception) -> Response:
+    """503, never 2xx: Stripe keeps the event and retries (for up to three days in live mode)."""
+    metrics.WEBHOOKS.labels(env, "unavailable").inc()
+    log.error(
+        "webhook not stored",
+        merchant_id=merchant_id,
+        env=env,
+        event_id=event_id,
+        reason=f"{type(exc).__name__}: {exc}"[:300],
+    )
+    return _error(503, "unavailable", "the event could not be stored; Stripe will retry")
+
+
+def _merchant_exists(runtime: Runtime, merchant_id: str) -> bool:
+    with db.read(runtime.engine) as conn:
+        return merchant_store.get(conn, merchant_id) is not None
+
+
+async def _no_data_set(
+    runtime: Runtime, writer: InboxWriter, merchant_id: str, env: str
+) -> Response:
+    try:
+        exists = await asyncio.to_thread(_merchant_exists, runtime, merchant_id)
+    except DBAPIError as exc:
+        return _unavailable(env, merchant_id, None, exc)
+    if not exists:
+        # Only counted: the rejections table belongs to a merchant, and this id is none.
+        metrics.WEBHOOKS.labels(env, "not_found").inc()
+        metrics.WEBHOOK_REJECTIONS.labels(env, "unknown_merchant").inc()
+        log.warning("webhook rejected", merchant_id=merchant_id, env=env, reason="unknown_merchant")
+        return _error(404, "not_found", "unknown merchant, or no data set for this environment")
+    metrics.WEBHOOKS.labels(env, "not_found").inc()
+    metrics.WEBHOOK_REJECTIONS.labels(env, "no_data_set").inc()
+    writer.note_rejection(merchant_id, env, "no_data_set")
+    log.warning("webhook rejected", merchant_id=merchant_id, env=env, reason="no_data_set")
+    # The same answer as for an unknown merchant: a URL does not reveal which merchants exist.
+    return _error(404, "not_found", "unknown merchant, or no data set for this environment")
