@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, case, func, or_, select, update
 
 from merchant_backend.store.schema import events
 from merchant_backend.store.upsert import insert_for
+from merchant_backend.stripe.events import HANDLED_EVENTS
 
 STATES = ("pending", "processing", "applied", "ignored", "failed", "dead")
 SOURCES = ("webhook", "reconcile")
@@ -58,13 +59,12 @@ def insert_new(
     """Insert events not stored yet; returns the (merchant, env, event id) that were new."""
     if not items:
         return set()
-    seen: set[tuple[str, str, str]] = set()
-    rows = []
+    unique: dict[tuple[str, str, str], NewEvent] = {}
     for item in items:
-        key = (item.merchant_id, item.env, item.event_id)
-        if key not in seen:
-            seen.add(key)
-            rows.append(item.row(received_at))
+        unique.setdefault((item.merchant_id, item.env, item.event_id), item)
+    # In key order: two processes inserting the same events (a redelivery racing the first
+    # delivery) in different orders would deadlock on the unique index on PostgreSQL.
+    rows = [unique[key].row(received_at) for key in sorted(unique)]
     stmt = (
         insert_for(conn, events)
         .values(rows)
@@ -157,13 +157,23 @@ def mark_failed(
 
 
 def replay(conn: Connection, merchant_id: str, env: str, event_id: str, at: float) -> bool:
-    """Put an event back in line, whatever its state (harmless: applying is idempotent)."""
+    """Put an event back in line, whatever its state (harmless: applying is idempotent).
+
+    A type we do not handle stays ``ignored``: a worker would otherwise mark it ``applied``
+    although it changed nothing.
+    """
     result = conn.execute(
         update(events)
         .where(
             events.c.merchant_id == merchant_id, events.c.env == env, events.c.event_id == event_id
         )
-        .values(state="pending", attempts=0, next_attempt_at=at, lease_until=None, locked_by=None)
+        .values(
+            state=case((events.c.type.in_(HANDLED_EVENTS), "pending"), else_="ignored"),
+            attempts=0,
+            next_attempt_at=at,
+            lease_until=None,
+            locked_by=None,
+        )
     )
     return bool(result.rowcount)
 

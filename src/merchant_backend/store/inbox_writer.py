@@ -68,18 +68,24 @@ class InboxWriter:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._flusher = None
+        await self.flush_rejections()
 
     async def _flush_rejections(self) -> None:
         """Rejections without events to ride along with are written every few seconds."""
         while True:
             await asyncio.sleep(2.0)
-            if not self._rejections:
-                continue
-            rejections, self._rejections = self._rejections, defaultdict(int)
-            try:
-                await asyncio.to_thread(self._commit, [], dict(rejections))
-            except Exception as exc:
-                log.warning("could not record rejections", error=type(exc).__name__)
+            await self.flush_rejections()
+
+    async def flush_rejections(self) -> None:
+        """Write the rejection counts noted so far (also called by tests and at shutdown)."""
+        if not self._rejections:
+            return
+        rejections, self._rejections = self._rejections, defaultdict(int)
+        try:
+            await asyncio.to_thread(self._commit, [], dict(rejections))
+        except Exception as exc:
+            # Not put back: if these rows were what failed, they would fail every batch after.
+            log.warning("could not record rejections", error=type(exc).__name__)
 
     def note_rejection(self, merchant_id: str, env: str, reason: str) -> None:
         self._rejections[(merchant_id, env, reason)] += 1
@@ -135,7 +141,9 @@ class InboxWriter:
             return set()
         with db.write(self.engine) as conn:
             new = inbox.insert_new(conn, [p.event for p in batch], at)
-            for merchant_id, env in {(p.event.merchant_id, p.event.env) for p in batch}:
+            # Sorted: two processes updating the same rows in different orders deadlock on
+            # PostgreSQL (and the loser's whole batch would answer 503).
+            for merchant_id, env in sorted({(p.event.merchant_id, p.event.env) for p in batch}):
                 datasets.record_delivery(conn, merchant_id, env, at)
             if rejections:
                 record_rejections(conn, rejections, at)
