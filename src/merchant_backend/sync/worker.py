@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from merchant_backend import logs, metrics
 from merchant_backend.clock import now
@@ -26,6 +27,14 @@ from merchant_backend.sync.apply import apply_batch
 from merchant_backend.sync.retry import gives_up, retry_delay
 
 log = logs.get("merchant_backend.worker")
+
+
+def describe(exc: Exception) -> str:
+    """An error as kept in ``last_error``: the driver's message, not SQLAlchemy's text, which
+    carries the statement and its parameters (whole Stripe objects)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {exc.orig}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def new_worker_id() -> str:
@@ -56,19 +65,49 @@ class Worker:
             )
         if not batch:
             return 0
+        lost = [b for b in batch if b.attempts > s.worker_max_attempts]
+        if lost:
+            # Only a lease that ran out raises attempts past the limit (a failure at the limit
+            # goes dead): a worker died on these again and again, so stop feeding them to workers.
+            self._fail(
+                lost,
+                {b.id: f"leased {b.attempts} times: workers died applying it" for b in lost},
+            )
+            batch = [b for b in batch if b.attempts <= s.worker_max_attempts]
         started = time.perf_counter()
         try:
             with db.write(self.engine) as conn:
                 result = apply_batch(conn, batch, self.worker_id, now())
-        except Exception as exc:  # the database failed the batch: every event retries
+        except Exception as exc:
             log.warning("batch failed", events=len(batch), error=type(exc).__name__)
-            self._fail(batch, {b.id: f"{type(exc).__name__}: {exc}" for b in batch})
-            return len(batch)
+            self._apply_one_by_one(batch)
+            return len(batch) + len(lost)
         metrics.WORKER_BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_PROCESSED.labels("applied").inc(len(result.applied))
         if result.failed:
             self._fail([b for b in batch if b.id in result.failed], result.failed)
-        return len(batch)
+        return len(batch) + len(lost)
+
+    def _apply_one_by_one(self, batch: list[inbox.ClaimedEvent]) -> None:
+        """After a failed batch, each event in its own transaction, so one that the database
+        refuses fails alone instead of taking the whole batch to ``dead`` with it."""
+        errors: dict[int, str] = {}
+        for n, item in enumerate(batch):
+            try:
+                with db.write(self.engine) as conn:
+                    result = apply_batch(conn, [item], self.worker_id, now())
+            except OperationalError as exc:
+                # The database itself is failing (gone, locked): no event is to blame, and
+                # trying the rest one by one would only wait on it once per event.
+                errors.update((b.id, describe(exc)) for b in batch[n:])
+                break
+            except Exception as exc:
+                errors[item.id] = describe(exc)
+                continue
+            metrics.EVENTS_PROCESSED.labels("applied").inc(len(result.applied))
+            errors.update(result.failed)
+        if errors:
+            self._fail([b for b in batch if b.id in errors], errors)
 
     def _fail(self, batch: list[inbox.ClaimedEvent], errors: dict[int, str]) -> None:
         s = self.settings
