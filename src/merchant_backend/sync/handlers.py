@@ -157,16 +157,29 @@ def snapshots_for(event: dict[str, Any]) -> list[Snapshot]:
 
 
 def dispute_funds(obj: dict[str, Any]) -> dict[str, int]:
-    """Money taken for and returned after a dispute, from its balance transactions."""
-    withdrawn = reinstated = 0
+    """Money taken for and returned after a dispute, from its balance transactions.
+
+    ``amount_withdrawn``/``amount_reinstated`` are the gross amounts (a transaction's
+    ``amount``: negative when taken, positive when given back), so they match the dispute's
+    ``amount``; Stripe's dispute fee shows in ``fee`` and everything together in ``net``.
+    """
+    withdrawn = reinstated = fee = net = 0
     for txn in obj.get("balance_transactions") or []:
         if not isinstance(txn, dict):
+            continue  # an unexpanded id says nothing about money
+        amount = txn.get("amount")
+        if not isinstance(amount, int):
             continue
-        net = txn.get("net", txn.get("amount", 0))
-        if not isinstance(net, int):
-            continue
-        if net < 0:
-            withdrawn += -net
+        if amount < 0:
+            withdrawn += -amount
         else:
-            reinstated += net
-    return {"amount_withdrawn": withdrawn, "amount_reinstated": reinstated}
+            reinstated += amount
+        txn_fee, txn_net = txn.get("fee"), txn.get("net")
+        fee += txn_fee if isinstance(txn_fee, int) else 0
+        net += txn_net if isinstance(txn_net, int) else amount
+    return {
+        "amount_withdrawn": withdrawn,
+        "amount_reinstated": reinstated,
+        "fee": fee,
+        "net": net,
+    }
