@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from merchant_backend import __version__, logs
+from merchant_backend import __version__, logs, web
 from merchant_backend.api import datasets, errors, merchants, ops, read, webhooks
 from merchant_backend.runtime import Runtime
 from merchant_backend.store.inbox_writer import InboxWriter
@@ -57,4 +57,6 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
     app.include_router(merchants.router)
     app.include_router(datasets.router)
     app.include_router(read.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files(), name="static")
     return app

@@ -1,0 +1,139 @@
+"""Sign-in, sign-out, the operator's merchant list, and where ``/`` leads."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+
+from merchant_backend import logs
+from merchant_backend.api.auth import authenticate
+from merchant_backend.clock import now
+from merchant_backend.store import db, web_sessions
+from merchant_backend.store import merchants as merchant_store
+from merchant_backend.web import session as sess
+from merchant_backend.web.layout import frame
+from merchant_backend.web.render import WebRoute, page, redirect, runtime_of, safe_next
+
+log = logs.get("merchant_backend.web")
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+def _home(session: web_sessions.WebSession) -> str:
+    if session.is_admin:
+        return "/merchants"
+    return f"/m/{session.merchant_id}/stage"
+
+
+def _sign_in_form(
+    request: Request,
+    *,
+    next_path: str | None,
+    error: str | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    token = sess.new_sign_in_token()
+    response = page(
+        request,
+        "sign_in.html",
+        frame(
+            None,
+            title="Sign in",
+            error=error,
+            next=next_path or "",
+            sign_in_token=token,
+            notice=notice,
+        ),
+        status_code=status_code,
+    )
+    sess.set_sign_in_cookie(response, runtime_of(request), token)
+    return response
+
+
+@router.get("/")
+def root(request: Request) -> Response:
+    session = sess.current_session(request)
+    return redirect(_home(session) if session else "/sign-in")
+
+
+@router.get("/sign-in")
+def sign_in_page(
+    request: Request, next: str | None = None, signed_out: str | None = None
+) -> Response:
+    session = sess.current_session(request)
+    if session is not None:
+        return redirect(safe_next(next) or _home(session))
+    notice = "You are signed out." if signed_out else None
+    return _sign_in_form(request, next_path=safe_next(next), notice=notice)
+
+
+@router.post("/sign-in")
+def sign_in(
+    request: Request,
+    token: str = Form(""),
+    sign_in_token: str = Form(""),
+    next: str = Form(""),
+) -> Response:
+    rt = runtime_of(request)
+    next_path = safe_next(next)
+    if not sess.sign_in_token_ok(request, rt, sign_in_token):
+        return _sign_in_form(
+            request,
+            next_path=next_path,
+            error="The sign-in form had expired. Paste your token again.",
+            status_code=403,
+        )
+    token = token.strip()
+    principal = authenticate(rt, token) if token else None
+    if principal is None:
+        log.info("web sign-in refused")
+        return _sign_in_form(
+            request,
+            next_path=next_path,
+            error="That token is not valid. Paste the merchant's API token or the admin token.",
+            status_code=401,
+        )
+    old = request.cookies.get(sess.session_cookie(rt))
+    with db.write(rt.engine) as conn:
+        if old:
+            web_sessions.delete_(conn, old)
+        session_id, session = web_sessions.create(
+            conn, merchant_id=principal.merchant_id, is_admin=principal.is_admin, at=now()
+        )
+    log.info("web sign-in", merchant_id=principal.merchant_id, admin=principal.is_admin)
+    response = redirect(next_path or _home(session))
+    sess.set_session_cookie(response, rt, session_id)
+    sess.clear_sign_in_cookie(response, rt)
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(
+    request: Request, session: web_sessions.WebSession = Depends(sess.csrf_checked)
+) -> Response:
+    rt = runtime_of(request)
+    session_id = request.cookies.get(sess.session_cookie(rt), "")
+    with db.write(rt.engine) as conn:
+        web_sessions.delete_(conn, session_id)
+    log.info("web sign-out", merchant_id=session.merchant_id, admin=session.is_admin)
+    response = redirect("/sign-in?signed_out=1")
+    sess.clear_session_cookie(response, rt)
+    return response
+
+
+@router.get("/merchants")
+def merchant_list(
+    request: Request, session: web_sessions.WebSession = Depends(sess.require_session)
+) -> Response:
+    if not session.is_admin:
+        return redirect(_home(session))
+    rt = runtime_of(request)
+    with db.read(rt.engine) as conn:
+        merchants = merchant_store.list_all(conn)
+    return page(request, "merchants.html", frame(session, title="Merchants", merchants=merchants))
+
+
+@router.get("/m/{merchant_id}")
+def merchant_root(
+    merchant_id: str, session: web_sessions.WebSession = Depends(sess.require_session)
+) -> Response:
+    return redirect(f"/m/{merchant_id}/stage")

@@ -1,0 +1,435 @@
+"""Overview, payments, disputes, customers and events of one merchant and environment."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+
+from merchant_backend import logs
+from merchant_backend.clock import now
+from merchant_backend.store import datasets, db, inbox, objects, rejections, stats
+from merchant_backend.stripe.events import HANDLED_EVENTS
+from merchant_backend.sync.handlers import dispute_funds
+from merchant_backend.web import format as fmt
+from merchant_backend.web.chart import bar_chart
+from merchant_backend.web.layout import merchant_frame
+from merchant_backend.web.render import WebError, WebRoute, not_found, page, redirect
+from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
+
+log = logs.get("merchant_backend.web")
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+PAGE_SIZE = 25
+CHART_DAYS = 14
+PAYMENT_STATUSES = (
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+    "requires_capture",
+    "canceled",
+    "succeeded",
+)
+DISPUTE_STATUSES = (
+    "warning_needs_response",
+    "warning_under_review",
+    "warning_closed",
+    "needs_response",
+    "under_review",
+    "won",
+    "lost",
+    "prevented",
+)
+# Entries that may be put back in line from the events page.
+REPLAYABLE = frozenset({"dead", "failed", "applied"})
+OBJECT_PAGES = {"payment_intent": "payments", "dispute": "disputes", "customer": "customers"}
+
+
+def _opt(value: str | None, limit: int = 255) -> str | None:
+    """A filter from the query string: blank means none, overlong is cut."""
+    value = (value or "").strip()
+    return value[:limit] or None
+
+
+def _bad_cursor() -> WebError:
+    return WebError(
+        400, "That page is gone", "The list changed since this link was made: start again."
+    )
+
+
+def _next_link(base: str, filters: dict[str, str | None], last_id: str | None) -> str | None:
+    if last_id is None:
+        return None
+    query = {k: v for k, v in filters.items() if v}
+    query["starting_after"] = last_id
+    return f"{base}?{urlencode(query)}"
+
+
+def object_href(base: str, object_type: str | None, object_id: str | None) -> str | None:
+    section = OBJECT_PAGES.get(object_type or "")
+    return f"{base}/{section}/{object_id}" if section and object_id else None
+
+
+# ---------------------------------------------------------------- overview
+
+
+@router.get("/m/{merchant_id}/{env}")
+def overview(request: Request, mp: MerchantPage = Depends(merchant_page)) -> Response:
+    at = now()
+    today = int(at // stats.DAY)
+    days = list(range(today - CHART_DAYS + 1, today + 1))
+    since = days[0] * stats.DAY
+    mid, env = mp.merchant.id, mp.env
+    with db.read(mp.rt.engine) as conn:
+        stored = datasets.get(conn, mid, env)
+        counts = inbox.counts_by_state(conn, mid, env)
+        rejected = rejections.count_since(conn, mid, env, at - 86400)
+        last = stats.last_event(conn, mid, env)
+        per_day = stats.events_per_day(conn, mid, env, since)
+        volume = stats.payment_volume_per_day(conn, mid, env, since)
+    # The chart shows the currency with the most volume; the others are listed beside it.
+    currencies = sorted(volume, key=lambda c: (-sum(volume[c].values()), c))
+    main = currencies[0] if currencies else None
+    charts = [bar_chart("Events per day", days, per_day)]
+    if main is not None:
+        charts.append(
+            bar_chart(
+                f"Succeeded payments per day ({main.upper()})",
+                days,
+                volume[main],
+                lambda v: fmt.money(v, main),
+            )
+        )
+    context = merchant_frame(
+        mp,
+        "",
+        title=f"Overview · {env}",
+        stored=stored,
+        health=stored.health(at) if stored else None,
+        counts=counts,
+        waiting=counts["pending"] + counts["processing"],
+        rejected=rejected,
+        rejected_total=sum(rejected.values()),
+        last=last,
+        last_ago=fmt.ago(last.received_at, at) if last else "",
+        charts=charts,
+        other_currencies=[(c, fmt.money(sum(volume[c].values()), c)) for c in currencies[1:]],
+        no_volume=main is None,
+    )
+    return page(request, "overview.html", context)
+
+
+# ---------------------------------------------------------------- payments
+
+
+def _timeline(
+    conn: Any, mp: MerchantPage, stripe_id: str
+) -> tuple[list[dict[str, Any]], list[inbox.InboxEntry]]:
+    """Applied events, oldest first, and this object's events not applied (yet)."""
+    applied = objects.history(conn, mp.merchant.id, mp.env, stripe_id)
+    entries, _ = inbox.list_page(conn, mp.merchant.id, mp.env, limit=100, object_id=stripe_id)
+    done = {h["event_id"] for h in applied}
+    waiting = [e for e in entries if e.event_id not in done and e.state != "ignored"]
+    return applied, waiting
+
+
+@router.get("/m/{merchant_id}/{env}/payments")
+def payments(
+    request: Request,
+    status: str | None = None,
+    customer: str | None = None,
+    starting_after: str | None = None,
+    mp: MerchantPage = Depends(merchant_page),
+) -> Response:
+    filters = {"status": _opt(status, 40), "customer": _opt(customer)}
+    with db.read(mp.rt.engine) as conn:
+        try:
+            items, more = objects.list_page(
+                conn,
+                mp.merchant.id,
+                mp.env,
+                "payment_intent",
+                limit=PAGE_SIZE,
+                starting_after=_opt(starting_after),
+                status=filters["status"],
+                customer_id=filters["customer"],
+            )
+        except LookupError:
+            raise _bad_cursor() from None
+    base = f"{mp.base}/payments"
+    context = merchant_frame(
+        mp,
+        "/payments",
+        title=f"Payments · {mp.env}",
+        items=items,
+        filters=filters,
+        statuses=PAYMENT_STATUSES,
+        paged=bool(starting_after),
+        first_link=base + ("?" + urlencode({k: v for k, v in filters.items() if v})),
+        next_link=_next_link(base, filters, items[-1].stripe_id if more and items else None),
+    )
+    return page(request, "payments.html", context)
+
+
+@router.get("/m/{merchant_id}/{env}/payments/{payment_id}")
+def payment(
+    request: Request, payment_id: str, mp: MerchantPage = Depends(merchant_page)
+) -> Response:
+    with db.read(mp.rt.engine) as conn:
+        item = objects.get(conn, mp.merchant.id, mp.env, "payment_intent", payment_id)
+        if item is None:
+            raise not_found()
+        applied, waiting = _timeline(conn, mp, payment_id)
+    context = merchant_frame(
+        mp,
+        "/payments",
+        title=f"Payment {payment_id}",
+        item=item,
+        pi=item.data,
+        applied=applied,
+        waiting=waiting,
+    )
+    return page(request, "payment.html", context)
+
+
+# ---------------------------------------------------------------- disputes
+
+
+def dispute_view(item: objects.StoredObject, at: float) -> dict[str, Any]:
+    data = item.data
+    details = data.get("evidence_details") or {}
+    due_by = details.get("due_by") if isinstance(details, dict) else None
+    return {
+        "id": item.stripe_id,
+        "data": data,
+        "funds": dispute_funds(data),
+        "due_by": due_by,
+        "urgency": fmt.due_urgency(due_by, data.get("status"), at),
+        "due_in": fmt.ago(due_by, at),
+    }
+
+
+@router.get("/m/{merchant_id}/{env}/disputes")
+def disputes(
+    request: Request,
+    status: str | None = None,
+    starting_after: str | None = None,
+    mp: MerchantPage = Depends(merchant_page),
+) -> Response:
+    filters = {"status": _opt(status, 40)}
+    with db.read(mp.rt.engine) as conn:
+        try:
+            items, more = objects.list_page(
+                conn,
+                mp.merchant.id,
+                mp.env,
+                "dispute",
+                limit=PAGE_SIZE,
+                starting_after=_opt(starting_after),
+                status=filters["status"],
+            )
+        except LookupError:
+            raise _bad_cursor() from None
+    at = now()
+    base = f"{mp.base}/disputes"
+    context = merchant_frame(
+        mp,
+        "/disputes",
+        title=f"Disputes · {mp.env}",
+        items=[dispute_view(i, at) for i in items],
+        filters=filters,
+        statuses=DISPUTE_STATUSES,
+        paged=bool(starting_after),
+        first_link=base + ("?" + urlencode({k: v for k, v in filters.items() if v})),
+        next_link=_next_link(base, filters, items[-1].stripe_id if more and items else None),
+    )
+    return page(request, "disputes.html", context)
+
+
+@router.get("/m/{merchant_id}/{env}/disputes/{dispute_id}")
+def dispute(
+    request: Request, dispute_id: str, mp: MerchantPage = Depends(merchant_page)
+) -> Response:
+    with db.read(mp.rt.engine) as conn:
+        item = objects.get(conn, mp.merchant.id, mp.env, "dispute", dispute_id)
+        if item is None:
+            raise not_found()
+        applied, waiting = _timeline(conn, mp, dispute_id)
+    context = merchant_frame(
+        mp,
+        "/disputes",
+        title=f"Dispute {dispute_id}",
+        d=dispute_view(item, now()),
+        item=item,
+        applied=applied,
+        waiting=waiting,
+    )
+    return page(request, "dispute.html", context)
+
+
+# ---------------------------------------------------------------- customers
+
+
+@router.get("/m/{merchant_id}/{env}/customers")
+def customers(
+    request: Request,
+    starting_after: str | None = None,
+    mp: MerchantPage = Depends(merchant_page),
+) -> Response:
+    with db.read(mp.rt.engine) as conn:
+        try:
+            items, more = objects.list_page(
+                conn,
+                mp.merchant.id,
+                mp.env,
+                "customer",
+                limit=PAGE_SIZE,
+                starting_after=_opt(starting_after),
+            )
+        except LookupError:
+            raise _bad_cursor() from None
+    base = f"{mp.base}/customers"
+    context = merchant_frame(
+        mp,
+        "/customers",
+        title=f"Customers · {mp.env}",
+        items=items,
+        paged=bool(starting_after),
+        first_link=base,
+        next_link=_next_link(base, {}, items[-1].stripe_id if more and items else None),
+    )
+    return page(request, "customers.html", context)
+
+
+@router.get("/m/{merchant_id}/{env}/customers/{customer_id}")
+def customer(
+    request: Request, customer_id: str, mp: MerchantPage = Depends(merchant_page)
+) -> Response:
+    with db.read(mp.rt.engine) as conn:
+        item = objects.get(conn, mp.merchant.id, mp.env, "customer", customer_id)
+        if item is None:
+            raise not_found()
+        pays, more = objects.list_page(
+            conn, mp.merchant.id, mp.env, "payment_intent", limit=10, customer_id=customer_id
+        )
+        applied, waiting = _timeline(conn, mp, customer_id)
+    context = merchant_frame(
+        mp,
+        "/customers",
+        title=f"Customer {customer_id}",
+        item=item,
+        c=item.data,
+        payments=pays,
+        more_payments=more,
+        applied=applied,
+        waiting=waiting,
+    )
+    return page(request, "customer.html", context)
+
+
+# ---------------------------------------------------------------- events
+
+
+@router.get("/m/{merchant_id}/{env}/events")
+def events(
+    request: Request,
+    type: str | None = None,
+    state: str | None = None,
+    object: str | None = None,
+    starting_after: str | None = None,
+    replayed: str | None = None,
+    mp: MerchantPage = Depends(merchant_page),
+) -> Response:
+    filters = {"type": _opt(type, 120), "state": _opt(state, 12), "object": _opt(object)}
+    with db.read(mp.rt.engine) as conn:
+        try:
+            items, more = inbox.list_page(
+                conn,
+                mp.merchant.id,
+                mp.env,
+                limit=PAGE_SIZE,
+                starting_after=_opt(starting_after),
+                type_=filters["type"],
+                state=filters["state"],
+                object_id=filters["object"],
+            )
+        except LookupError:
+            raise _bad_cursor() from None
+    base = f"{mp.base}/events"
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    context = merchant_frame(
+        mp,
+        "/events",
+        title=f"Events · {mp.env}",
+        items=items,
+        filters=filters,
+        types=HANDLED_EVENTS,
+        states=inbox.STATES,
+        replayable=REPLAYABLE,
+        object_href=lambda t, i: object_href(mp.base, t, i),
+        back=here,
+        notice=(
+            f"Event {_opt(replayed)} is back in line: the worker applies it again shortly."
+            if _opt(replayed)
+            else None
+        ),
+        paged=bool(starting_after),
+        first_link=base + ("?" + urlencode({k: v for k, v in filters.items() if v})),
+        next_link=_next_link(base, filters, items[-1].event_id if more and items else None),
+    )
+    return page(request, "events.html", context)
+
+
+@router.get("/m/{merchant_id}/{env}/events/{event_id}")
+def event(
+    request: Request,
+    event_id: str,
+    replayed: str | None = None,
+    mp: MerchantPage = Depends(merchant_page),
+) -> Response:
+    with db.read(mp.rt.engine) as conn:
+        entry = inbox.get(conn, mp.merchant.id, mp.env, event_id)
+    if entry is None:
+        raise not_found()
+    body = entry.as_json(with_payload=True).get("event")
+    context = merchant_frame(
+        mp,
+        "/events",
+        title=f"Event {event_id}",
+        e=entry,
+        payload=_pretty(body),
+        object_link=object_href(mp.base, entry.object_type, entry.object_id),
+        replayable=REPLAYABLE,
+        back=request.url.path,
+        notice=(
+            "The event is back in line: the worker applies it again shortly." if replayed else None
+        ),
+    )
+    return page(request, "event.html", context)
+
+
+def _pretty(body: Any) -> str:
+    return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+@router.post("/m/{merchant_id}/{env}/events/{event_id}/replay")
+def replay(
+    event_id: str,
+    back: str = Form(""),
+    mp: MerchantPage = Depends(merchant_form),
+) -> Response:
+    with db.write(mp.rt.engine) as conn:
+        if not inbox.replay(conn, mp.merchant.id, mp.env, event_id, now()):
+            raise not_found()
+    log.info("web replay", merchant_id=mp.merchant.id, env=mp.env, event_id=event_id)
+    # Back to the list or event page the button was on, never anywhere else.
+    parts = urlsplit(back)
+    path = parts.path if parts.path.startswith(f"{mp.base}/events") else f"{mp.base}/events"
+    if parts.scheme or parts.netloc or "//" in path:
+        path = f"{mp.base}/events"
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "replayed"]
+    query.append(("replayed", event_id))
+    return redirect(f"{path}?{urlencode(query)}")

@@ -1,0 +1,165 @@
+"""The Stripe connection page: the data set form, the webhook to set up, verify and provision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+
+from merchant_backend import logs
+from merchant_backend.store import datasets, db
+from merchant_backend.store.datasets import StoredDataSet, webhook_url
+from merchant_backend.stripe.events import DESCRIPTIONS, HANDLED_EVENTS
+from merchant_backend.validation import FieldError, ValidationFailed
+from merchant_backend.web import stripe_form
+from merchant_backend.web.layout import merchant_frame
+from merchant_backend.web.render import WebError, WebRoute, page, redirect
+from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
+
+log = logs.get("merchant_backend.web")
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+NOTICES = {
+    "saved": "The data set is saved.",
+    "verified": "Verified against Stripe: the checks are below.",
+    "webhook": "The webhook is set up in Stripe.",
+}
+
+
+def _stored(mp: MerchantPage) -> StoredDataSet | None:
+    with db.read(mp.rt.engine) as conn:
+        return datasets.get(conn, mp.merchant.id, mp.env)
+
+
+def _render(
+    request: Request,
+    mp: MerchantPage,
+    stored: StoredDataSet | None,
+    *,
+    submitted: dict[str, str] | None = None,
+    errors: list[FieldError] | None = None,
+    notice: str | None = None,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = merchant_frame(
+        mp,
+        "/stripe",
+        title=f"Stripe connection · {mp.env}",
+        stored=stored,
+        fields=stripe_form.fields(mp.env, stored, submitted, errors),
+        errors=errors or [],
+        health=stored.health() if stored else None,
+        report=stored.verify_report if stored else None,
+        webhook_url=webhook_url(mp.rt.settings.public_url, mp.merchant.id, mp.env),
+        events=[(e, DESCRIPTIONS[e]) for e in HANDLED_EVENTS],
+        notice=notice,
+        problem=problem,
+    )
+    return page(request, "stripe.html", context, status_code=status_code)
+
+
+@router.get("/m/{merchant_id}/{env}/stripe")
+def stripe_page(
+    request: Request, done: str | None = None, mp: MerchantPage = Depends(merchant_page)
+) -> Response:
+    return _render(request, mp, _stored(mp), notice=NOTICES.get(done or ""))
+
+
+@router.post("/m/{merchant_id}/{env}/stripe")
+def save_data_set(
+    request: Request,
+    account_id: str = Form(""),
+    publishable_key: str = Form(""),
+    secret_key: str = Form(""),
+    webhook_signing_secret: str = Form(""),
+    mp: MerchantPage = Depends(merchant_form),
+) -> Response:
+    form = {
+        "account_id": account_id,
+        "publishable_key": publishable_key,
+        "secret_key": secret_key,
+        "webhook_signing_secret": webhook_signing_secret,
+    }
+    data = stripe_form.to_input(form)
+    try:
+        with db.write(mp.rt.engine) as conn:
+            datasets.save(conn, mp.rt.keys.get(), mp.merchant.id, mp.env, data)
+    except ValidationFailed as exc:
+        shown = {k: v.strip() for k, v in form.items() if k not in stripe_form.SECRET_FIELDS}
+        return _render(
+            request, mp, _stored(mp), submitted=shown, errors=exc.errors, status_code=422
+        )
+    request.app.state.secret_cache.invalidate(mp.merchant.id, mp.env)
+    log.info("web data set saved", merchant_id=mp.merchant.id, env=mp.env)
+    return redirect(f"{mp.base}/stripe?done=saved")
+
+
+def _needs_data_set(mp: MerchantPage) -> StoredDataSet:
+    stored = _stored(mp)
+    if stored is None:
+        raise WebError(
+            409, "No data set yet", "Save the Stripe data set of this environment first."
+        )
+    return stored
+
+
+def _problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
+    """Stripe problems and rejected settings carry messages written for the merchant (never a
+    key); anything else is a bug, named only by its kind here and logged in full."""
+    from merchant_backend.stripe.errors import StripeProblem
+
+    if isinstance(exc, StripeProblem):
+        text = exc.message
+    elif isinstance(exc, ValidationFailed):
+        text = "; ".join(e.message for e in exc.errors)
+    else:
+        log.exception(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env)
+        return f"an unexpected error ({type(exc).__name__}); the server log has the details"
+    log.warning(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env, error=text)
+    return text
+
+
+@router.post("/m/{merchant_id}/{env}/stripe/verify")
+def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
+    from merchant_backend.stripe.verify import verify_connection
+
+    _needs_data_set(mp)
+    try:
+        report: dict[str, Any] = verify_connection(mp.rt, mp.merchant.id, mp.env)
+    except Exception as exc:
+        problem = _problem_text(exc, "verify", mp)
+        return _render(
+            request,
+            mp,
+            _stored(mp),
+            problem=f"Verifying did not finish: {problem}",
+            status_code=502,
+        )
+    log.info("web verify", merchant_id=mp.merchant.id, env=mp.env, status=report.get("status"))
+    # verify_connection stores the report: the page shows the stored one.
+    return redirect(f"{mp.base}/stripe?done=verified")
+
+
+@router.post("/m/{merchant_id}/{env}/stripe/webhook")
+def create_webhook(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
+    from merchant_backend.stripe.provision import provision_webhook
+
+    _needs_data_set(mp)
+    try:
+        result = provision_webhook(mp.rt, mp.merchant.id, mp.env)
+    except Exception as exc:
+        problem = _problem_text(exc, "webhook", mp)
+        return _render(
+            request,
+            mp,
+            _stored(mp),
+            problem=f"The webhook could not be set up: {problem}",
+            status_code=502,
+        )
+    request.app.state.secret_cache.invalidate(mp.merchant.id, mp.env)
+    log.info("web webhook", merchant_id=mp.merchant.id, env=mp.env, action=result.get("action"))
+    # Shown at once rather than after a redirect: the message says what Stripe did (created,
+    # completed, or found it complete) and what is left to do, which a fixed text cannot.
+    message = str(result.get("message") or NOTICES["webhook"])
+    return _render(request, mp, _stored(mp), notice=message[:1].upper() + message[1:])

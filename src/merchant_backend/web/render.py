@@ -1,0 +1,159 @@
+"""Templates, security headers and HTML error pages of the web pages.
+
+Every web route uses ``WebRoute``: whatever it answers (a page, a redirect, an error) leaves
+with the same security headers, and errors become HTML pages instead of the API's JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.responses import RedirectResponse
+from starlette.templating import Jinja2Templates
+
+from merchant_backend import __version__
+from merchant_backend.runtime import Runtime
+from merchant_backend.web import format as fmt
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+# No inline script or style at all: the pages load /static/app.js and /static/app.css only.
+CSP = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    )
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    # Pages show a merchant's private data: no cache keeps them after sign-out.
+    "Cache-Control": "no-store",
+}
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(money=fmt.money, when=fmt.when, iso=fmt.iso)
+    env.globals.update(version=__version__)
+    return env
+
+
+templates = Jinja2Templates(env=_env())
+
+
+class WebError(Exception):
+    """Answer with an HTML error page."""
+
+    def __init__(self, status: int, title: str, message: str = "") -> None:
+        super().__init__(title)
+        self.status = status
+        self.title = title
+        self.message = message
+
+
+class SignInRequired(Exception):
+    """No valid session: send the browser to the sign-in page."""
+
+
+def not_found() -> WebError:
+    # Another merchant's page looks exactly like a missing one.
+    return WebError(404, "Page not found", "There is no such page, or it is not yours to see.")
+
+
+def runtime_of(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def is_https(rt: Runtime) -> bool:
+    return rt.settings.public_url.lower().startswith("https://")
+
+
+def secure_headers(response: Response, rt: Runtime) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if is_https(rt):
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
+def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def error_page(request: Request, exc: WebError) -> Response:
+    return page(
+        request,
+        "error.html",
+        {"title": exc.title, "message": exc.message, "status": exc.status, "nav": None},
+        status_code=exc.status,
+    )
+
+
+def safe_next(path: str | None) -> str | None:
+    """Only a path on this site (``/m/...``); never ``//host`` or a full URL."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return None
+    return path
+
+
+def redirect(path: str) -> RedirectResponse:
+    # 303: after a form post the browser follows with GET (post/redirect/get).
+    return RedirectResponse(path, status_code=303)
+
+
+def sign_in_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path
+    if request.method == "GET" and request.url.query:
+        target += "?" + request.url.query
+    if request.method != "GET" or target == "/":
+        return redirect("/sign-in")
+    return redirect("/sign-in?next=" + quote(target, safe=""))
+
+
+class WebRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        inner = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                response = await inner(request)
+            except WebError as exc:
+                response = error_page(request, exc)
+            except SignInRequired:
+                response = sign_in_redirect(request)
+            except RequestValidationError:
+                response = error_page(
+                    request, WebError(400, "Bad request", "The request could not be understood.")
+                )
+            return secure_headers(response, runtime_of(request))
+
+        return handler

@@ -1,0 +1,174 @@
+"""The session cookie, CSRF checks, and who may see which merchant's pages.
+
+The cookie holds only a random session id (``HttpOnly``, ``SameSite=Strict``, ``Secure`` and
+the ``__Host-`` prefix when the public URL is https); the token the user signed in with is
+checked once and never kept. Every form carries the session's CSRF token; the sign-in form,
+which has no session yet, carries a double-submit token from its own short-lived cookie.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from fastapi import Depends, Form, Request, Response
+
+from merchant_backend.api.auth import Principal
+from merchant_backend.clock import now
+from merchant_backend.runtime import Runtime
+from merchant_backend.store import db, web_sessions
+from merchant_backend.store import merchants as merchant_store
+from merchant_backend.store.merchants import Merchant
+from merchant_backend.validation import ENVS, Env
+from merchant_backend.web.render import SignInRequired, WebError, is_https, not_found, runtime_of
+
+SIGN_IN_SECONDS = 3600
+
+
+def _cookie_name(rt: Runtime, base: str) -> str:
+    # __Host- cookies must be Secure, host-only and for path /: no subdomain can plant one.
+    return f"__Host-{base}" if is_https(rt) else base
+
+
+def session_cookie(rt: Runtime) -> str:
+    return _cookie_name(rt, "mb_session")
+
+
+def sign_in_cookie(rt: Runtime) -> str:
+    return _cookie_name(rt, "mb_sign_in")
+
+
+def _set_cookie(response: Response, rt: Runtime, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        secure=is_https(rt),
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def set_session_cookie(response: Response, rt: Runtime, session_id: str) -> None:
+    _set_cookie(response, rt, session_cookie(rt), session_id, web_sessions.SESSION_SECONDS)
+
+
+def _clear(response: Response, rt: Runtime, name: str) -> None:
+    # A __Host- cookie is only replaced by one with the same attributes.
+    response.delete_cookie(name, path="/", secure=is_https(rt), httponly=True, samesite="strict")
+
+
+def clear_session_cookie(response: Response, rt: Runtime) -> None:
+    _clear(response, rt, session_cookie(rt))
+
+
+def clear_sign_in_cookie(response: Response, rt: Runtime) -> None:
+    _clear(response, rt, sign_in_cookie(rt))
+
+
+def new_sign_in_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def set_sign_in_cookie(response: Response, rt: Runtime, token: str) -> None:
+    _set_cookie(response, rt, sign_in_cookie(rt), token, SIGN_IN_SECONDS)
+
+
+def sign_in_token_ok(request: Request, rt: Runtime, submitted: str) -> bool:
+    expected = request.cookies.get(sign_in_cookie(rt), "")
+    return bool(expected) and hmac.compare_digest(expected.encode(), submitted.encode())
+
+
+def current_session(request: Request) -> web_sessions.WebSession | None:
+    rt = runtime_of(request)
+    session_id = request.cookies.get(session_cookie(rt))
+    if not session_id:
+        return None
+    with db.read(rt.engine) as conn:
+        session = web_sessions.get(conn, session_id, now())
+    # Turning the admin token off ends the operator's sessions too.
+    if session is not None and session.is_admin and rt.settings.admin_token is None:
+        return None
+    return session
+
+
+def require_session(request: Request) -> web_sessions.WebSession:
+    session = current_session(request)
+    if session is None:
+        raise SignInRequired
+    return session
+
+
+def principal_of(session: web_sessions.WebSession) -> Principal:
+    return Principal(session.is_admin, session.merchant_id)
+
+
+def check_csrf(session: web_sessions.WebSession, submitted: str) -> None:
+    if not submitted or not hmac.compare_digest(session.csrf_token.encode(), submitted.encode()):
+        raise WebError(
+            403,
+            "This form has expired",
+            "The form was not sent from this session. Reload the page and try again.",
+        )
+
+
+def csrf_checked(
+    csrf_token: str = Form(""),
+    session: web_sessions.WebSession = Depends(require_session),
+) -> web_sessions.WebSession:
+    """A signed-in session whose form carried its CSRF token."""
+    check_csrf(session, csrf_token)
+    return session
+
+
+@dataclass(frozen=True)
+class MerchantPage:
+    """A page of one merchant and environment, for a session allowed to see it."""
+
+    rt: Runtime
+    session: web_sessions.WebSession
+    merchant: Merchant
+    env: Env
+
+    @property
+    def base(self) -> str:
+        return f"/m/{self.merchant.id}/{self.env}"
+
+
+def _merchant_for(rt: Runtime, session: web_sessions.WebSession, merchant_id: str) -> Merchant:
+    if not principal_of(session).can_see(merchant_id):
+        raise not_found()
+    with db.read(rt.engine) as conn:
+        merchant = merchant_store.get(conn, merchant_id)
+    if merchant is None:
+        raise not_found()
+    return merchant
+
+
+def _env(env: str) -> Env:
+    for known in ENVS:
+        if env == known:
+            return known
+    raise not_found()
+
+
+def merchant_page(
+    request: Request,
+    merchant_id: str,
+    env: str,
+    session: web_sessions.WebSession = Depends(require_session),
+) -> MerchantPage:
+    rt = runtime_of(request)
+    return MerchantPage(rt, session, _merchant_for(rt, session, merchant_id), _env(env))
+
+
+def merchant_form(
+    request: Request,
+    merchant_id: str,
+    env: str,
+    session: web_sessions.WebSession = Depends(csrf_checked),
+) -> MerchantPage:
+    rt = runtime_of(request)
+    return MerchantPage(rt, session, _merchant_for(rt, session, merchant_id), _env(env))

@@ -1,0 +1,69 @@
+// Progressive enhancement only: every page works without this file.
+(function () {
+  "use strict";
+
+  function say(button, text) {
+    var out = button.parentElement.querySelector(".copied");
+    if (out) {
+      out.textContent = text;
+      window.setTimeout(function () { out.textContent = ""; }, 4000);
+    }
+  }
+
+  function copyText(text, button) {
+    var done = function () { say(button, "Copied"); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () {
+        say(button, "Copy did not work: select the text and copy it yourself");
+      });
+      return;
+    }
+    // Older browsers and plain-http origins: select a temporary field and copy that.
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    document.body.appendChild(area);
+    area.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    document.body.removeChild(area);
+    if (ok) { done(); } else { say(button, "Select the text and copy it yourself"); }
+  }
+
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var target = document.getElementById(button.getAttribute("data-copy"));
+      if (target) { copyText(target.value || target.textContent, button); }
+    });
+  });
+
+  document.querySelectorAll("button[data-copy-codes]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var list = document.getElementById(button.getAttribute("data-copy-codes"));
+      if (!list) { return; }
+      var names = Array.prototype.map.call(list.querySelectorAll("code"), function (c) {
+        return c.textContent.trim();
+      });
+      copyText(names.join("\n"), button);
+    });
+  });
+
+  // A slow Stripe call: show that something happens and keep the form from being sent twice.
+  document.querySelectorAll("button[data-busy]").forEach(function (button) {
+    var form = button.form;
+    if (!form) { return; }
+    form.addEventListener("submit", function () {
+      window.setTimeout(function () {
+        button.disabled = true;
+        button.textContent = button.getAttribute("data-busy");
+      }, 0);
+    });
+  });
+
+  // After a rejected save, take keyboard and screen-reader users to the list of problems.
+  var summary = document.getElementById("error-summary");
+  if (summary) { summary.focus(); }
+})();
