@@ -7,7 +7,6 @@ it. Events are signed exactly as Stripe signs them.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import os
 import secrets
@@ -27,7 +26,6 @@ FIXTURES = Path(
     )
 )
 
-_counter = itertools.count(1)
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -53,7 +51,8 @@ def event(
 ) -> dict[str, Any]:
     """A Stripe event envelope in the shape of fixtures' event.json."""
     env = copy.deepcopy(fixture("event"))
-    env["id"] = event_id or f"evt_test{next(_counter):012d}{int(time.time() * 1000) % 100000}"
+    # Random like Stripe's ids: their order says nothing about the order of the events.
+    env["id"] = event_id or f"evt_{secrets.token_hex(12)}"
     env["type"] = type_
     env["created"] = created if created is not None else int(time.time())
     env["livemode"] = livemode
@@ -113,6 +112,18 @@ class Lifecycle:
     def __init__(self, name: str, events: list[dict[str, Any]]) -> None:
         self.name = name
         self.events = events
+        self._adversarial_ids()
+
+    def _adversarial_ids(self) -> None:
+        """Events of one object within one second get ids that sort against Stripe's order,
+        so only the ordering rule's precedence, never the id tie-break, can get them right."""
+        groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for evt in self.events:
+            groups.setdefault((evt["data"]["object"]["id"], evt["created"]), []).append(evt)
+        for group in groups.values():
+            ids = sorted((e["id"] for e in group), reverse=True)
+            for evt, new in zip(group, ids, strict=True):
+                evt["id"] = new
 
     def __repr__(self) -> str:
         return f"Lifecycle({self.name}, {len(self.events)} events)"

@@ -20,8 +20,8 @@ from merchant_backend.store.schema import (
     stripe_objects,
     webhook_rejections,
 )
-from tests import stripe_factory as sf
 from tests.conftest import SIGNING_SECRET, MerchantCtx, add_data_set, make_merchant
+from tests.stripe_factory import signed
 
 # What a webhook may change; webhook_rejections is left out (rejections are meant to go there).
 STORE_TABLES = (merchants, stripe_datasets, events, stripe_objects, object_events)
@@ -41,7 +41,7 @@ def post(
     timestamp: int | None = None,
 ) -> Any:
     """POST an event signed like Stripe signs it (``t`` = now unless given)."""
-    raw, header = sf.signed(evt, secret, timestamp)
+    raw, header = signed(evt, secret, timestamp)
     return client.post(url(merchant_id, env), content=raw, headers={"Stripe-Signature": header})
 
 
@@ -124,18 +124,18 @@ def history(engine: Engine, merchant_id: str, env: str = "stage") -> dict[str, l
     return {k: sorted(v) for k, v in out.items()}
 
 
-def expected_projection(lifecycles: Iterable[sf.Lifecycle]) -> dict[str, Any]:
-    """The in-order state, from the events alone: each object as its last event left it."""
+def expected_projection(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The in-order state, from the events alone (given in Stripe's order): each object as
+    its last event left it."""
     out: dict[str, Any] = {}
-    for lc in lifecycles:
-        for (_collection, stripe_id), evt in lc.last_events().items():
-            data = evt["data"]["object"]
-            out[stripe_id] = {
-                "object": data,
-                "status": data.get("status"),
-                "last_event_id": evt["id"],
-                "last_event_created": evt["created"],
-            }
+    for evt in events:
+        data = evt["data"]["object"]
+        out[data["id"]] = {
+            "object": data,
+            "status": data.get("status"),
+            "last_event_id": evt["id"],
+            "last_event_created": evt["created"],
+        }
     return out
 
 
@@ -145,11 +145,10 @@ def visible(proj: dict[str, Any]) -> dict[str, Any]:
     return {sid: {k: v[k] for k in keys} for sid, v in proj.items()}
 
 
-def expected_history(lifecycles: Iterable[sf.Lifecycle]) -> dict[str, list[str]]:
+def expected_history(events: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for lc in lifecycles:
-        for sid, ids in lc.history().items():
-            out.setdefault(sid, []).extend(ids)
+    for evt in events:
+        out.setdefault(evt["data"]["object"]["id"], []).append(evt["id"])
     return {k: sorted(v) for k, v in out.items()}
 
 
