@@ -33,6 +33,7 @@ class Bar:
 class Tick:
     x: float
     text: str
+    anchor: str  # SVG text-anchor: the first and last labels stay inside the chart
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,15 @@ def bar_chart(
         )
     ticks: list[Tick] = []
     if days:
-        picks = sorted({0, len(days) // 2, len(days) - 1})
-        ticks = [Tick(x=round(i * slot + slot / 2, 2), text=day_label(days[i])) for i in picks]
+        last = len(days) - 1
+        for i in sorted({0, len(days) // 2, last}):
+            if i == 0:
+                x, anchor = 0.0, "start"
+            elif i == last:
+                x, anchor = WIDTH, "end"
+            else:
+                x, anchor = i * slot + slot / 2, "middle"
+            ticks.append(Tick(x=round(x, 2), text=day_label(days[i]), anchor=anchor))
     total = sum(values.get(d, 0) for d in days)
     return Chart(
         title=title,

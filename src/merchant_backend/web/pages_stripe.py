@@ -138,7 +138,7 @@ def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Respo
         )
     log.info("web verify", merchant_id=mp.merchant.id, env=mp.env, status=report.get("status"))
     # verify_connection stores the report: the page shows the stored one.
-    return redirect(f"{mp.base}/stripe?done=verified")
+    return redirect(f"{mp.base}/stripe?done=verified#verify-report")
 
 
 @router.post("/m/{merchant_id}/{env}/stripe/webhook")
