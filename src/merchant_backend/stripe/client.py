@@ -1,0 +1,224 @@
+"""One ``stripe.StripeClient`` per merchant and environment, built from the stored data set.
+
+Every client has the pinned API version, the configured base URL, a timeout, the SDK's network
+retries, and an idempotency key on every POST; every call goes through ``StripeConnection.call``
+so errors come out as ``StripeProblem`` (errors.py) and rate limits are retried.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import stripe
+
+from merchant_backend import logs, metrics
+from merchant_backend.crypto import mask
+from merchant_backend.runtime import Runtime
+from merchant_backend.settings import Settings
+from merchant_backend.store import datasets, db
+from merchant_backend.stripe.errors import ErrorContext, StripeProblem, problem_from
+
+# The API version every request, and every webhook endpoint we create, is pinned to: the one of
+# Stripe's published objects our tests are built from. Change it only together with them.
+STRIPE_API_VERSION = "2026-07-29.dahlia"
+STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
+
+# The SDK retries connection errors, 409 and 5xx, but not a plain 429 (only when Stripe sends
+# Stripe-Should-Retry), while Stripe asks clients to back off and retry rate limits.
+RATE_LIMIT_FIRST_DELAY = 0.5
+RATE_LIMIT_MAX_DELAY = 8.0
+
+T = TypeVar("T")
+
+
+def log() -> Any:
+    # Looked up per use: a logger cached at import keeps the stream of the first caller, and
+    # a CLI command run in-process (tests) closes its stream when it ends.
+    return logs.get("merchant_backend.stripe")
+
+
+def new_idempotency_key(prefix: str = "mb") -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def post_options(idempotency_key: str | None = None) -> dict[str, Any]:
+    """Request options for a POST: an explicit key, so our own retries reuse it."""
+    return {"idempotency_key": idempotency_key or new_idempotency_key()}
+
+
+def api_base(settings: Settings) -> str:
+    return (settings.stripe_api_base or STRIPE_DEFAULT_API_BASE).rstrip("/")
+
+
+def build_client(settings: Settings, secret_key: str) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        secret_key,
+        stripe_version=STRIPE_API_VERSION,
+        base_addresses={"api": api_base(settings)},
+        max_network_retries=settings.stripe_max_network_retries,
+        http_client=stripe.RequestsClient(timeout=settings.stripe_timeout),
+    )
+
+
+def as_json(obj: Any) -> dict[str, Any]:
+    """A Stripe object exactly as Stripe sent it (the SDK's objects coerce some fields)."""
+    response = getattr(obj, "last_response", None)
+    body = getattr(response, "body", None)
+    if isinstance(body, str):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and "id" in obj and parsed.get("id") == obj["id"]:
+            return parsed
+    data: dict[str, Any] = obj.to_dict(recursive=True, for_json=True)
+    return data
+
+
+def rate_limit_delay(attempt: int) -> float:
+    base: float = min(RATE_LIMIT_FIRST_DELAY * (2**attempt), RATE_LIMIT_MAX_DELAY)
+    return base * (0.5 + random.random() / 2)
+
+
+@dataclass(frozen=True)
+class StripeConnection:
+    merchant_id: str
+    env: str
+    account_id: str
+    publishable_key: str
+    key_hint: str
+    secret_key_kind: str  # "sk" (standard) or "rk" (restricted)
+    secret_key_mode: str  # "test" or "live"
+    publishable_key_mode: str
+    client: stripe.StripeClient
+    context: ErrorContext
+
+    def __repr__(self) -> str:
+        return f"StripeConnection({self.merchant_id}, {self.env}, {self.account_id})"
+
+    def call(self, operation: str, action: str, fn: Callable[[], T]) -> T:
+        """Run one SDK call: retry rate limits with backoff, map every Stripe error.
+
+        ``fn`` must carry its own idempotency key (``post_options``) so a retry is the same
+        request to Stripe. ``action`` finishes "while trying to …" in messages.
+        """
+        attempt = 0
+        while True:
+            try:
+                result = fn()
+            except stripe.RateLimitError as exc:
+                if attempt < self.context.retries:
+                    delay = rate_limit_delay(attempt)
+                    attempt += 1
+                    log().info(
+                        "stripe rate limit, retrying",
+                        operation=operation,
+                        attempt=attempt,
+                        delay=round(delay, 2),
+                    )
+                    time.sleep(delay)
+                    continue
+                raise self._problem(operation, exc, action) from None
+            except stripe.StripeError as exc:
+                raise self._problem(operation, exc, action) from None
+            metrics.STRIPE_API_CALLS.labels(operation, "ok").inc()
+            return result
+
+    def _problem(self, operation: str, exc: stripe.StripeError, action: str) -> StripeProblem:
+        problem = problem_from(exc, self.context, action)
+        metrics.STRIPE_API_CALLS.labels(operation, problem.code).inc()
+        log().warning(
+            "stripe call failed",
+            merchant_id=self.merchant_id,
+            env=self.env,
+            operation=operation,
+            code=problem.code,
+            status=exc.http_status,
+            request_id=exc.request_id,
+        )
+        return problem
+
+
+def _mode(key: str) -> str:
+    parts = key.split("_")
+    return parts[1] if len(parts) > 2 else ""
+
+
+class ClientCache:
+    """Clients per (merchant, env), rebuilt when the data set or the settings change.
+
+    A client keeps its HTTP sessions, so reusing it saves a TLS handshake per call.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str], tuple[tuple[Any, ...], stripe.StripeClient]] = {}
+
+    def get(self, settings: Settings, merchant_id: str, env: str, secrets: Any) -> Any:
+        fingerprint = (
+            secrets.version,
+            api_base(settings),
+            settings.stripe_timeout,
+            settings.stripe_max_network_retries,
+        )
+        key = (merchant_id, env)
+        with self._lock:
+            held = self._clients.get(key)
+            if held is not None and held[0] == fingerprint:
+                return held[1]
+            client = build_client(settings, secrets.secret_key)
+            self._clients[key] = (fingerprint, client)
+            return client
+
+
+_caches: weakref.WeakKeyDictionary[Runtime, ClientCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def _cache_for(rt: Runtime) -> ClientCache:
+    with _caches_lock:
+        cache = _caches.get(rt)
+        if cache is None:
+            cache = _caches[rt] = ClientCache()
+        return cache
+
+
+def connect(rt: Runtime, merchant_id: str, env: str) -> StripeConnection:
+    """The Stripe connection of a data set; LookupError if there is none."""
+    with db.read(rt.engine) as conn:
+        secrets = datasets.secrets(conn, rt.keys.for_token, merchant_id, env)
+    if secrets is None:
+        raise LookupError(
+            f"no {env} data set for {merchant_id}: store the Stripe keys first "
+            "('merchant-backend stripe set' or PUT …/stripe/{env})"
+        )
+    settings = rt.settings
+    client = _cache_for(rt).get(settings, merchant_id, env, secrets)
+    hint = mask(secrets.secret_key) or "the secret key"
+    return StripeConnection(
+        merchant_id=merchant_id,
+        env=env,
+        account_id=secrets.account_id,
+        publishable_key=secrets.publishable_key,
+        key_hint=hint,
+        secret_key_kind=secrets.secret_key.split("_", 1)[0],
+        secret_key_mode=_mode(secrets.secret_key),
+        publishable_key_mode=_mode(secrets.publishable_key),
+        client=client,
+        context=ErrorContext(
+            account_id=secrets.account_id,
+            env=env,
+            key_hint=hint,
+            api_base=api_base(settings),
+            timeout=settings.stripe_timeout,
+            retries=settings.stripe_max_network_retries,
+        ),
+    )

@@ -1,0 +1,186 @@
+"""Stripe's errors as messages that say what to do: never the key, never a traceback.
+
+Every call to Stripe goes through ``StripeConnection.call`` (client.py), which turns any
+``stripe.StripeError`` into a ``StripeProblem``: the HTTP status our API answers, our error code,
+the CLI exit code and a message for the merchant. Stripe's own message is only passed on where
+it is meant for people (a card decline, a rejected parameter), and then through the redactor.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import stripe
+
+from merchant_backend.logs import redact
+
+# Stripe's 403 for a restricted key names the permission that would let the request through.
+_PERMISSION = re.compile(r"'(rak_[a-z0-9_]+)'")
+_STAGE_HINT = " (with the Dashboard in test mode)"
+
+
+@dataclass(frozen=True)
+class ErrorContext:
+    """What a message may name: the account, environment, masked key and where we called."""
+
+    account_id: str
+    env: str
+    key_hint: str
+    api_base: str
+    timeout: float
+    retries: int
+
+
+@dataclass(eq=False)
+class StripeProblem(Exception):
+    status: int
+    code: str
+    message: str
+    exit_code: int = 1
+    stripe_code: str | None = None
+    decline_code: str | None = None
+    param: str | None = None
+    request_id: str | None = None
+    # Stripe attaches the failed PaymentIntent to a decline; we keep it to sync it.
+    payment_intent: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def body(self) -> dict[str, Any]:
+        """The API's error shape, plus what a checkout page needs after a decline."""
+        err: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.param}
+        if self.stripe_code is not None:
+            err["stripe_code"] = self.stripe_code
+        if self.status == 402:
+            err["decline_code"] = self.decline_code
+        if self.request_id is not None:
+            err["stripe_request_id"] = self.request_id
+        err.update(self.extra)
+        return {"error": err}
+
+
+def permission_named(message: str | None) -> str | None:
+    found = _PERMISSION.search(message or "")
+    return found.group(1) if found else None
+
+
+def _request_suffix(exc: stripe.StripeError) -> str:
+    return f" (Stripe request {exc.request_id})" if exc.request_id else ""
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, requests.exceptions.Timeout) or "timed out" in str(cause or "")
+
+
+def _error_body(exc: stripe.StripeError) -> dict[str, Any]:
+    body = exc.json_body
+    err = body.get("error") if isinstance(body, dict) else None
+    return err if isinstance(err, dict) else {}
+
+
+def _stripe_message(exc: stripe.StripeError) -> str:
+    return redact(exc.user_message or "")[:500]
+
+
+def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> StripeProblem:
+    """Map one SDK error; ``action`` completes "while trying to …" (e.g. "read the account")."""
+    acct = ctx.account_id
+    mode_hint = _STAGE_HINT if ctx.env == "stage" else ""
+    suffix = _request_suffix(exc)
+    common: dict[str, Any] = {"request_id": exc.request_id, "stripe_code": exc.code}
+
+    if isinstance(exc, stripe.CardError):
+        err = _error_body(exc)
+        pi = err.get("payment_intent")
+        decline = err.get("decline_code")
+        return StripeProblem(
+            402,
+            exc.code or "card_declined",
+            _stripe_message(exc) or "The card was declined.",
+            exit_code=1,
+            decline_code=decline if isinstance(decline, str) else None,
+            param=exc.param,
+            payment_intent=pi if isinstance(pi, dict) else None,
+            **common,
+        )
+    if isinstance(exc, stripe.AuthenticationError):
+        return StripeProblem(
+            502,
+            "stripe_key_rejected",
+            f"Stripe rejected the secret key for {acct} ({ctx.key_hint}): copy it again from "
+            f"Developers → API keys{mode_hint} and save it in the {ctx.env} data set{suffix}",
+            **common,
+        )
+    if isinstance(exc, stripe.PermissionError):
+        permission = permission_named(exc.user_message)
+        grant = f"the '{permission}' permission" if permission else "the permission it lacks"
+        return StripeProblem(
+            502,
+            "stripe_permission_denied",
+            f"the restricted key {ctx.key_hint} for {acct} may not {action}: grant it {grant} "
+            f"under Developers → API keys → the key → Edit, or use the standard secret key"
+            f"{suffix}",
+            extra={"permission": permission},
+            **common,
+        )
+    if isinstance(exc, stripe.RateLimitError):
+        return StripeProblem(
+            503,
+            "stripe_rate_limited",
+            f"Stripe is limiting the request rate for {acct} and still did after "
+            f"{ctx.retries} retries while trying to {action}: try again in a few seconds{suffix}",
+            **common,
+        )
+    if isinstance(exc, stripe.APIConnectionError):
+        if _is_timeout(exc):
+            return StripeProblem(
+                504,
+                "stripe_timeout",
+                f"Stripe did not answer within {ctx.timeout:g} s while trying to {action} "
+                f"(tried {ctx.retries + 1} times): try again; if it persists check "
+                "https://status.stripe.com",
+            )
+        return StripeProblem(
+            502,
+            "stripe_unreachable",
+            f"could not reach Stripe at {ctx.api_base} to {action} (tried {ctx.retries + 1} "
+            "times): check the network and MERCHANT_BACKEND_STRIPE_API_BASE",
+        )
+    if isinstance(exc, stripe.IdempotencyError):
+        return StripeProblem(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used with other parameters: send a new key for "
+            f"a new request{suffix}",
+            exit_code=2,
+            **common,
+        )
+    if isinstance(exc, stripe.InvalidRequestError):
+        missing = exc.http_status == 404
+        return StripeProblem(
+            404 if missing else 400,
+            "stripe_not_found" if missing else "stripe_invalid_request",
+            f"Stripe refused to {action}: {_stripe_message(exc) or 'invalid request'}{suffix}",
+            exit_code=2,
+            param=exc.param,
+            **common,
+        )
+    status = exc.http_status
+    detail = _stripe_message(exc)
+    return StripeProblem(
+        502,
+        "stripe_error",
+        f"Stripe answered with an error while trying to {action}"
+        f"{f' (HTTP {status})' if status else ''}{f': {detail}' if detail else ''}; try again "
+        f"later{suffix}",
+        **common,
+    )
