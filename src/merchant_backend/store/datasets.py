@@ -166,6 +166,16 @@ def list_for_merchant(conn: Connection, merchant_id: str) -> list[StoredDataSet]
     return [_row_to_stored(r) for r in rows]
 
 
+def list_keys(conn: Connection) -> list[tuple[str, str]]:
+    """Every (merchant id, env) that has a data set, in a stable order."""
+    rows = conn.execute(
+        select(stripe_datasets.c.merchant_id, stripe_datasets.c.env).order_by(
+            stripe_datasets.c.merchant_id, stripe_datasets.c.env
+        )
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
 def _enc(ring: Keyring, merchant_id: str, env: str, field: str, value: str) -> str:
     return ring.encrypt(value, secret_aad(merchant_id, env, field))
 
@@ -229,6 +239,15 @@ def set_signing_secret(
     if endpoint_id is not None:
         values["webhook_endpoint_id"] = endpoint_id
     conn.execute(update(stripe_datasets).where(_where(merchant_id, env)).values(**values))
+
+
+def set_webhook_endpoint_id(conn: Connection, merchant_id: str, env: str, endpoint_id: str) -> None:
+    """Remember which Stripe webhook endpoint serves this data set (its secret is unchanged)."""
+    conn.execute(
+        update(stripe_datasets)
+        .where(_where(merchant_id, env))
+        .values(webhook_endpoint_id=endpoint_id, updated_at=now())
+    )
 
 
 def roll_signing_secret(

@@ -1,0 +1,308 @@
+"""Check a data set against Stripe and store the report its health shows.
+
+The checks, each ``ok``/``warning``/``failed`` with a message that says what to do:
+
+- ``secret_key_accepted``: Stripe authenticates the secret key;
+- ``account_matches``: the key belongs to the stored account id (``GET /v1/account``); a
+  restricted key that may not read the account is a warning naming the permission;
+- ``key_modes``: both keys (and the webhook endpoint, when found) are in the environment's mode;
+- ``webhook_endpoint``: an endpoint for our URL exists, is enabled and sends all 15 events;
+- ``signing_secret_verified``: the stored signing secret has verified a real delivery.
+
+Only Stripe's verdicts go into a report: when Stripe cannot be asked (network, timeout, rate
+limit, outage) ``verify_connection`` raises and the previous report stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from merchant_backend.clock import now
+from merchant_backend.runtime import Runtime
+from merchant_backend.store import datasets, db
+from merchant_backend.stripe.client import StripeConnection, as_json, connect
+from merchant_backend.stripe.errors import StripeProblem
+from merchant_backend.stripe.events import HANDLED_EVENTS
+from merchant_backend.validation import MODE
+
+OK, WARNING, FAILED = "ok", "warning", "failed"
+CHECK_NAMES = (
+    "secret_key_accepted",
+    "account_matches",
+    "key_modes",
+    "webhook_endpoint",
+    "signing_secret_verified",
+)
+# Stripe's own verdicts on our request; anything else means "could not ask".
+_VERDICTS = ("stripe_key_rejected", "stripe_permission_denied")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    message: str
+    details: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "status": self.status, "message": self.message}
+        if self.details:
+            out.update(self.details)
+        return out
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def missing_events(enabled: Iterable[str]) -> list[str]:
+    """The handled events an endpoint does not send, in our order ('*' sends all)."""
+    have = set(enabled)
+    if "*" in have:
+        return []
+    return [e for e in HANDLED_EVENTS if e not in have]
+
+
+def check_key_modes(
+    env: str, secret_mode: str, publishable_mode: str, endpoint_livemode: bool | None
+) -> Check:
+    want = MODE[env]
+    problems = []
+    if secret_mode != want:
+        problems.append(f"the secret key is a {secret_mode or 'unknown'}-mode key")
+    if publishable_mode != want:
+        problems.append(f"the publishable key is a {publishable_mode or 'unknown'}-mode key")
+    if endpoint_livemode is not None and endpoint_livemode != (env == "live"):
+        problems.append(
+            f"the webhook endpoint is a {'live' if endpoint_livemode else 'test'}-mode endpoint"
+        )
+    if problems:
+        return Check(
+            "key_modes",
+            FAILED,
+            f"{'; '.join(problems)}, but {env} needs {want} mode: copy the {want}-mode keys "
+            f"(sk_{want}_…, pk_{want}_…)",
+        )
+    return Check("key_modes", OK, f"keys are {want}-mode keys, as {env} needs")
+
+
+def check_endpoint(url: str, endpoints: list[dict[str, Any]]) -> tuple[Check, bool | None]:
+    """The webhook check from Stripe's list of endpoints; also the endpoint's livemode."""
+    ours = [e for e in endpoints if str(e.get("url", "")).rstrip("/") == url]
+    if not ours:
+        path = url.split("/webhooks/", 1)[-1]
+        elsewhere = [str(e.get("url")) for e in endpoints if str(e.get("url", "")).endswith(path)]
+        hint = (
+            f" (an endpoint sends to {elsewhere[0]}: is MERCHANT_BACKEND_PUBLIC_URL right?)"
+            if elsewhere
+            else ""
+        )
+        return (
+            Check(
+                "webhook_endpoint",
+                FAILED,
+                f"no webhook endpoint sends to {url}{hint}: run provision-webhook, or add it "
+                "under Developers → Webhooks",
+            ),
+            None,
+        )
+    endpoint = ours[0]
+    endpoint_id = str(endpoint.get("id"))
+    missing = missing_events(endpoint.get("enabled_events") or [])
+    problems = []
+    if endpoint.get("status") != "enabled":
+        problems.append(f"it is {endpoint.get('status') or 'not enabled'}")
+    if missing:
+        problems.append(
+            f"it does not send {len(missing)} of the {len(HANDLED_EVENTS)} events: "
+            + ", ".join(missing)
+        )
+    details: dict[str, Any] = {"endpoint_id": endpoint_id, "missing_events": missing}
+    livemode = endpoint.get("livemode")
+    livemode = livemode if isinstance(livemode, bool) else None
+    if problems:
+        return (
+            Check(
+                "webhook_endpoint",
+                FAILED,
+                f"webhook endpoint {endpoint_id}: {'; '.join(problems)} — run provision-webhook "
+                "to fix it, or edit it under Developers → Webhooks",
+                details,
+            ),
+            livemode,
+        )
+    if len(ours) > 1:
+        others = ", ".join(str(e.get("id")) for e in ours[1:])
+        return (
+            Check(
+                "webhook_endpoint",
+                WARNING,
+                f"{len(ours)} endpoints send to {url}; only one signing secret is stored, so "
+                f"deliveries signed by the others are rejected: delete {others}",
+                details,
+            ),
+            livemode,
+        )
+    return (
+        Check(
+            "webhook_endpoint",
+            OK,
+            f"webhook endpoint {endpoint_id} is enabled and sends all {len(HANDLED_EVENTS)} events",
+            details,
+        ),
+        livemode,
+    )
+
+
+def check_signing_secret(stored: datasets.StoredDataSet) -> Check:
+    name = "signing_secret_verified"
+    if not stored.signing_secret_hint:
+        return Check(
+            name,
+            FAILED,
+            "no webhook signing secret is stored: run provision-webhook, or paste the endpoint's "
+            "signing secret from Developers → Webhooks",
+        )
+    if stored.last_delivery_at is None:
+        return Check(
+            name,
+            WARNING,
+            "the signing secret has not verified a delivery yet: send a test event from "
+            "Developers → Webhooks → the endpoint, or wait for the first payment",
+        )
+    return Check(
+        name,
+        OK,
+        f"the signing secret verified a delivery, last at {_iso(stored.last_delivery_at)}",
+        {"last_delivery_at": int(stored.last_delivery_at)},
+    )
+
+
+def summarise(checks: list[Check]) -> tuple[str, str]:
+    failed = [c for c in checks if c.status == FAILED]
+    warned = [c for c in checks if c.status == WARNING]
+    if failed:
+        names = ", ".join(c.name for c in failed)
+        return (
+            FAILED,
+            f"{len(failed)} of {len(checks)} checks failed ({names}): {failed[0].message}",
+        )
+    if warned:
+        names = ", ".join(c.name for c in warned)
+        return WARNING, f"{len(warned)} warning(s) ({names}): {warned[0].message}"
+    return OK, f"all {len(checks)} checks passed"
+
+
+def _ask(fn: Any) -> tuple[Any, StripeProblem | None]:
+    """Stripe's answer or its verdict; a failure to ask at all propagates."""
+    try:
+        return fn(), None
+    except StripeProblem as problem:
+        if problem.code in _VERDICTS:
+            return None, problem
+        raise
+
+
+def _account_checks(sc: StripeConnection) -> tuple[list[Check], bool]:
+    account, problem = _ask(
+        lambda: sc.call(
+            "account.retrieve", "read the account", lambda: sc.client.v1.accounts.retrieve_current()
+        )
+    )
+    if problem is not None and problem.code == "stripe_key_rejected":
+        return [
+            Check("secret_key_accepted", FAILED, problem.message),
+            Check(
+                "account_matches",
+                FAILED,
+                "not checked: Stripe rejected the secret key (see secret_key_accepted)",
+            ),
+        ], False
+    accepted = Check("secret_key_accepted", OK, f"Stripe accepted the secret key {sc.key_hint}")
+    if problem is not None:
+        permission = problem.extra.get("permission")
+        return [
+            accepted,
+            Check(
+                "account_matches",
+                WARNING,
+                "the restricted key may not read the account, so it is not known whether it "
+                f"belongs to {sc.account_id}: grant it "
+                f"{repr(permission) if permission else 'read access to the account'} under "
+                "Developers → API keys → the key → Edit",
+                {"permission": permission},
+            ),
+        ], True
+    found = as_json(account).get("id")
+    if found != sc.account_id:
+        return [
+            accepted,
+            Check(
+                "account_matches",
+                FAILED,
+                f"the secret key belongs to {found}, but the data set says {sc.account_id}: "
+                "copy the account id and keys from the same Stripe account",
+                {"stripe_account_id": found},
+            ),
+        ], True
+    return [accepted, Check("account_matches", OK, f"the key belongs to {sc.account_id}")], True
+
+
+def _list_endpoints(sc: StripeConnection) -> list[dict[str, Any]]:
+    page = sc.client.v1.webhook_endpoints.list(params={"limit": 100})
+    return [as_json(e) for e in page.auto_paging_iter()]
+
+
+def run_checks(rt: Runtime, merchant_id: str, env: str) -> list[Check]:
+    sc = connect(rt, merchant_id, env)
+    with db.read(rt.engine) as conn:
+        stored = datasets.get(conn, merchant_id, env)
+    assert stored is not None
+    checks, key_ok = _account_checks(sc)
+    url = datasets.webhook_url(rt.settings.public_url, merchant_id, env)
+    livemode: bool | None = None
+    if not key_ok:
+        endpoint_check = Check(
+            "webhook_endpoint", FAILED, "not checked: Stripe rejected the secret key"
+        )
+    else:
+        endpoints, problem = _ask(
+            lambda: sc.call(
+                "webhook_endpoints.list", "list the webhook endpoints", lambda: _list_endpoints(sc)
+            )
+        )
+        if problem is not None:
+            permission = problem.extra.get("permission")
+            grant = repr(permission) if permission else "read access to webhook endpoints"
+            endpoint_check = Check(
+                "webhook_endpoint",
+                WARNING,
+                "the restricted key may not list webhook endpoints, so the endpoint was not "
+                f"checked: grant it {grant} under Developers → API keys → the key → Edit",
+                {"permission": permission},
+            )
+        else:
+            endpoint_check, livemode = check_endpoint(url, endpoints)
+    checks.append(check_key_modes(env, sc.secret_key_mode, sc.publishable_key_mode, livemode))
+    checks.append(endpoint_check)
+    checks.append(check_signing_secret(stored))
+    return checks
+
+
+def verify_connection(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]:
+    """Run the checks, store the report as the data set's health and return it."""
+    checks = run_checks(rt, merchant_id, env)
+    status, summary = summarise(checks)
+    report: dict[str, Any] = {
+        "status": status,
+        "summary": summary,
+        "checks": [c.as_json() for c in checks],
+        "env": env,
+        "checked_at": int(now()),
+    }
+    with db.write(rt.engine) as conn:
+        datasets.record_verify_report(conn, merchant_id, env, report)
+    return report
