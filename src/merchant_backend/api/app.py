@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from merchant_backend import __version__, logs, web
-from merchant_backend.api import datasets, errors, merchants, ops, read, webhooks
+from merchant_backend.api import datasets, errors, merchants, ops, read, stripe_actions, webhooks
 from merchant_backend.runtime import Runtime
 from merchant_backend.store.inbox_writer import InboxWriter
 from merchant_backend.store.secret_cache import SecretCache
+from merchant_backend.stripe.reconcile import Scheduler
 from merchant_backend.sync.worker import Worker
 
 log = logs.get("merchant_backend.app")
@@ -29,10 +30,17 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
         if run_worker:
             worker = Worker(runtime.engine, settings)
             app.state.worker_thread = worker.start_thread()
+        reconciler = None
+        if settings.reconcile_interval > 0:
+            reconciler = Scheduler(runtime, settings.reconcile_interval)
+            app.state.reconcile_thread = reconciler.start_thread()
         log.info("started", version=__version__, worker=run_worker)
         try:
             yield
         finally:
+            if reconciler is not None:
+                reconciler.stop()
+                app.state.reconcile_thread.join(timeout=10)
             if worker is not None:
                 worker.stop()
                 app.state.worker_thread.join(timeout=10)
@@ -57,6 +65,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
     app.include_router(merchants.router)
     app.include_router(datasets.router)
     app.include_router(read.router)
+    stripe_actions.install(app)
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     return app

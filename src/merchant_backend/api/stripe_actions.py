@@ -1,0 +1,169 @@
+"""Actions that talk to Stripe: verify a data set, provision its webhook, take payments.
+
+The routes are plain ``def`` functions: the SDK blocks, and FastAPI runs them in its thread
+pool. A ``StripeProblem`` becomes the API's error JSON with its status (402 decline, 502/504
+Stripe unreachable, 503 rate limited, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from merchant_backend.api.auth import merchant_access, runtime
+from merchant_backend.api.errors import not_found
+from merchant_backend.runtime import Runtime
+from merchant_backend.store import datasets, db
+from merchant_backend.stripe.errors import StripeProblem
+from merchant_backend.stripe.payments import (
+    NewPayment,
+    cancel_payment,
+    capture_payment,
+    create_payment,
+)
+from merchant_backend.stripe.provision import provision_webhook
+from merchant_backend.stripe.verify import verify_connection
+from merchant_backend.validation import Env
+
+router = APIRouter(prefix="/api/v1/merchants/{merchant_id}", tags=["talking to Stripe"])
+
+EnvPath = Annotated[Env, Path(description="stage (Stripe test mode) or live")]
+PaymentIntentId = Annotated[str, Path(max_length=255, pattern=r"^pi_[A-Za-z0-9_]+$")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="passed to Stripe: a retried request with the same key is not repeated",
+    ),
+]
+
+
+def _require_data_set(rt: Runtime, merchant_id: str, env: str) -> None:
+    with db.read(rt.engine) as conn:
+        if datasets.get(conn, merchant_id, env) is None:
+            raise not_found(f"no {env} data set for this merchant yet")
+
+
+@router.post("/stripe/{env}/verify")
+def verify(
+    env: EnvPath, merchant_id: str = Depends(merchant_access), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    """Check the data set against Stripe; the report is stored and shown in its health."""
+    _require_data_set(rt, merchant_id, env)
+    return verify_connection(rt, merchant_id, env)
+
+
+@router.post("/stripe/{env}/webhook-endpoint")
+def webhook_endpoint(
+    request: Request,
+    response: Response,
+    env: EnvPath,
+    merchant_id: str = Depends(merchant_access),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Create the webhook endpoint with the 15 events (201), or add missing ones (200)."""
+    _require_data_set(rt, merchant_id, env)
+    result = provision_webhook(rt, merchant_id, env)
+    request.app.state.secret_cache.invalidate(merchant_id, env)
+    if result["action"] == "created":
+        response.status_code = 201
+    return result
+
+
+class PaymentIntentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(ge=1, le=99_999_999, description="in the currency's smallest unit")
+    currency: str = Field(pattern=r"^[A-Za-z]{3}$", description="ISO code, e.g. usd")
+    customer: str | None = Field(default=None, max_length=255, pattern=r"^cus_[A-Za-z0-9]+$")
+    payment_method: str | None = Field(default=None, max_length=255, pattern=r"^pm_[A-Za-z0-9_]+$")
+    capture_method: Literal["automatic", "automatic_async", "manual"] | None = None
+    description: str | None = Field(default=None, max_length=1000)
+    metadata: (
+        dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(max_length=500)]] | None
+    ) = Field(default=None, max_length=50)
+    confirm: bool = False
+
+
+class CaptureBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_to_capture: int | None = Field(default=None, ge=1, le=99_999_999)
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cancellation_reason: (
+        Literal["duplicate", "fraudulent", "requested_by_customer", "abandoned"] | None
+    ) = None
+
+
+@router.post("/{env}/payment-intents")
+def create_payment_intent(
+    env: EnvPath,
+    body: PaymentIntentBody,
+    idempotency_key: IdempotencyKey = None,
+    merchant_id: str = Depends(merchant_access),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Create a PaymentIntent (confirm it with ``confirm: true``); returns it as synced, with
+    its ``client_secret`` and the environment's ``publishable_key``."""
+    _require_data_set(rt, merchant_id, env)
+    payment = NewPayment(
+        amount=body.amount,
+        currency=body.currency,
+        customer=body.customer,
+        payment_method=body.payment_method,
+        capture_method=body.capture_method,
+        description=body.description,
+        metadata=body.metadata,
+        confirm=body.confirm,
+    )
+    return create_payment(rt, merchant_id, env, payment, idempotency_key)
+
+
+@router.post("/{env}/payment-intents/{pi_id}/capture")
+def capture_payment_intent(
+    env: EnvPath,
+    pi_id: PaymentIntentId,
+    body: CaptureBody | None = None,
+    idempotency_key: IdempotencyKey = None,
+    merchant_id: str = Depends(merchant_access),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    _require_data_set(rt, merchant_id, env)
+    amount = body.amount_to_capture if body else None
+    return capture_payment(
+        rt, merchant_id, env, pi_id, amount_to_capture=amount, idempotency_key=idempotency_key
+    )
+
+
+@router.post("/{env}/payment-intents/{pi_id}/cancel")
+def cancel_payment_intent(
+    env: EnvPath,
+    pi_id: PaymentIntentId,
+    body: CancelBody | None = None,
+    idempotency_key: IdempotencyKey = None,
+    merchant_id: str = Depends(merchant_access),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    _require_data_set(rt, merchant_id, env)
+    reason = body.cancellation_reason if body else None
+    return cancel_payment(
+        rt, merchant_id, env, pi_id, cancellation_reason=reason, idempotency_key=idempotency_key
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Add the routes and the StripeProblem → JSON error mapping."""
+
+    @app.exception_handler(StripeProblem)
+    async def _stripe_problem(_request: Request, exc: StripeProblem) -> JSONResponse:
+        return JSONResponse(exc.body(), exc.status)
+
+    app.include_router(router)
