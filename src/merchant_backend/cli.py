@@ -25,6 +25,7 @@ from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db, inbox
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.migrate import upgrade
+from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.validation import DataSetInput, Env, ValidationFailed, validate_env
 
 
@@ -142,6 +143,8 @@ def guarded(fn: Callable[..., None]) -> Callable[..., None]:
             fail(2, "invalid_request", exc.errors[0].message, exc.errors[0].field, errs)
         except BadInput as exc:
             fail(2, "invalid_request", str(exc), exc.field, exc.errors)
+        except StripeProblem as exc:
+            fail(exc.exit_code, exc.code, exc.message, exc.param)
         except LookupError as exc:
             fail(2, "not_found", str(exc.args[0]) if exc.args else "not found")
         except MasterKeyError as exc:
@@ -338,6 +341,81 @@ def stripe_roll_secret(
             _merchant(conn, merchant)
             stored = datasets.roll_signing_secret(conn, ring, merchant, e, secret, old_valid_for)
         out(stored.as_json(rt.settings.public_url))
+
+
+@stripe_app.command("verify")
+@guarded
+def stripe_verify(merchant: MerchantOpt, env: EnvOpt) -> None:
+    """Check the data set against Stripe; prints the report (exit 1 if a check failed)."""
+    from merchant_backend.stripe.verify import verify_connection
+
+    e = _env(env)
+    with runtime() as rt:
+        with db.read(rt.engine) as conn:
+            _merchant(conn, merchant)
+        report = verify_connection(rt, merchant, e)
+    out(report)
+    if report["status"] == "failed":
+        raise typer.Exit(1)
+
+
+@stripe_app.command("provision-webhook")
+@guarded
+def stripe_provision_webhook(merchant: MerchantOpt, env: EnvOpt) -> None:
+    """Create the webhook endpoint with the 15 events and store its signing secret."""
+    from merchant_backend.stripe.provision import provision_webhook
+
+    e = _env(env)
+    with runtime() as rt:
+        with db.read(rt.engine) as conn:
+            _merchant(conn, merchant)
+        out(provision_webhook(rt, merchant, e))
+
+
+@app.command()
+@guarded
+def reconcile(
+    merchant: MerchantOpt,
+    env: EnvOpt,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="start here (unix seconds or ISO date) instead of the last run's end"
+        ),
+    ] = None,
+) -> None:
+    """Fetch events Stripe did not deliver (GET /v1/events) into the inbox; resumable."""
+    from merchant_backend.stripe import reconcile as rec
+
+    e = _env(env)
+    try:
+        start = rec.parse_since(since) if since is not None else None
+    except ValueError as exc:
+        raise BadInput(str(exc), "since") from None
+    with runtime() as rt:
+        with db.read(rt.engine) as conn:
+            _merchant(conn, merchant)
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (
+                TextColumn("reconcile {task.fields[where]}"),
+                BarColumn(),
+                TextColumn("{task.fields[counts]}"),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("", total=1.0, where=f"{merchant}/{e}", counts="")
+
+                def show(run: rec.Run) -> None:
+                    counts = f"fetched {run.fetched} · new {run.new} · known {run.known}"
+                    bar.update(task, completed=run.progress(), counts=counts)
+
+                summary = rec.reconcile(rt, merchant, e, since=start, on_page=show)
+        else:
+            summary = rec.reconcile(rt, merchant, e, since=start)
+    out(summary)
 
 
 @events_app.command("replay")
