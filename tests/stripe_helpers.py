@@ -1,0 +1,41 @@
+"""Helpers for the tests of talking to Stripe (issue 4): settings aimed at a fake Stripe."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from merchant_backend.settings import Settings
+from merchant_backend.stripe.events import HANDLED_EVENTS
+
+ACCOUNT = "acct_1Test"  # conftest.add_data_set's default account id
+ALL_EVENTS = list(HANDLED_EVENTS)
+T = TypeVar("T")
+
+
+def aimed_at(settings: Settings, api_base: str, **changes: object) -> Settings:
+    """The test settings with Stripe calls going to ``api_base``; no waiting on retries."""
+    update: dict[str, object] = {
+        "stripe_api_base": api_base,
+        "stripe_timeout": 2.0,
+        "stripe_max_network_retries": 0,
+    }
+    update.update(changes)
+    return settings.model_copy(update=update)
+
+
+def our_url(settings: Settings, merchant_id: str, env: str = "stage") -> str:
+    return f"{settings.public_url}/webhooks/stripe/{merchant_id}/{env}"
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0) -> T:
+    """Poll ``probe`` until it returns something truthy, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
