@@ -396,6 +396,8 @@ def reconcile(
         with db.read(rt.engine) as conn:
             _merchant(conn, merchant)
         if sys.stderr.isatty():
+            from datetime import UTC, datetime
+
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -406,11 +408,16 @@ def reconcile(
                 TimeElapsedColumn(),
             )
             with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-                task = bar.add_task("", total=1.0, where=f"{merchant}/{e}", counts="")
+                # Stripe does not say how many events there are: a pulsing bar, and how far
+                # back in time the listing has come.
+                task = bar.add_task("", total=None, where=f"{merchant}/{e}", counts="")
 
                 def show(run: rec.Run) -> None:
                     counts = f"fetched {run.fetched} · new {run.new} · known {run.known}"
-                    bar.update(task, completed=run.progress(), counts=counts)
+                    if run.oldest_seen is not None:
+                        back = datetime.fromtimestamp(run.oldest_seen, UTC)
+                        counts += f" · back to {back:%Y-%m-%d %H:%M} UTC"
+                    bar.update(task, counts=counts)
 
                 summary = rec.reconcile(rt, merchant, e, since=start, on_page=show)
         else:

@@ -76,6 +76,9 @@ def setup(level: str = "INFO", json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    # The Stripe SDK logs two INFO lines per request: debugging detail, not news.
+    debug = level.upper() == "DEBUG"
+    logging.getLogger("stripe").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def get(name: str) -> Any:

@@ -67,13 +67,6 @@ class Run:
     oldest_seen: int | None = None
     resumed: bool = False
 
-    def progress(self) -> float:
-        """How much of the window is behind us, for a newest-first listing (0..1)."""
-        if self.oldest_seen is None or self.until <= self.since:
-            return 0.0
-        done = (self.until - self.oldest_seen) / (self.until - self.since)
-        return max(0.0, min(1.0, done))
-
 
 @dataclass
 class State:
