@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-sqlite test-postgres lint bench browser clean
+.PHONY: serve test test-sqlite test-postgres lint bench browser wrk clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,16 @@ test-postgres: $(STAMP)
 	  echo "SKIPPED: the PostgreSQL run (no server at $(PG_ADMIN_URL)); SQLite run above only"; \
 	fi
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.run
+# wrk drives the ingest benchmark; Debian's package, like chromium above.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian's wrk for the benchmark"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
+
+# A benchmark, not a test: prints figures and ratios, never fails on a time. BENCH_ARGS=--help
+bench: $(STAMP) wrk
+	PG_ADMIN_URL="$(PG_ADMIN_URL)" $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -191,6 +191,15 @@ def migrate() -> None:
         out({"migrated": True, "database": rt.engine.url.render_as_string(hide_password=True)})
 
 
+def uvicorn_options() -> dict[str, Any]:
+    """How ``serve`` runs uvicorn; the benchmark's bare endpoint uses the same."""
+    return {
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+    }
+
+
 @app.command()
 @guarded
 def serve(
@@ -209,14 +218,7 @@ def serve(
         upgrade(rt.engine)
         rt.keys.get()  # fail now, not on the first request, if the key is unusable
         application = create_app(rt, run_worker=not no_worker)
-        uvicorn.run(
-            application,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-        )
+        uvicorn.run(application, host=host, port=port, **uvicorn_options())
 
 
 @app.command()

@@ -1,0 +1,197 @@
+"""Ingest: the bare endpoint and the real ``serve --no-worker``, under the same wrk load.
+
+Both servers run alone on CPU 0 and wrk on CPU 1. Every request carries an event never sent
+before, signed a moment before the run (Stripe's tolerance is 300 s), so the real endpoint
+verifies, checks and durably stores each one; afterwards the inbox is counted to show that
+every 2xx is really there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bench import events, wrk
+from bench.procs import Children, free_port, python, wait_http
+from merchant_backend.crypto import generate_key
+from merchant_backend.store.db import create_db_engine
+from merchant_backend.store.schema import events as events_table
+
+SERVER_CPU = 0
+LOAD_CPU = 1
+ACCOUNT = "acct_1BenchAccount"
+SIGNING_SECRET = "whsec_" + secrets.token_hex(24)
+
+
+@dataclass(frozen=True)
+class IngestFigures:
+    name: str
+    load: wrk.LoadResult
+    stored: int | None = None
+
+
+def _cli(env: dict[str, str], *args: str) -> dict[str, object]:
+    exe = str(Path(python()).with_name("merchant-backend"))
+    out = subprocess.run([exe, *args], env=env, check=True, capture_output=True, timeout=120)
+    parsed: dict[str, object] = json.loads(out.stdout)
+    return parsed
+
+
+def prepare_service(workdir: Path, database_url: str) -> tuple[dict[str, str], str]:
+    """Migrate, create a merchant with a stage data set; returns the env and merchant id."""
+    env = {
+        **os.environ,
+        "MERCHANT_BACKEND_DATABASE_URL": database_url,
+        "MERCHANT_BACKEND_MASTER_KEY": generate_key(),
+        "MERCHANT_BACKEND_MASTER_KEY_FILE": str(workdir / "unused.key"),
+        "MERCHANT_BACKEND_LOG_LEVEL": "WARNING",
+    }
+    _cli(env, "migrate")
+    merchant = _cli(env, "merchants", "create", "--name", "Bench Shop")
+    merchant_id = str(merchant["id"])
+    _cli(
+        {
+            **env,
+            "MERCHANT_BACKEND_SECRET_KEY": "sk_test_" + secrets.token_hex(12),
+            "MERCHANT_BACKEND_SIGNING_SECRET": SIGNING_SECRET,
+        },
+        "stripe",
+        "set",
+        "--merchant",
+        merchant_id,
+        "--env",
+        "stage",
+        "--account-id",
+        ACCOUNT,
+        "--publishable-key",
+        "pk_test_" + secrets.token_hex(12),
+    )
+    return env, merchant_id
+
+
+class LoadFiles:
+    """Distinct signed events in wrk's request files; signed when asked, just before use."""
+
+    def __init__(self, workdir: Path, tag: str) -> None:
+        self.workdir = workdir
+        self.builder = events.Builder(tag, account=ACCOUNT)
+        self.start = int(time.time()) - 86400
+
+    def make(self, name: str, n: int) -> Path:
+        evts = events.take(self.builder, ACCOUNT, n, self.start)
+        self.start += n
+        path = self.workdir / f"{name}.requests"
+        wrk.write_requests(path, events.signed_bodies(evts, SIGNING_SECRET, int(time.time())))
+        return path
+
+
+def _load(
+    children: Children,
+    files: LoadFiles,
+    name: str,
+    port: int,
+    path: str,
+    *,
+    requests: int,
+    warmup: int,
+    connections: int,
+) -> wrk.LoadResult:
+    base = f"http://127.0.0.1:{port}"
+    if warmup:
+        wrk.run(
+            children,
+            f"{name}-warmup",
+            url_base=base,
+            path=path,
+            requests_file=files.make(f"{name}-warmup", warmup),
+            connections=connections,
+            cpu=LOAD_CPU,
+        )
+    return wrk.run(
+        children,
+        f"{name}-wrk",
+        url_base=base,
+        path=path,
+        requests_file=files.make(name, requests),
+        connections=connections,
+        cpu=LOAD_CPU,
+    )
+
+
+def run_bare(
+    children: Children, workdir: Path, *, requests: int, warmup: int, connections: int
+) -> IngestFigures:
+    port = free_port()
+    proc = children.start(
+        "bare",
+        [python(), "-m", "bench.bare", "--port", str(port)],
+        env=dict(os.environ),
+        cpus={SERVER_CPU},
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", proc)
+        files = LoadFiles(workdir, "bare")
+        load = _load(
+            children,
+            files,
+            "bare",
+            port,
+            "/webhooks/stripe/mer_x/stage",
+            requests=requests,
+            warmup=warmup,
+            connections=connections,
+        )
+    finally:
+        children.stop(proc)
+    return IngestFigures("bare ASGI endpoint", load)
+
+
+def run_real(
+    children: Children,
+    workdir: Path,
+    label: str,
+    database_url: str,
+    *,
+    requests: int,
+    warmup: int,
+    connections: int,
+) -> IngestFigures:
+    env, merchant_id = prepare_service(workdir, database_url)
+    port = free_port()
+    exe = str(Path(python()).with_name("merchant-backend"))
+    name = f"serve-{label}"
+    proc = children.start(
+        name,
+        [exe, "serve", "--no-worker", "--port", str(port)],
+        env=env,
+        cpus={SERVER_CPU},
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        files = LoadFiles(workdir, label)
+        load = _load(
+            children,
+            files,
+            name,
+            port,
+            f"/webhooks/stripe/{merchant_id}/stage",
+            requests=requests,
+            warmup=warmup,
+            connections=connections,
+        )
+    finally:
+        children.stop(proc)
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            stored = int(conn.execute(select(func.count()).select_from(events_table)).scalar_one())
+    finally:
+        engine.dispose()
+    return IngestFigures(f"serve --no-worker, {label}", load, stored - warmup)

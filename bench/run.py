@@ -1,0 +1,170 @@
+"""``make bench``: ingest against a bare endpoint, then processing, on SQLite and PostgreSQL.
+
+Prints figures and ratios to the baseline measured in the same run; the targets are shown
+beside them, never enforced. Options: ``python -m bench.run --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import signal
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+import psycopg
+
+from bench import ingest, pg, processing, wrk
+from bench.procs import Children
+
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 25.0
+TARGET_EVENTS_S = 5000.0
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    pg_version = "not reachable"
+    if pg.reachable():
+        with psycopg.connect(pg.ADMIN_URL) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            pg_version = str(row[0]) if row else "?"
+    import uvicorn
+
+    return (
+        f"{platform.node()}: {len(__import__('os').sched_getaffinity(0))} CPUs ({cpu}), "
+        f"Linux {platform.release()}, Python {platform.python_version()}, "
+        f"uvicorn {uvicorn.__version__}, SQLite {sqlite3.sqlite_version}, "
+        f"PostgreSQL {pg_version}"
+    )
+
+
+def _row(name: str, r: wrk.LoadResult, base: float | None, stored: int | None) -> str:
+    ratio = f"{r.rps / base:5.2f}" if base else "  -  "
+    extra = f"  stored {stored}" if stored is not None else ""
+    bad = f"  errors {r.errors} non-2xx {r.non_2xx}" if r.errors or r.non_2xx else ""
+    return (
+        f"  {name:<34} {r.rps:9.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+        f"ratio {ratio}  ({r.requests} req in {r.seconds:.1f} s){extra}{bad}"
+    )
+
+
+@contextlib.contextmanager
+def _pg_database(use_pg: bool) -> Iterator[str | None]:
+    if not use_pg:
+        yield None
+        return
+    with pg.database() as url:
+        yield url
+
+
+def bench_ingest(children: Children, tmp: Path, args: argparse.Namespace, use_pg: bool) -> None:
+    print(
+        f"\n== Ingest: {args.requests} distinct signed events, {args.connections} connections "
+        f"(server on CPU {ingest.SERVER_CPU}, wrk on CPU {ingest.LOAD_CPU}) =="
+    )
+    kw = {"requests": args.requests, "warmup": args.warmup, "connections": args.connections}
+    bare = ingest.run_bare(children, tmp, **kw)
+    print(_row(bare.name, bare.load, None, None), flush=True)
+    results = []
+    sqlite_url = f"sqlite:///{tmp / 'ingest.db'}"
+    results.append(ingest.run_real(children, tmp, "SQLite", sqlite_url, **kw))
+    print(_row(results[-1].name, results[-1].load, bare.load.rps, results[-1].stored), flush=True)
+    if use_pg:
+        with pg.database() as url:
+            results.append(ingest.run_real(children, tmp, "PostgreSQL", url, **kw))
+        print(
+            _row(results[-1].name, results[-1].load, bare.load.rps, results[-1].stored),
+            flush=True,
+        )
+    print(
+        f"  targets: ratio >= {TARGET_RATIO} and p99 <= {TARGET_P99_MS:.0f} ms "
+        "(a benchmark: shown, not enforced)"
+    )
+    for r in results:
+        ok_ratio = r.load.rps >= TARGET_RATIO * bare.load.rps
+        ok_p99 = r.load.p99_ms <= TARGET_P99_MS
+        print(
+            f"    {r.name:<32} ratio {'met' if ok_ratio else 'MISSED'}, "
+            f"p99 {'met' if ok_p99 else 'MISSED'}"
+        )
+
+
+def bench_processing(children: Children, tmp: Path, args: argparse.Namespace, use_pg: bool) -> None:
+    print(f"\n== Processing: {args.events} pending events, mixed lifecycles, shuffled ==")
+    seed = 0
+    for label in ("SQLite", "PostgreSQL"):
+        if label == "PostgreSQL" and not use_pg:
+            continue
+        base: float | None = None
+        for workers in (1, 2):
+            seed += 1
+            if label == "SQLite":
+                ctx: contextlib.AbstractContextManager[str] = contextlib.nullcontext(
+                    f"sqlite:///{tmp / f'processing-{workers}.db'}"
+                )
+            else:
+                ctx = pg.database()
+            with ctx as url:
+                fig = processing.run_case(
+                    children, label, url, n=args.events, workers=workers, seed=seed
+                )
+            base = base or fig.rate
+            print(
+                f"  {label:<10} {workers} worker{'s' if workers > 1 else ' '}  "
+                f"{fig.rate:8.0f} events/s  ({fig.events} in {fig.seconds:.2f} s, "
+                f"x{fig.rate / base:.2f} of 1 worker)",
+                flush=True,
+            )
+    print(f"  target: >= {TARGET_EVENTS_S:.0f} events/s on SQLite (shown, not enforced)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=40_000, help="events per ingest run")
+    parser.add_argument("--warmup", type=int, default=3_000, help="events sent before each run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--events", type=int, default=30_000, help="events per processing run")
+    parser.add_argument("--only", choices=["ingest", "processing"])
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    if not wrk.available() and args.only != "processing":
+        sys.exit("wrk is not installed: run 'make bench' (it installs it) or apt-get install wrk")
+    use_pg = not args.no_postgres and pg.reachable()
+    print("merchant-backend benchmark")
+    print(f"  machine: {machine()}")
+    if not use_pg:
+        print(f"  PostgreSQL: skipped ({'--no-postgres' if args.no_postgres else pg.ADMIN_URL})")
+    with tempfile.TemporaryDirectory(prefix="mb-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        children = Children(tmp)
+        try:
+            if args.only != "processing":
+                bench_ingest(children, tmp, args, use_pg)
+            if args.only != "ingest":
+                bench_processing(children, tmp, args, use_pg)
+        except KeyboardInterrupt:
+            print("\ninterrupted: stopping servers, dropping databases", file=sys.stderr)
+            raise SystemExit(130) from None
+        finally:
+            children.close()
+
+
+if __name__ == "__main__":
+    main()
