@@ -191,12 +191,14 @@ def _fetch_page(sc: StripeConnection, run: Run) -> tuple[list[dict[str, Any]], b
         params["starting_after"] = run.cursor
 
     def fetch() -> tuple[list[dict[str, Any]], bool]:
-        page = sc.client.v1.events.list(params=params)  # type: ignore[arg-type]
-        body = page.last_response.body if page.last_response else None
-        data = json.loads(body).get("data") if body else None
+        # A raw request: turning a page into SDK objects costs ~90% of the time of a run, and
+        # we keep the events exactly as Stripe sent them anyway.
+        response = sc.client.raw_request("get", "/v1/events", **params)
+        page = json.loads(response.body)
+        data = page.get("data") if isinstance(page, dict) else None
         if not isinstance(data, list):
-            data = [e.to_dict(recursive=True, for_json=True) for e in page.data]
-        return [d for d in data if isinstance(d, dict)], bool(page.has_more)
+            raise ValueError("Stripe's event list has no data")
+        return [d for d in data if isinstance(d, dict)], bool(page.get("has_more"))
 
     return sc.call("events.list", "list events", fetch)
 
