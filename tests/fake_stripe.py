@@ -2,9 +2,10 @@
 
 It answers only what our client asks — ``GET /v1/account``, ``/v1/webhook_endpoints`` (list,
 create, update), ``GET /v1/events`` (newest first, ``created[...]``, ``starting_after``,
-``limit``) and a PaymentIntent decline — with Stripe's published object shapes
-(shared/stripe-fixtures) and Stripe's error format (401 bad key, 403 restricted key, 429, 402),
-and records every request so tests can assert what our client sent. It checks nothing of our
+``limit``), PaymentIntent create/confirm/capture with a decline — with Stripe's published object
+shapes (shared/stripe-fixtures), Stripe's error format (401 bad key, 403 restricted key, 429,
+402) and its idempotent replays (``Idempotent-Replayed: true``), and records every request so
+tests can assert what our client sent. It checks nothing of our
 logic itself: it stands for Stripe's documented contract, nothing more.
 """
 
@@ -68,6 +69,7 @@ class FakeStripe:
         self.endpoints: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.payment_intents: dict[str, dict[str, Any]] = {}
+        self.saved: dict[str, tuple[int, str]] = {}
         self.requests: list[Recorded] = []
         self.queued: list[tuple[int, dict[str, Any]]] = []
         self.release = threading.Event()
@@ -108,6 +110,17 @@ class FakeStripe:
         return [r.path for r in self.requests if method is None or r.method == method]
 
     # -- the API ---------------------------------------------------------------------------
+    def answer(self, rec: Recorded) -> tuple[int, dict[str, Any], bool]:
+        """Stripe saves a POST's answer under its Idempotency-Key and replays it (24 h)."""
+        key = rec.headers.get("idempotency-key") if rec.method == "POST" else None
+        if key is not None and key in self.saved:
+            status, payload = self.saved[key]
+            return status, json.loads(payload), True
+        status, payload = self.handle(rec)
+        if key is not None and status not in (401, 429) and status < 500:
+            self.saved[key] = (status, json.dumps(payload))
+        return status, payload, False
+
     def handle(self, rec: Recorded) -> tuple[int, dict[str, Any]]:
         if self.queued:
             return self.queued.pop(0)
@@ -140,7 +153,11 @@ class FakeStripe:
             return 200, self._list(self._events_window(rec), rec, "/v1/events")
         if route == ("POST", "/v1/payment_intents"):
             return self._create_pi(rec)
-        if rec.method == "POST" and rec.path.startswith("/v1/payment_intents/"):
+        if rec.method == "GET" and rec.path.startswith("/v1/payment_intents/"):
+            found = self.payment_intents.get(rec.path.split("/")[3])
+            if found is not None:
+                return 200, found
+        if rec.path.startswith("/v1/payment_intents/"):
             pi_id = rec.path.split("/")[3]
             if pi_id not in self.payment_intents:
                 return stripe_error(
@@ -152,6 +169,10 @@ class FakeStripe:
                 )
             if rec.path.endswith("/confirm"):
                 return self._confirm_pi(rec)
+            if rec.path.endswith("/capture"):
+                pi = self.payment_intents[pi_id]
+                pi.update(status="succeeded", amount_received=pi["amount"], amount_capturable=0)
+                return 200, pi
         return stripe_error(
             404, "invalid_request_error", f"Unrecognized request URL ({rec.method}: {rec.path})."
         )
@@ -224,6 +245,7 @@ class FakeStripe:
             amount=int(rec.one("amount") or 0),
             currency=rec.one("currency"),
             client_secret=f"{pi_id}_secret_{secrets.token_hex(8)}",
+            capture_method=rec.one("capture_method") or "automatic",
             payment_method=pm,
             status="requires_confirmation" if pm else "requires_payment_method",
             last_payment_error=None,
@@ -244,7 +266,10 @@ class FakeStripe:
             }
             pi.update(status="requires_payment_method", last_payment_error=dict(error))
             return 402, {"error": {**error, "payment_intent": pi}}
-        pi.update(status="succeeded", amount_received=pi["amount"])
+        if pi["capture_method"] == "manual":
+            pi.update(status="requires_capture", amount_capturable=pi["amount"])
+        else:
+            pi.update(status="succeeded", amount_received=pi["amount"])
         return 200, pi
 
     # -- server ----------------------------------------------------------------------------
@@ -268,9 +293,11 @@ class FakeStripe:
                 if fake.hang:
                     fake.release.wait(30)
                 with fake._lock:
-                    status, payload = fake.handle(rec)
+                    status, payload, replayed = fake.answer(rec)
                 raw = json.dumps(payload).encode()
                 self.send_response(status)
+                if replayed:
+                    self.send_header("Idempotent-Replayed", "true")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.send_header("Request-Id", f"req_{secrets.token_hex(7)}")

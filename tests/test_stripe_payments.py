@@ -218,3 +218,38 @@ def test_request_validation_before_stripe(
     )
     assert r.status_code == 422
     assert fake.requests == []
+
+
+def test_a_replayed_answer_does_not_roll_the_projection_back(
+    fake: FakeStripe, runtime: Runtime, stage: MerchantCtx, client: TestClient
+) -> None:
+    """A client retrying an old request gets Stripe's saved answer (requires_capture); the
+    PaymentIntent has been captured since, and that must stay what we show."""
+    order = {
+        "amount": 3000,
+        "currency": "usd",
+        "payment_method": "pm_card_visa",
+        "capture_method": "manual",
+        "confirm": True,
+    }
+    headers = {**stage.auth, "Idempotency-Key": "order-2001"}
+    first = client.post(url(stage), headers=headers, json=order)
+    assert first.json()["object"]["status"] == "requires_capture"
+    pi_id = first.json()["id"]
+    captured = client.post(url(stage, f"/{pi_id}/capture"), headers=stage.auth)
+    assert captured.json()["object"]["status"] == "succeeded"
+    fake.requests.clear()
+    retried = client.post(url(stage), headers=headers, json=order)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["id"] == pi_id
+    assert retried.json()["object"]["status"] == "succeeded"
+    with db.read(runtime.engine) as conn:
+        synced = objects.get(conn, stage.id, "stage", "payment_intent", pi_id)
+    assert synced is not None and synced.data["status"] == "succeeded"
+    # Stripe replayed both steps; the current state was read, nothing was charged again.
+    assert [(q.method, q.path) for q in fake.requests] == [
+        ("POST", "/v1/payment_intents"),
+        ("GET", f"/v1/payment_intents/{pi_id}"),
+        ("POST", f"/v1/payment_intents/{pi_id}/confirm"),
+        ("GET", f"/v1/payment_intents/{pi_id}"),
+    ]

@@ -44,6 +44,8 @@ class StripeProblem(Exception):
     decline_code: str | None = None
     param: str | None = None
     request_id: str | None = None
+    # Stripe answered with the saved result of an earlier request with the same key.
+    replayed: bool = False
     # Stripe attaches the failed PaymentIntent to a decline; we keep it to sync it.
     payment_intent: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +74,16 @@ def permission_named(message: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+def is_replay(headers: Any) -> bool:
+    """Did Stripe answer from its idempotency store (``Idempotent-Replayed: true``)?"""
+    if not headers:
+        return False
+    return any(
+        str(k).lower() == "idempotent-replayed" and str(v).lower() == "true"
+        for k, v in dict(headers).items()
+    )
+
+
 def _request_suffix(exc: stripe.StripeError) -> str:
     return f" (Stripe request {exc.request_id})" if exc.request_id else ""
 
@@ -96,7 +108,11 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
     acct = ctx.account_id
     mode_hint = _STAGE_HINT if ctx.env == "stage" else ""
     suffix = _request_suffix(exc)
-    common: dict[str, Any] = {"request_id": exc.request_id, "stripe_code": exc.code}
+    common: dict[str, Any] = {
+        "request_id": exc.request_id,
+        "stripe_code": exc.code,
+        "replayed": is_replay(exc.headers),
+    }
 
     if isinstance(exc, stripe.CardError):
         err = _error_body(exc)

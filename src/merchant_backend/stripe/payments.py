@@ -5,6 +5,9 @@ What Stripe answers is written to the projection at once, as a snapshot without 
 for the same change is a no-op (or replaces it with the same state). Optional parameters are
 sent only when the caller gave them.
 
+An answer Stripe replays for a repeated Idempotency-Key is the state of back then: it is not
+written as news (it could be older than a webhook since); the PaymentIntent is read afresh.
+
 A confirming create is two requests (create, then confirm): the PaymentIntent's id is known
 before the card can be declined, so a declined PaymentIntent is synced even when the decline
 error does not carry it.
@@ -19,7 +22,7 @@ from merchant_backend.clock import now
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, objects
 from merchant_backend.stripe.client import StripeConnection, as_json, connect, post_options
-from merchant_backend.stripe.errors import StripeProblem
+from merchant_backend.stripe.errors import StripeProblem, is_replay
 from merchant_backend.sync.handlers import snapshot_of
 
 
@@ -67,11 +70,26 @@ def _result(rt: Runtime, sc: StripeConnection, pi: dict[str, Any]) -> dict[str, 
     return out
 
 
+def _answer(sc: StripeConnection, obj: Any) -> dict[str, Any]:
+    """What Stripe answered, or the PaymentIntent as it is now if the answer was a replay."""
+    response = getattr(obj, "last_response", None)
+    if not is_replay(getattr(response, "headers", None)):
+        return as_json(obj)
+    pi_id = str(obj["id"])
+    return as_json(
+        sc.call(
+            "payment_intents.retrieve",
+            f"read {pi_id}",
+            lambda: sc.client.v1.payment_intents.retrieve(pi_id),
+        )
+    )
+
+
 def _declined(
     rt: Runtime, sc: StripeConnection, problem: StripeProblem, pi_id: str
 ) -> StripeProblem:
     """Sync the declined PaymentIntent (from the error, else fetched) and name it."""
-    pi = problem.payment_intent
+    pi = None if problem.replayed else problem.payment_intent
     if not isinstance(pi, dict) or pi.get("id") != pi_id:
         try:
             pi = as_json(
@@ -106,7 +124,8 @@ def create_payment(
     create_options = post_options(idempotency_key)
     confirm_options = post_options(f"{create_options['idempotency_key']}:confirm")
     params = payment.params()
-    pi = as_json(
+    pi = _answer(
+        sc,
         sc.call(
             "payment_intents.create",
             "create the payment",
@@ -114,14 +133,15 @@ def create_payment(
                 params=params,  # type: ignore[arg-type]
                 options=create_options,  # type: ignore[arg-type]
             ),
-        )
+        ),
     )
     if payment.confirm:
         # Not synced before the confirm: within one second the ordering rule would rank the
         # unconfirmed state above a decline (requires_payment_method) and keep it.
         pi_id = str(pi["id"])
         try:
-            pi = as_json(
+            pi = _answer(
+                sc,
                 sc.call(
                     "payment_intents.confirm",
                     "confirm the payment",
@@ -129,7 +149,7 @@ def create_payment(
                         pi_id,
                         options=confirm_options,  # type: ignore[arg-type]
                     ),
-                )
+                ),
             )
         except StripeProblem as problem:
             if problem.status == 402:
@@ -161,7 +181,7 @@ def capture_payment(
             options=options,  # type: ignore[arg-type]
         ),
     )
-    return _result(rt, sc, as_json(pi))
+    return _result(rt, sc, _answer(sc, pi))
 
 
 def cancel_payment(
@@ -187,4 +207,4 @@ def cancel_payment(
             options=options,  # type: ignore[arg-type]
         ),
     )
-    return _result(rt, sc, as_json(pi))
+    return _result(rt, sc, _answer(sc, pi))
