@@ -1,7 +1,7 @@
 """The web pages in a real browser: Debian's Chromium driven by Playwright, over real HTTP.
 
-One browser for the session and one server (uvicorn in a thread, the fake Stripe behind it)
-per module; the database is emptied after each test. Every page visited is saved as a PNG,
+One browser and one server (uvicorn in a thread, the fake Stripe behind it) per module; the
+database is emptied after each test. Every page visited is saved as a PNG,
 at desktop and at phone width, under test-artifacts/ for a reviewer to look at.
 """
 
@@ -62,7 +62,10 @@ TIMEOUT_MS = 10_000
 # ------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="session")
+# Module scope: all browser tests live in this module, so this is one browser per run, and
+# Playwright's sync API (which keeps an asyncio loop running in this thread while it is
+# started) is stopped before any other module's test calls asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"
