@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -12,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, select
 
 from merchant_backend.runtime import Runtime
+from merchant_backend.settings import Settings
 from merchant_backend.store.schema import (
     events,
     merchants,
@@ -177,3 +182,37 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+# ---- real processes (crash tests) ---------------------------------------------------------
+
+CLI = Path(sys.executable).parent / "merchant-backend"
+
+
+def process_env(settings: Settings, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``merchant-backend`` process on the test database and key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERCHANT_BACKEND_")}
+    assert settings.master_key is not None
+    env.update(
+        MERCHANT_BACKEND_DATABASE_URL=database_url,
+        MERCHANT_BACKEND_MASTER_KEY=settings.master_key.get_secret_value(),
+        MERCHANT_BACKEND_LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([str(CLI), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a process this test started (gracefully, then for sure)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
