@@ -47,9 +47,11 @@ def get_account(
 ) -> dict[str, Any]:
     with db.read(rt.engine) as conn:
         items, _ = objects.list_page(conn, merchant_id, env, "account", limit=1)
-    if not items:
-        raise not_found("no account.updated event received for this environment yet")
-    return shown(items[0])
+        if not items:
+            raise not_found("no account.updated event received for this environment yet")
+        out = shown(items[0])
+        out["history"] = objects.history(conn, merchant_id, env, items[0].stripe_id)
+    return out
 
 
 def _add_collection(segment: str, object_type: str) -> None:
