@@ -268,6 +268,7 @@ def test_a_merchant_never_sees_another_merchants_pages(
         f"{base}/events/{evt['id']}",
         "/m/mer_doesnotexist/stage",
         f"/m/{mine.id}/test",  # no such environment
+        f"/m/{mine.id}/stage/no/such/page",
     ):
         r = web.get(path, follow_redirects=False)
         assert r.status_code == 404, path
@@ -488,6 +489,7 @@ def test_replay_from_the_events_page_puts_a_dead_event_back_in_line(
     pi = sf.obj("payment_intent", status="succeeded")
     evt = sf.event("payment_intent.succeeded", pi)
     post_ok(web, connected.id, evt)
+    worker.drain()
     with db.write(runtime.engine) as conn:
         conn.execute(
             update(events)
@@ -495,6 +497,10 @@ def test_replay_from_the_events_page_puts_a_dead_event_back_in_line(
             .values(state="dead", attempts=8, last_error="OperationalError: database is locked")
         )
     sign_in(web, connected.token)
+    # The payment's timeline shows the dead event as not applied.
+    waiting = web.get(f"/m/{connected.id}/stage/payments/{pi['id']}").text
+    waiting = waiting.split("Not applied (yet)")[1]
+    assert evt["id"] in waiting and "state-dead" in waiting
     page = web.get(f"/m/{connected.id}/stage/events?state=dead")
     assert "database is locked" in page.text
     r = web.post(

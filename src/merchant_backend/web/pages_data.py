@@ -10,14 +10,15 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs
 from merchant_backend.clock import now
-from merchant_backend.store import datasets, db, inbox, objects, rejections, stats
+from merchant_backend.store import datasets, db, inbox, objects, rejections, stats, timeline
+from merchant_backend.store.web_sessions import WebSession
 from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.sync.handlers import dispute_funds
 from merchant_backend.web import format as fmt
 from merchant_backend.web.chart import bar_chart
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.render import WebError, WebRoute, not_found, page, redirect
-from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
+from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page, require_session
 
 log = logs.get("merchant_backend.web")
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -130,9 +131,7 @@ def _timeline(
 ) -> tuple[list[dict[str, Any]], list[inbox.InboxEntry]]:
     """Applied events, oldest first, and this object's events not applied (yet)."""
     applied = objects.history(conn, mp.merchant.id, mp.env, stripe_id)
-    entries, _ = inbox.list_page(conn, mp.merchant.id, mp.env, limit=100, object_id=stripe_id)
-    done = {h["event_id"] for h in applied}
-    waiting = [e for e in entries if e.event_id not in done and e.state != "ignored"]
+    waiting = timeline.unapplied_for_object(conn, mp.merchant.id, mp.env, stripe_id)
     return applied, waiting
 
 
@@ -433,3 +432,9 @@ def replay(
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "replayed"]
     query.append(("replayed", event_id))
     return redirect(f"{path}?{urlencode(query)}")
+
+
+@router.get("/m/{rest:path}")
+def unknown_page(rest: str, session: WebSession = Depends(require_session)) -> Response:
+    """Any other address under /m/ answers the same HTML 404 as a foreign merchant's page."""
+    raise not_found()
