@@ -522,3 +522,24 @@ def test_replay_from_the_events_page_puts_a_dead_event_back_in_line(
     assert _state(runtime, connected.id, evt["id"]) == "applied"
     timeline = web.get(f"/m/{connected.id}/stage/payments/{pi['id']}").text
     assert evt["id"] in timeline.split("Timeline")[1]
+
+
+def test_a_verify_report_older_than_the_data_set_says_to_verify_again(
+    web: TestClient, runtime: Runtime, connected: MerchantCtx
+) -> None:
+    report = {
+        "status": "ok",
+        "summary": "all 5 checks passed",
+        "checks": [{"name": "secret_key_accepted", "status": "ok", "message": "accepted"}],
+    }
+    with db.write(runtime.engine) as conn:
+        datasets.record_verify_report(conn, connected.id, "stage", report)
+    sign_in(web, connected.token)
+    path = f"/m/{connected.id}/stage/stripe"
+    page = web.get(path).text
+    assert "all 5 checks passed" in page and "secret key accepted" in page
+    assert "verify again" not in page
+    form = {**VALID_STAGE, "csrf_token": hidden(page, "csrf_token"), "secret_key": ""}
+    assert web.post(path, data=form, follow_redirects=False).status_code == 303
+    assert "changed after this check: verify again" in web.get(path).text
+    assert "verify again" in web.get(f"/m/{connected.id}/stage").text

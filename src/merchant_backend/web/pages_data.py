@@ -19,6 +19,7 @@ from merchant_backend.web.chart import bar_chart
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.render import WebError, WebRoute, not_found, page, redirect
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page, require_session
+from merchant_backend.web.stripe_form import report_is_stale
 
 log = logs.get("merchant_backend.web")
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -110,6 +111,7 @@ def overview(request: Request, mp: MerchantPage = Depends(merchant_page)) -> Res
         title=f"Overview · {env}",
         stored=stored,
         health=stored.health(at) if stored else None,
+        stale=report_is_stale(stored),
         counts=counts,
         waiting=counts["pending"] + counts["processing"],
         rejected=rejected,

@@ -51,6 +51,7 @@ def _render(
         errors=errors or [],
         health=stored.health() if stored else None,
         report=stored.verify_report if stored else None,
+        stale=stripe_form.report_is_stale(stored),
         webhook_url=webhook_url(mp.rt.settings.public_url, mp.merchant.id, mp.env),
         events=[(e, DESCRIPTIONS[e]) for e in HANDLED_EVENTS],
         notice=notice,

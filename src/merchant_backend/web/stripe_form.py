@@ -105,3 +105,8 @@ def to_input(form: dict[str, str]) -> DataSetInput:
         secret_key=clean["secret_key"] or None,
         webhook_signing_secret=clean["webhook_signing_secret"] or None,
     )
+
+
+def report_is_stale(stored: StoredDataSet | None) -> bool:
+    """The stored verify report predates the data set's last change (keys or a secret)."""
+    return bool(stored and stored.verified_at and stored.updated_at > stored.verified_at)
