@@ -65,13 +65,14 @@ def insert_new(
     # In key order: two processes inserting the same events (a redelivery racing the first
     # delivery) in different orders would deadlock on the unique index on PostgreSQL.
     rows = [unique[key].row(received_at) for key in sorted(unique)]
+    # Parameters apart from the statement: SQLAlchemy compiles it once and sends the rows as
+    # multi-row VALUES ("insertmanyvalues"); inlined .values(rows) recompiled every batch.
     stmt = (
         insert_for(conn, events)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["merchant_id", "env", "event_id"])
         .returning(events.c.merchant_id, events.c.env, events.c.event_id)
     )
-    return {(r[0], r[1], r[2]) for r in conn.execute(stmt)}
+    return {(r[0], r[1], r[2]) for r in conn.execute(stmt, rows)}
 
 
 @dataclass(frozen=True)
