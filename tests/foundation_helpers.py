@@ -7,6 +7,7 @@ puts the logging set-up back afterwards.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import socket
@@ -104,3 +105,41 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+# Finding a secret in bytes, in any encoding.
+KINDS = ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_", "mbt_")
+
+
+def _b64_cores(raw: bytes) -> list[bytes]:
+    """Base64 text of ``raw`` at each of the three alignments it can have inside a longer
+    value, without the edge characters that depend on the neighbouring bytes."""
+    cores: list[bytes] = []
+    for shift in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * shift + raw)
+            cores.append(encoded[4 if shift else 0 : -4])
+    return cores
+
+
+def encodings(secret: str) -> list[bytes]:
+    """Needles for a secret and for its random part alone (the part after sk_test_ …)."""
+    needles: list[bytes] = []
+    prefix = next((p for p in KINDS if secret.startswith(p)), "")
+    body = secret[len(prefix) :]
+    assert len(body) >= 16, "too short to search for without false alarms"
+    for value in (secret, body):
+        raw = value.encode()
+        needles += [
+            raw,
+            value.encode("utf-16-le"),
+            value.encode("utf-16-be"),
+            raw.hex().encode(),
+            raw.hex().upper().encode(),
+            *_b64_cores(raw),
+        ]
+    return needles
+
+
+def leaks(blob: bytes, values: list[str]) -> list[str]:
+    return [v for v in values if any(n in blob for n in encodings(v))]
