@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from merchant_backend import __version__, logs, web
 from merchant_backend.api import datasets, errors, merchants, ops, read, stripe_actions, webhooks
@@ -16,6 +17,18 @@ from merchant_backend.stripe.reconcile import Scheduler
 from merchant_backend.sync.worker import Worker
 
 log = logs.get("merchant_backend.app")
+
+
+class _App(FastAPI):
+    """FastAPI, except that Stripe's webhook POSTs go straight to their handler (hot path)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            params = webhooks.match(scope["path"])
+            if params is not None:
+                await webhooks.asgi(self, params, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
@@ -46,7 +59,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
                 app.state.worker_thread.join(timeout=10)
             await writer.stop()
 
-    app = FastAPI(
+    app = _App(
         title="merchant-backend",
         version=__version__,
         description="Connects merchants' Stripe accounts and keeps their payment state true.",
