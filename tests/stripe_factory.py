@@ -27,7 +27,6 @@ FIXTURES = Path(
 )
 
 
-
 def fixture(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
     return data
