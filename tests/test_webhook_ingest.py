@@ -182,7 +182,8 @@ def test_commit_that_does_not_finish_in_time_answers_503(
         release.set()
         # The late commit may still land: then Stripe's retry is a duplicate, never lost.
         wait_for(lambda: inbox_rows(runtime.engine, connected.id))
-        assert post_ok(client, connected.id, evt).json()["duplicate"] is True
+        # (Retried like Stripe retries: on a loaded machine a commit may exceed 0.2 s too.)
+        wait_for(lambda: post(client, connected.id, evt).json().get("duplicate") is True)
 
 
 @pytest.fixture
@@ -220,7 +221,9 @@ def test_database_locked_past_a_short_wait_answers_503(
     evt = sf.event("payment_intent.created", sf.payment_intent())
     try:
         with TestClient(app) as client:
-            assert post_ok(client, connected.id, sf.event("customer.updated", sf.obj("customer")))
+            # Warm the secret cache, so the locked database is met by the insert itself.
+            warm = sf.event("customer.updated", sf.obj("customer"))
+            wait_for(lambda: post(client, connected.id, warm).status_code == 200)
             release = request.getfixturevalue("locked_database")
             started = time.monotonic()
             r = post(client, connected.id, evt)
