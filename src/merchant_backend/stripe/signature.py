@@ -1,13 +1,20 @@
 """``Stripe-Signature`` checks, as pure functions of (body, header, secrets, now).
 
 The header is parsed strictly (exactly one ``t=``, at least one ``v1=``; other schemes such as
-``v0`` are ignored, as Stripe documents), then the HMAC comparison itself is the Stripe SDK's
-(constant time). The SDK only rejects *old* timestamps; we also reject ones from the future,
-since a clock that far ahead means a replayable signature.
+``v0`` are ignored, as Stripe documents), then each ``v1`` is compared in constant time with
+HMAC-SHA256 of ``t.body`` under each valid secret. That is the Stripe SDK's check
+(``WebhookSignature.verify_header``) computed with the standard library's one-shot
+``hmac.digest`` on the raw bytes: the SDK's path (lazy module attribute, pure-Python HMAC
+object, re-parsing the header, str round trip of the body) cost half the CPU of verification at
+thousands of deliveries a second. Signing (``sign``, for tests and the benchmark) stays the
+SDK's, so every test checks this verifier against Stripe's own signer. The SDK only rejects
+*old* timestamps; we also reject ones from the future, since a clock that far ahead means a
+replayable signature.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,18 +78,17 @@ def verify(
             "the webhook",
         )
     try:
-        text = body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SignatureRejected("not_an_event", "body is not UTF-8 text") from exc
+    # Stripe signs the UTF-8 text "{t}.{body}"; the body's bytes are that text's encoding.
+    signed = b"%d.%b" % (parsed.timestamp, body)
     matched = False
     for secret in secrets:
-        try:
-            # Tolerance is checked below, on both sides of now.
-            stripe.WebhookSignature.verify_header(text, header, secret, tolerance=None)
-        except stripe.SignatureVerificationError:
-            continue
-        matched = True
-        break
+        expected = hmac.digest(secret.encode("utf-8"), signed, "sha256").hex()
+        if any(hmac.compare_digest(expected, given) for given in parsed.signatures):
+            matched = True
+            break
     if not matched:
         raise SignatureRejected("bad_signature", "no valid signature for this body")
     if abs(now - parsed.timestamp) > tolerance:
