@@ -218,6 +218,9 @@ def serve(
         upgrade(rt.engine)
         rt.keys.get()  # fail now, not on the first request, if the key is unusable
         application = create_app(rt, run_worker=not no_worker)
+        # The inbox writer's thread must get the GIL back as soon as its fsync returns: the
+        # default 5 ms switch interval was added to group commits while the loop was busy.
+        sys.setswitchinterval(0.001)
         uvicorn.run(application, host=host, port=port, **uvicorn_options())
 
 
