@@ -149,7 +149,7 @@ def add_data_set(
     merchant_id: str,
     env: str = "stage",
     *,
-    account_id: str = "acct_1Test",
+    account_id: str = "acct_1PgafTB7WZ01zgkW",
     signing_secret: str | None = None,
     secret_key: str | None = None,
 ) -> None:

@@ -9,7 +9,7 @@ from typing import TypeVar
 from merchant_backend.settings import Settings
 from merchant_backend.stripe.events import HANDLED_EVENTS
 
-ACCOUNT = "acct_1Test"  # conftest.add_data_set's default account id
+ACCOUNT = "acct_1PgafTB7WZ01zgkW"  # conftest.add_data_set's default account id
 ALL_EVENTS = list(HANDLED_EVENTS)
 T = TypeVar("T")
 

@@ -357,7 +357,7 @@ def test_rotation_with_the_key_file_keeps_every_secret_readable_for_running_read
     real_reencrypt = datasets.reencrypt_all
     passes: list[int] = []
 
-    def observed(conn: Any, ring: Keyring, batch: int = 100) -> int:
+    def observed(conn: Any, ring: Keyring) -> int:
         n = len(passes)
         passes.append(n)
         assert read_all(rt.engine, reader.for_token) == expected
@@ -372,7 +372,7 @@ def test_rotation_with_the_key_file_keeps_every_secret_readable_for_running_read
                 values["webhook_signing_secret"],
                 None,
             )
-        return real_reencrypt(conn, ring, batch)
+        return real_reencrypt(conn, ring)
 
     monkeypatch.setattr(datasets, "reencrypt_all", observed)
     env = cli_env(

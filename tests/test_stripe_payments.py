@@ -173,7 +173,7 @@ def test_rejected_key_and_stripe_refusals(
     r = client.post(url(stage), headers=stage.auth, json={"amount": 500, "currency": "usd"})
     assert r.status_code == 502
     assert r.json()["error"]["message"].startswith(
-        "Stripe rejected the secret key for acct_1Test (sk_test_…4242)"
+        "Stripe rejected the secret key for acct_1PgafTB7WZ01zgkW (sk_test_…4242)"
     )
     assert SECRET_KEY not in r.text
     fake.add_key(SECRET_KEY, ACCOUNT)

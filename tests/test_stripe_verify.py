@@ -77,7 +77,7 @@ def test_rejected_key_fails_with_what_to_do_and_never_the_key(
     assert report["status"] == "failed"
     assert c["secret_key_accepted"]["status"] == "failed"
     assert c["secret_key_accepted"]["message"].startswith(
-        "Stripe rejected the secret key for acct_1Test (sk_test_…4242): copy it again from "
+        "Stripe rejected the secret key for acct_1PgafTB7WZ01zgkW (sk_test_…4242): copy it again from "
         "Developers → API keys"
     )
     assert c["account_matches"]["status"] == "failed"
@@ -97,7 +97,7 @@ def test_key_of_another_account_fails_naming_both(
     assert c["secret_key_accepted"]["status"] == "ok"
     assert c["account_matches"]["status"] == "failed"
     assert (
-        "belongs to acct_1Other, but the data set says acct_1Test"
+        "belongs to acct_1Other, but the data set says acct_1PgafTB7WZ01zgkW"
         in (c["account_matches"]["message"])
     )
 
@@ -279,5 +279,5 @@ def test_cli_verify_prints_the_report_and_exits_1_when_a_check_failed(
     fake.keys.clear()
     rejected = run_cli(args, env)
     assert rejected.exit_code == 1
-    assert "Stripe rejected the secret key for acct_1Test" in rejected.stdout
+    assert "Stripe rejected the secret key for acct_1PgafTB7WZ01zgkW" in rejected.stdout
     assert SECRET_KEY not in rejected.stdout + rejected.stderr

@@ -318,7 +318,7 @@ def test_timestamps_within_the_tolerance_are_accepted(
 def test_live_event_on_live_and_matching_account_are_accepted(
     client: TestClient, runtime: Runtime, connected: MerchantCtx
 ) -> None:
-    evt = a_event(livemode=True, account="acct_1Test")
+    evt = a_event(livemode=True, account="acct_1PgafTB7WZ01zgkW")
     r = post(client, connected.id, evt, env="live", secret=LIVE_SIGNING_SECRET)
     assert r.status_code == 200, r.text
     assert len(inbox_rows(runtime.engine, connected.id, "live")) == 1

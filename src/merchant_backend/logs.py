@@ -37,6 +37,20 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now, not to the stream of the first log call.
+
+    Loggers are cached on first use; binding them to a stream that is later replaced (a test
+    runner's capture, a daemon's redirect) would make them write to a closed file.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def setup(level: str = "INFO", json: bool = True) -> None:
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
@@ -52,7 +66,7 @@ def setup(level: str = "INFO", json: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     # Records of the standard library (uvicorn, alembic, tracebacks of failed requests) go
@@ -70,7 +84,7 @@ def setup(level: str = "INFO", json: bool = True) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_CurrentStderr())
     handler.addFilter(_RedactingFilter())
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=500, ge=1)
     worker_lease_seconds: float = Field(default=60.0, gt=0)
     worker_poll_interval: float = Field(default=0.2, gt=0)
-    worker_max_attempts: int = Field(default=8, ge=1)
+    # 15 tries with backoff 2 s doubling up to 1 h: about 5 h before an event is dead, so a
+    # bug fixed within a working day needs no manual replay (Stripe itself retries for 3 days).
+    worker_max_attempts: int = Field(default=15, ge=1)
     worker_backoff_base: float = Field(default=2.0, gt=0)
     worker_backoff_max: float = Field(default=3600.0, gt=0)
 

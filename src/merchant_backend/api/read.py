@@ -11,7 +11,7 @@ from merchant_backend.api.errors import ApiError, not_found
 from merchant_backend.api.pagination import Limit, StartingAfter, page
 from merchant_backend.clock import now
 from merchant_backend.runtime import Runtime
-from merchant_backend.store import db, inbox, objects
+from merchant_backend.store import datasets, db, inbox, objects
 from merchant_backend.sync.handlers import dispute_funds
 from merchant_backend.validation import Env
 
@@ -46,11 +46,15 @@ def get_account(
     env: EnvPath, merchant_id: str = Depends(merchant_access), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     with db.read(rt.engine) as conn:
-        items, _ = objects.list_page(conn, merchant_id, env, "account", limit=1)
-        if not items:
-            raise not_found("no account.updated event received for this environment yet")
-        out = shown(items[0])
-        out["history"] = objects.history(conn, merchant_id, env, items[0].stripe_id)
+        stored = datasets.get(conn, merchant_id, env)
+        if stored is None:
+            raise not_found(f"no {env} data set for this merchant yet")
+        # The data set's account, not whatever account object came last.
+        item = objects.get(conn, merchant_id, env, "account", stored.account_id)
+        if item is None:
+            raise not_found(f"no account.updated event received for {stored.account_id} yet")
+        out = shown(item)
+        out["history"] = objects.history(conn, merchant_id, env, item.stripe_id)
     return out
 
 

@@ -210,6 +210,16 @@ def save(
             )
         )
     else:
+        changed = (
+            data.account_id != existing.account_id
+            or data.publishable_key != existing.publishable_key
+            or data.secret_key is not None
+            or data.webhook_signing_secret is not None
+        )
+        if changed:
+            # A report about other keys would show a connection as healthy that nobody checked.
+            values["verify_report"] = None
+            values["verified_at"] = None
         conn.execute(
             update(stripe_datasets)
             .where(_where(merchant_id, env))
@@ -356,7 +366,7 @@ def record_delivery(conn: Connection, merchant_id: str, env: str, at: float) -> 
     )
 
 
-def reencrypt_all(conn: Connection, ring: Keyring, batch: int = 100) -> int:
+def reencrypt_all(conn: Connection, ring: Keyring) -> int:
     """Re-encrypt every secret not yet under the primary key; returns how many rows changed.
 
     Readers never wait for it (WAL on SQLite, MVCC on PostgreSQL) and always find a ciphertext

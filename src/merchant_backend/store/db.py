@@ -7,6 +7,8 @@ writers queue on the lock instead of failing when a read transaction tries to up
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,14 +34,32 @@ def create_db_engine(url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 
     url = normalise_url(url)
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
+        if not memory:
+            _create_private(make_url(url).database)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
             poolclass=NullPool if memory else None,
+            hide_parameters=True,
         )
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # hide_parameters: a database error must not carry event bodies (client secrets, PII) into logs.
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+    )
+
+
+def _create_private(path: str | None) -> None:
+    """Create a new SQLite file readable by its owner only (its WAL files inherit the mode).
+
+    It holds no plaintext secret, but it does hold customers' and payments' data.
+    """
+    if not path or path.startswith("file:") or os.path.exists(path):
+        return
+    # Any failure here (no such folder, no permission) is SQLite's to report, on connect.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -66,11 +66,12 @@ def apply_snapshots(
         set_={
             c: getattr(excluded, c)
             for c in (
+                # Not "created": Stripe never changes it, and a card (which has none) would
+                # otherwise move in the list with every update.
                 "status",
                 "customer_id",
                 "amount",
                 "currency",
-                "created",
                 "data",
                 "order_key",
                 "last_event_id",

@@ -96,6 +96,8 @@ events = Table(
     Index("ix_events_claim", "state", "next_attempt_at"),
     Index("ix_events_list", "merchant_id", "env", "created", "id"),
     Index("ix_events_object", "merchant_id", "env", "object_id"),
+    # Overview counts and the events page filtered by state (e.g. dead) without a scan.
+    Index("ix_events_state", "merchant_id", "env", "state", "created"),
 )
 
 stripe_objects = Table(
