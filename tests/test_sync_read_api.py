@@ -238,3 +238,18 @@ def test_stage_never_shows_live_data(
     assert [(p["id"], p["object"]["livemode"]) for p in live] == [(live_pi["id"], True)]
     assert get(client, connected, "account", env="live")["object"]["id"] == "acct_1PgafTB7WZ01zgkW"
     assert len(get(client, connected, "events", env="live")["data"]) == 3
+
+
+def test_account_is_the_data_sets_account_not_the_last_account_seen(
+    client: TestClient, connected: MerchantCtx, worker: Worker
+) -> None:
+    """An account.updated about another account (e.g. a Connect account's event without the
+    ``account`` field) must not pass for the merchant's own account."""
+    own = sf.obj("account", charges_enabled=True)
+    other = sf.obj("account", id="acct_1OtherAccount0", charges_enabled=False)
+    post_ok(client, connected.id, sf.event("account.updated", own, created=T0))
+    post_ok(client, connected.id, sf.event("account.updated", other, created=T0 + 10))
+    worker.drain()
+    shown = get(client, connected, "account")
+    assert shown["object"]["id"] == own["id"]
+    assert shown["object"]["charges_enabled"] is True
