@@ -246,7 +246,10 @@ def test_account_is_the_data_sets_account_not_the_last_account_seen(
     """An account.updated about another account (e.g. a Connect account's event without the
     ``account`` field) must not pass for the merchant's own account."""
     own = sf.obj("account", charges_enabled=True)
-    other = sf.obj("account", id="acct_1OtherAccount0", charges_enabled=False)
+    # Newer in every way a "latest account" rule could look at.
+    other = sf.obj(
+        "account", id="acct_1ZOtherAccount", charges_enabled=False, created=own["created"] + 100
+    )
     post_ok(client, connected.id, sf.event("account.updated", own, created=T0))
     post_ok(client, connected.id, sf.event("account.updated", other, created=T0 + 10))
     worker.drain()
