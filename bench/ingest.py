@@ -1,9 +1,11 @@
 """Ingest: the bare endpoint and the real ``serve --no-worker``, under the same wrk load.
 
-Both servers run alone on CPU 0 and wrk on CPU 1. Every request carries an event never sent
-before, signed a moment before the run (Stripe's tolerance is 300 s), so the real endpoint
-verifies, checks and durably stores each one; afterwards the inbox is counted to show that
-every 2xx is really there.
+All servers run on CPU 0 (started once, idle while another is measured) and wrk on CPU 1.
+Every request carries an event never sent before, signed a moment before its run (Stripe's
+tolerance is 300 s), so the real endpoint verifies, checks and durably stores each one. The
+targets are measured in turn, several rounds, so a noisy neighbour hits all of them alike; each
+round's ratio is real / bare of that round. Afterwards the inbox is counted to show that every
+2xx is really there.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import os
 import secrets
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -30,11 +34,19 @@ ACCOUNT = "acct_1BenchAccount"
 SIGNING_SECRET = "whsec_" + secrets.token_hex(24)
 
 
-@dataclass(frozen=True)
-class IngestFigures:
+@dataclass
+class Target:
     name: str
-    load: wrk.LoadResult
-    stored: int | None = None
+    port: int
+    path: str
+    proc: subprocess.Popen[Any]
+    database_url: str | None = None
+    runs: list[wrk.LoadResult] = field(default_factory=list)
+    sent: int = 0
+    answered: int = 0
+
+    def median(self, attr: str) -> float:
+        return float(median(getattr(r, attr) for r in self.runs))
 
 
 def _cli(env: dict[str, str], *args: str) -> dict[str, object]:
@@ -79,9 +91,9 @@ def prepare_service(workdir: Path, database_url: str) -> tuple[dict[str, str], s
 class LoadFiles:
     """Distinct signed events in wrk's request files; signed when asked, just before use."""
 
-    def __init__(self, workdir: Path, tag: str) -> None:
+    def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.builder = events.Builder(tag, account=ACCOUNT)
+        self.builder = events.Builder(secrets.token_hex(3), account=ACCOUNT)
         self.start = int(time.time()) - 86400
 
     def make(self, name: str, n: int) -> Path:
@@ -92,42 +104,7 @@ class LoadFiles:
         return path
 
 
-def _load(
-    children: Children,
-    files: LoadFiles,
-    name: str,
-    port: int,
-    path: str,
-    *,
-    requests: int,
-    warmup: int,
-    connections: int,
-) -> wrk.LoadResult:
-    base = f"http://127.0.0.1:{port}"
-    if warmup:
-        wrk.run(
-            children,
-            f"{name}-warmup",
-            url_base=base,
-            path=path,
-            requests_file=files.make(f"{name}-warmup", warmup),
-            connections=connections,
-            cpu=LOAD_CPU,
-        )
-    return wrk.run(
-        children,
-        f"{name}-wrk",
-        url_base=base,
-        path=path,
-        requests_file=files.make(name, requests),
-        connections=connections,
-        cpu=LOAD_CPU,
-    )
-
-
-def run_bare(
-    children: Children, workdir: Path, *, requests: int, warmup: int, connections: int
-) -> IngestFigures:
+def start_bare(children: Children) -> Target:
     port = free_port()
     proc = children.start(
         "bare",
@@ -135,63 +112,60 @@ def run_bare(
         env=dict(os.environ),
         cpus={SERVER_CPU},
     )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/", proc)
-        files = LoadFiles(workdir, "bare")
-        load = _load(
-            children,
-            files,
-            "bare",
-            port,
-            "/webhooks/stripe/mer_x/stage",
-            requests=requests,
-            warmup=warmup,
-            connections=connections,
-        )
-    finally:
-        children.stop(proc)
-    return IngestFigures("bare ASGI endpoint", load)
+    wait_http(f"http://127.0.0.1:{port}/", proc)
+    return Target("bare ASGI endpoint", port, "/webhooks/stripe/mer_x/stage", proc)
 
 
-def run_real(
-    children: Children,
-    workdir: Path,
-    label: str,
-    database_url: str,
-    *,
-    requests: int,
-    warmup: int,
-    connections: int,
-) -> IngestFigures:
+def start_real(children: Children, workdir: Path, label: str, database_url: str) -> Target:
     env, merchant_id = prepare_service(workdir, database_url)
     port = free_port()
     exe = str(Path(python()).with_name("merchant-backend"))
-    name = f"serve-{label}"
     proc = children.start(
-        name,
+        f"serve-{label}",
         [exe, "serve", "--no-worker", "--port", str(port)],
         env=env,
         cpus={SERVER_CPU},
     )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        files = LoadFiles(workdir, label)
-        load = _load(
-            children,
-            files,
-            name,
-            port,
-            f"/webhooks/stripe/{merchant_id}/stage",
-            requests=requests,
-            warmup=warmup,
-            connections=connections,
-        )
-    finally:
-        children.stop(proc)
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+    return Target(
+        f"serve --no-worker, {label}",
+        port,
+        f"/webhooks/stripe/{merchant_id}/stage",
+        proc,
+        database_url,
+    )
+
+
+def load(
+    children: Children,
+    files: LoadFiles,
+    target: Target,
+    n: int,
+    connections: int,
+    *,
+    record: bool = True,
+) -> wrk.LoadResult:
+    name = f"wrk-{target.port}-{len(target.runs)}-{'run' if record else 'warmup'}"
+    result = wrk.run(
+        children,
+        name,
+        url_base=f"http://127.0.0.1:{target.port}",
+        path=target.path,
+        requests_file=files.make(name, n),
+        connections=connections,
+        cpu=LOAD_CPU,
+    )
+    target.sent += n
+    target.answered += result.requests - result.non_2xx
+    if record:
+        target.runs.append(result)
+    return result
+
+
+def stored_events(database_url: str) -> int:
     engine = create_db_engine(database_url)
     try:
         with engine.connect() as conn:
-            stored = int(conn.execute(select(func.count()).select_from(events_table)).scalar_one())
+            return int(conn.execute(select(func.count()).select_from(events_table)).scalar_one())
     finally:
         engine.dispose()
-    return IngestFigures(f"serve --no-worker, {label}", load, stored - warmup)
