@@ -156,7 +156,9 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
 
+    # Ctrl-C and kill both end in the cleanup below (also when started with SIGINT ignored).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     if not wrk.available() and args.only != "processing":
         sys.exit("wrk is not installed: run 'make bench' (it installs it) or apt-get install wrk")
     use_pg = not args.no_postgres and pg.reachable()
