@@ -42,6 +42,7 @@ class Target:
     proc: subprocess.Popen[Any]
     database_url: str | None = None
     runs: list[wrk.LoadResult] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
     sent: int = 0
     answered: int = 0
 
@@ -146,20 +147,30 @@ def load(
     record: bool = True,
 ) -> wrk.LoadResult:
     name = f"wrk-{target.port}-{len(target.runs)}-{'run' if record else 'warmup'}"
+    requests_file = files.make(name, n)
+    cpu_before = cpu_seconds(target.proc.pid)
     result = wrk.run(
         children,
         name,
         url_base=f"http://127.0.0.1:{target.port}",
         path=target.path,
-        requests_file=files.make(name, n),
+        requests_file=requests_file,
         connections=connections,
         cpu=LOAD_CPU,
     )
+    cpu = cpu_seconds(target.proc.pid) - cpu_before
     target.sent += n
     target.answered += result.requests - result.non_2xx
     if record:
         target.runs.append(result)
+        target.cpu_us.append(cpu / max(result.requests, 1) * 1e6)
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stored_events(database_url: str) -> int:

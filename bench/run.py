@@ -59,8 +59,8 @@ def _fmt(t: ingest.Target, ratio: float | None) -> str:
     bad = sum(x.errors + x.non_2xx for x in t.runs)
     return (
         f"  {t.name:<31} {t.median('rps'):7.0f} req/s  p50 {t.median('p50_ms'):6.2f} ms  "
-        f"p99 {t.median('p99_ms'):6.2f} ms (worst {worst:6.2f})  ratio {r}"
-        + (f"  ERRORS/non-2xx {bad}" if bad else "")
+        f"p99 {t.median('p99_ms'):6.2f} ms (worst {worst:6.2f})  ratio {r}  "
+        f"server CPU {median(t.cpu_us):4.0f} us/req" + (f"  ERRORS/non-2xx {bad}" if bad else "")
     )
 
 
