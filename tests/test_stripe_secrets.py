@@ -52,7 +52,8 @@ def test_cli_output_never_holds_a_secret(
     outputs = []
     rejected = run_cli_process(["stripe", "verify", *who], env)  # key unknown to Stripe: 401
     assert rejected.returncode == 1
-    assert "Stripe rejected the secret key for acct_1PgafTB7WZ01zgkW (sk_test_…4242)" in rejected.stdout
+    expected = "Stripe rejected the secret key for acct_1PgafTB7WZ01zgkW (sk_test_…4242)"
+    assert expected in rejected.stdout
     outputs.append(rejected)
     fake.add_key(SECRET_KEY, ACCOUNT, {"GET /v1/account": "rak_accounts_kyc_basic_read"})
     outputs.append(run_cli_process(["stripe", "verify", *who], env))

@@ -77,8 +77,8 @@ def test_rejected_key_fails_with_what_to_do_and_never_the_key(
     assert report["status"] == "failed"
     assert c["secret_key_accepted"]["status"] == "failed"
     assert c["secret_key_accepted"]["message"].startswith(
-        "Stripe rejected the secret key for acct_1PgafTB7WZ01zgkW (sk_test_…4242): copy it again from "
-        "Developers → API keys"
+        "Stripe rejected the secret key for acct_1PgafTB7WZ01zgkW (sk_test_…4242): "
+        "copy it again from Developers → API keys"
     )
     assert c["account_matches"]["status"] == "failed"
     assert c["webhook_endpoint"]["status"] == "failed"
