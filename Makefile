@@ -35,11 +35,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test-sqlite: $(STAMP)
-	$(BIN)/pytest --db sqlite $(PYTEST_ARGS)
+	$(BIN)/pytest --db sqlite --basetemp "$(CURDIR)/.pytest-tmp/sqlite" $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
 	@if $(BIN)/python -m tests.pg_reachable "$(PG_ADMIN_URL)"; then \
-	  $(BIN)/pytest --db postgresql --pg-admin-url "$(PG_ADMIN_URL)" $(PYTEST_ARGS); \
+	  $(BIN)/pytest --db postgresql --pg-admin-url "$(PG_ADMIN_URL)" \
+	    --basetemp "$(CURDIR)/.pytest-tmp/postgresql" $(PYTEST_ARGS); \
 	elif [ "$$CI" = "true" ]; then \
 	  echo "FAILED: PostgreSQL at $(PG_ADMIN_URL) is not reachable, and CI must not skip it"; exit 1; \
 	else \

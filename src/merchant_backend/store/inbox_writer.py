@@ -54,7 +54,7 @@ class InboxWriter:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
-        # Rejection counts are best effort: flushed with the next batch, never awaited.
+        # Rejection counts are best effort: flushed every few seconds, never awaited.
         self._rejections: dict[tuple[str, str, str], int] = defaultdict(int)
         # last_delivery_at is shown in whole seconds: writing it once a second per data set,
         # not with every batch, spares each group commit an UPDATE and a page in the log.
@@ -122,10 +122,11 @@ class InboxWriter:
             batch = [first]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            rejections, self._rejections = self._rejections, defaultdict(int)
             started = time.perf_counter()
             try:
-                new = await asyncio.to_thread(self._commit, batch, dict(rejections))
+                # Rejection counts never ride along: if writing them failed, good events would
+                # answer 503 with them. The flusher writes them in their own transaction.
+                new = await asyncio.to_thread(self._commit, batch, {})
             except Exception as exc:
                 log.error(
                     "inbox commit failed",

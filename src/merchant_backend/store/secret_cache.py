@@ -23,9 +23,10 @@ class Credentials:
 
 
 class SecretCache:
-    def __init__(self, runtime: Runtime, ttl: float = 5.0) -> None:
+    def __init__(self, runtime: Runtime, ttl: float = 5.0, min_refresh: float = 1.0) -> None:
         self.runtime = runtime
         self.ttl = ttl
+        self.min_refresh = min_refresh
         self._entries: dict[tuple[str, str], Credentials] = {}
         self._lock = threading.Lock()
 
@@ -41,6 +42,9 @@ class SecretCache:
         entry = self._entries.get(key)
         mono = time.monotonic()
         if entry is not None and not fresh and mono - entry.loaded_at < self.ttl:
+            return entry
+        if entry is not None and fresh and mono - entry.loaded_at < self.min_refresh:
+            # Forged signatures must not buy a database read and a decryption each.
             return entry
         with db.read(self.runtime.engine) as conn:
             found = datasets.secrets(conn, self.runtime.keys.for_token, merchant_id, env)
