@@ -70,6 +70,45 @@ def _next_link(base: str, filters: dict[str, str | None], last_id: str | None) -
     return f"{base}?{urlencode(query)}"
 
 
+def _paging(
+    base: str, filters: dict[str, str | None], starting_after: str | None, next_id: str | None
+) -> dict[str, Any]:
+    """The pager of a list page: whether this is a later page, and links to the first and next."""
+    first = f"{base}?{urlencode({k: v for k, v in filters.items() if v})}" if filters else base
+    return {
+        "paged": bool(starting_after),
+        "first_link": first,
+        "next_link": _next_link(base, filters, next_id),
+    }
+
+
+def _object_page(
+    mp: MerchantPage,
+    object_type: str,
+    starting_after: str | None,
+    status: str | None = None,
+    customer_id: str | None = None,
+) -> tuple[list[objects.StoredObject], bool]:
+    with db.read(mp.rt.engine) as conn:
+        try:
+            return objects.list_page(
+                conn,
+                mp.merchant.id,
+                mp.env,
+                object_type,
+                limit=PAGE_SIZE,
+                starting_after=_opt(starting_after),
+                status=status,
+                customer_id=customer_id,
+            )
+        except LookupError:
+            raise _bad_cursor() from None
+
+
+def _last_id(items: list[objects.StoredObject], more: bool) -> str | None:
+    return items[-1].stripe_id if more and items else None
+
+
 def object_href(base: str, object_type: str | None, object_id: str | None) -> str | None:
     section = OBJECT_PAGES.get(object_type or "")
     return f"{base}/{section}/{object_id}" if section and object_id else None
@@ -128,13 +167,16 @@ def overview(request: Request, mp: MerchantPage = Depends(merchant_page)) -> Res
 # ---------------------------------------------------------------- payments
 
 
-def _timeline(
-    conn: Any, mp: MerchantPage, stripe_id: str
-) -> tuple[list[dict[str, Any]], list[inbox.InboxEntry]]:
-    """Applied events, oldest first, and this object's events not applied (yet)."""
+def _detail(
+    conn: Any, mp: MerchantPage, object_type: str, stripe_id: str
+) -> tuple[objects.StoredObject, list[dict[str, Any]], list[inbox.InboxEntry]]:
+    """The object (404 when unknown), its applied events oldest first, and those not applied yet."""
+    item = objects.get(conn, mp.merchant.id, mp.env, object_type, stripe_id)
+    if item is None:
+        raise not_found()
     applied = objects.history(conn, mp.merchant.id, mp.env, stripe_id)
     waiting = timeline.unapplied_for_object(conn, mp.merchant.id, mp.env, stripe_id)
-    return applied, waiting
+    return item, applied, waiting
 
 
 @router.get("/m/{merchant_id}/{env}/payments")
@@ -146,21 +188,9 @@ def payments(
     mp: MerchantPage = Depends(merchant_page),
 ) -> Response:
     filters = {"status": _opt(status, 40), "customer": _opt(customer)}
-    with db.read(mp.rt.engine) as conn:
-        try:
-            items, more = objects.list_page(
-                conn,
-                mp.merchant.id,
-                mp.env,
-                "payment_intent",
-                limit=PAGE_SIZE,
-                starting_after=_opt(starting_after),
-                status=filters["status"],
-                customer_id=filters["customer"],
-            )
-        except LookupError:
-            raise _bad_cursor() from None
-    base = f"{mp.base}/payments"
+    items, more = _object_page(
+        mp, "payment_intent", starting_after, filters["status"], filters["customer"]
+    )
     context = merchant_frame(
         mp,
         "/payments",
@@ -168,9 +198,7 @@ def payments(
         items=items,
         filters=filters,
         statuses=PAYMENT_STATUSES,
-        paged=bool(starting_after),
-        first_link=base + ("?" + urlencode({k: v for k, v in filters.items() if v})),
-        next_link=_next_link(base, filters, items[-1].stripe_id if more and items else None),
+        **_paging(f"{mp.base}/payments", filters, starting_after, _last_id(items, more)),
     )
     return page(request, "payments.html", context)
 
@@ -180,10 +208,7 @@ def payment(
     request: Request, payment_id: str, mp: MerchantPage = Depends(merchant_page)
 ) -> Response:
     with db.read(mp.rt.engine) as conn:
-        item = objects.get(conn, mp.merchant.id, mp.env, "payment_intent", payment_id)
-        if item is None:
-            raise not_found()
-        applied, waiting = _timeline(conn, mp, payment_id)
+        item, applied, waiting = _detail(conn, mp, "payment_intent", payment_id)
     context = merchant_frame(
         mp,
         "/payments",
@@ -221,21 +246,8 @@ def disputes(
     mp: MerchantPage = Depends(merchant_page),
 ) -> Response:
     filters = {"status": _opt(status, 40)}
-    with db.read(mp.rt.engine) as conn:
-        try:
-            items, more = objects.list_page(
-                conn,
-                mp.merchant.id,
-                mp.env,
-                "dispute",
-                limit=PAGE_SIZE,
-                starting_after=_opt(starting_after),
-                status=filters["status"],
-            )
-        except LookupError:
-            raise _bad_cursor() from None
+    items, more = _object_page(mp, "dispute", starting_after, filters["status"])
     at = now()
-    base = f"{mp.base}/disputes"
     context = merchant_frame(
         mp,
         "/disputes",
@@ -243,9 +255,7 @@ def disputes(
         items=[dispute_view(i, at) for i in items],
         filters=filters,
         statuses=DISPUTE_STATUSES,
-        paged=bool(starting_after),
-        first_link=base + ("?" + urlencode({k: v for k, v in filters.items() if v})),
-        next_link=_next_link(base, filters, items[-1].stripe_id if more and items else None),
+        **_paging(f"{mp.base}/disputes", filters, starting_after, _last_id(items, more)),
     )
     return page(request, "disputes.html", context)
 
@@ -255,10 +265,7 @@ def dispute(
     request: Request, dispute_id: str, mp: MerchantPage = Depends(merchant_page)
 ) -> Response:
     with db.read(mp.rt.engine) as conn:
-        item = objects.get(conn, mp.merchant.id, mp.env, "dispute", dispute_id)
-        if item is None:
-            raise not_found()
-        applied, waiting = _timeline(conn, mp, dispute_id)
+        item, applied, waiting = _detail(conn, mp, "dispute", dispute_id)
     context = merchant_frame(
         mp,
         "/disputes",
@@ -280,27 +287,13 @@ def customers(
     starting_after: str | None = None,
     mp: MerchantPage = Depends(merchant_page),
 ) -> Response:
-    with db.read(mp.rt.engine) as conn:
-        try:
-            items, more = objects.list_page(
-                conn,
-                mp.merchant.id,
-                mp.env,
-                "customer",
-                limit=PAGE_SIZE,
-                starting_after=_opt(starting_after),
-            )
-        except LookupError:
-            raise _bad_cursor() from None
-    base = f"{mp.base}/customers"
+    items, more = _object_page(mp, "customer", starting_after)
     context = merchant_frame(
         mp,
         "/customers",
         title=f"Customers · {mp.env}",
         items=items,
-        paged=bool(starting_after),
-        first_link=base,
-        next_link=_next_link(base, {}, items[-1].stripe_id if more and items else None),
+        **_paging(f"{mp.base}/customers", {}, starting_after, _last_id(items, more)),
     )
     return page(request, "customers.html", context)
 
@@ -310,13 +303,10 @@ def customer(
     request: Request, customer_id: str, mp: MerchantPage = Depends(merchant_page)
 ) -> Response:
     with db.read(mp.rt.engine) as conn:
-        item = objects.get(conn, mp.merchant.id, mp.env, "customer", customer_id)
-        if item is None:
-            raise not_found()
+        item, applied, waiting = _detail(conn, mp, "customer", customer_id)
         pays, more = objects.list_page(
             conn, mp.merchant.id, mp.env, "payment_intent", limit=10, customer_id=customer_id
         )
-        applied, waiting = _timeline(conn, mp, customer_id)
     context = merchant_frame(
         mp,
         "/customers",
@@ -359,7 +349,6 @@ def events(
             )
         except LookupError:
             raise _bad_cursor() from None
-    base = f"{mp.base}/events"
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     context = merchant_frame(
         mp,
@@ -377,9 +366,12 @@ def events(
             if _opt(replayed)
             else None
         ),
-        paged=bool(starting_after),
-        first_link=base + ("?" + urlencode({k: v for k, v in filters.items() if v})),
-        next_link=_next_link(base, filters, items[-1].event_id if more and items else None),
+        **_paging(
+            f"{mp.base}/events",
+            filters,
+            starting_after,
+            items[-1].event_id if more and items else None,
+        ),
     )
     return page(request, "events.html", context)
 
