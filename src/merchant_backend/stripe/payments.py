@@ -16,7 +16,7 @@ error does not carry it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from merchant_backend.clock import now
 from merchant_backend.runtime import Runtime
@@ -167,21 +167,8 @@ def capture_payment(
     amount_to_capture: int | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    sc = connect(rt, merchant_id, env)
-    params: dict[str, Any] = {}
-    if amount_to_capture is not None:
-        params["amount_to_capture"] = amount_to_capture
-    options = post_options(idempotency_key)
-    pi = sc.call(
-        "payment_intents.capture",
-        f"capture {pi_id}",
-        lambda: sc.client.v1.payment_intents.capture(
-            pi_id,
-            params=params or None,  # type: ignore[arg-type]
-            options=options,  # type: ignore[arg-type]
-        ),
-    )
-    return _result(rt, sc, _answer(sc, pi))
+    params = {} if amount_to_capture is None else {"amount_to_capture": amount_to_capture}
+    return _act(rt, merchant_id, env, pi_id, "capture", params, idempotency_key)
 
 
 def cancel_payment(
@@ -193,18 +180,26 @@ def cancel_payment(
     cancellation_reason: str | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
+    params = {} if cancellation_reason is None else {"cancellation_reason": cancellation_reason}
+    return _act(rt, merchant_id, env, pi_id, "cancel", params, idempotency_key)
+
+
+def _act(
+    rt: Runtime,
+    merchant_id: str,
+    env: str,
+    pi_id: str,
+    action: Literal["capture", "cancel"],
+    params: dict[str, Any],
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """Capture or cancel one PaymentIntent and sync the answer."""
     sc = connect(rt, merchant_id, env)
-    params: dict[str, Any] = {}
-    if cancellation_reason is not None:
-        params["cancellation_reason"] = cancellation_reason
     options = post_options(idempotency_key)
+    method = getattr(sc.client.v1.payment_intents, action)
     pi = sc.call(
-        "payment_intents.cancel",
-        f"cancel {pi_id}",
-        lambda: sc.client.v1.payment_intents.cancel(
-            pi_id,
-            params=params or None,  # type: ignore[arg-type]
-            options=options,  # type: ignore[arg-type]
-        ),
+        f"payment_intents.{action}",
+        f"{action} {pi_id}",
+        lambda: method(pi_id, params=params or None, options=options),
     )
     return _result(rt, sc, _answer(sc, pi))
