@@ -60,20 +60,7 @@ def fill_inbox(database_url: str, n: int, seed: int) -> None:
         for evt in evts:
             raw = orjson.dumps(evt)
             parsed, _doc = parse_event(raw)
-            items.append(
-                inbox.NewEvent(
-                    merchant_id=merchant.id,
-                    env="stage",
-                    event_id=parsed.event_id,
-                    type=parsed.type,
-                    created=parsed.created,
-                    object_type=parsed.object_type,
-                    object_id=parsed.object_id,
-                    payload=raw,
-                    source="webhook",
-                    handled=parsed.handled,
-                )
-            )
+            items.append(inbox.NewEvent.of(parsed, merchant.id, "stage", raw, "webhook"))
         for i in range(0, len(items), 1000):
             with db.write(rt.engine) as conn:
                 inbox.insert_new(conn, items[i : i + 1000], now())

@@ -154,20 +154,8 @@ async def receive(request: Request) -> Response:
     except SignatureRejected as exc:
         return _reject(writer, merchant_id, env, 400, exc.reason, str(exc))
 
-    item = NewEvent(
-        merchant_id=merchant_id,
-        env=env,
-        event_id=event.event_id,
-        type=event.type,
-        created=event.created,
-        object_type=event.object_type,
-        object_id=event.object_id,
-        payload=body,
-        source="webhook",
-        handled=event.handled,
-    )
     try:
-        is_new = await writer.submit(item)
+        is_new = await writer.submit(NewEvent.of(event, merchant_id, env, body, "webhook"))
     except InboxUnavailable as exc:
         return _unavailable(env, merchant_id, event.event_id, exc)
     outcome = "duplicate" if not is_new else "stored" if event.handled else "ignored"

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select, update
 from merchant_backend.store.schema import events
 from merchant_backend.store.upsert import insert_for
 from merchant_backend.stripe.events import HANDLED_EVENTS
+from merchant_backend.stripe.webhook_event import IncomingEvent
 
 STATES = ("pending", "processing", "applied", "ignored", "failed", "dead")
 SOURCES = ("webhook", "reconcile")
@@ -34,6 +35,24 @@ class NewEvent:
     payload: bytes
     source: str
     handled: bool
+
+    @classmethod
+    def of(
+        cls, event: IncomingEvent, merchant_id: str, env: str, payload: bytes, source: str
+    ) -> NewEvent:
+        """The inbox row of a parsed event, stored with the exact bytes it came as."""
+        return cls(
+            merchant_id=merchant_id,
+            env=env,
+            event_id=event.event_id,
+            type=event.type,
+            created=event.created,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            payload=payload,
+            source=source,
+            handled=event.handled,
+        )
 
     def row(self, received_at: float) -> dict[str, Any]:
         return {

@@ -165,20 +165,7 @@ def sort_page(events: list[dict[str, Any]], merchant_id: str, env: str, account_
             log().warning("reconcile skipped event", event_id=doc.get("id"), reason=exc.reason)
             rejected += 1
             continue
-        keep.append(
-            inbox.NewEvent(
-                merchant_id=merchant_id,
-                env=env,
-                event_id=event.event_id,
-                type=event.type,
-                created=event.created,
-                object_type=event.object_type,
-                object_id=event.object_id,
-                payload=payload,
-                source="reconcile",
-                handled=True,
-            )
-        )
+        keep.append(inbox.NewEvent.of(event, merchant_id, env, payload, "reconcile"))
     return Sorted(keep, skipped, rejected)
 
 
