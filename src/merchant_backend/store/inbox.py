@@ -234,7 +234,8 @@ class InboxEntry:
         return out
 
 
-_LIST_COLUMNS = (
+# Everything an InboxEntry holds but the payload: lists leave it out, `get` adds it.
+ENTRY_COLUMNS = (
     events.c.id,
     events.c.event_id,
     events.c.type,
@@ -252,7 +253,7 @@ _LIST_COLUMNS = (
 
 def get(conn: Connection, merchant_id: str, env: str, event_id: str) -> InboxEntry | None:
     row = conn.execute(
-        select(*_LIST_COLUMNS, events.c.payload).where(
+        select(*ENTRY_COLUMNS, events.c.payload).where(
             events.c.merchant_id == merchant_id,
             events.c.env == env,
             events.c.event_id == event_id,
@@ -274,7 +275,7 @@ def list_page(
 ) -> tuple[list[InboxEntry], bool]:
     """Newest first by Stripe's ``created``, then by arrival."""
     scope = and_(events.c.merchant_id == merchant_id, events.c.env == env)
-    query = select(*_LIST_COLUMNS).where(scope)
+    query = select(*ENTRY_COLUMNS).where(scope)
     if type_ is not None:
         query = query.where(events.c.type == type_)
     if state is not None:

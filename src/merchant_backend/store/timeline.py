@@ -9,23 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from merchant_backend.store.inbox import InboxEntry
+from merchant_backend.store.inbox import ENTRY_COLUMNS, InboxEntry
 from merchant_backend.store.schema import events
-
-_COLUMNS = (
-    events.c.id,
-    events.c.event_id,
-    events.c.type,
-    events.c.created,
-    events.c.received_at,
-    events.c.source,
-    events.c.attempts,
-    events.c.last_error,
-    events.c.state,
-    events.c.object_type,
-    events.c.object_id,
-    events.c.next_attempt_at,
-)
 
 
 def unapplied_for_object(
@@ -33,7 +18,7 @@ def unapplied_for_object(
 ) -> list[InboxEntry]:
     """Pending, processing, failed and dead events of one object, oldest first."""
     rows = conn.execute(
-        select(*_COLUMNS)
+        select(*ENTRY_COLUMNS)
         .where(
             events.c.merchant_id == merchant_id,
             events.c.env == env,
