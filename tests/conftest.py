@@ -38,6 +38,8 @@ SECRET_KEY = "sk_test_" + secrets.token_hex(12) + "4242"
 LIVE_SECRET_KEY = "sk_live_" + secrets.token_hex(12) + "9999"
 LIVE_SIGNING_SECRET = "whsec_" + secrets.token_hex(16)
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+# The fake-Stripe fixtures (fake, stage) that several test modules share.
+pytest_plugins = ["tests.stripe_helpers"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,13 +1,24 @@
-"""Helpers for the tests of talking to Stripe (issue 4): settings aimed at a fake Stripe."""
+"""Helpers for the tests of talking to Stripe (issue 4): settings aimed at a fake Stripe.
+
+conftest loads this module as a plugin, so its fixtures serve every test module: ``fake`` (a
+running fake Stripe) and ``stage`` (the merchant with a stage data set whose key ``fake``
+knows). A module aims the settings at the fake itself, with ``aimed_at`` in its own
+``settings`` fixture, as its timeouts are its own choice.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import pytest
+
+from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.stripe.events import HANDLED_EVENTS
+from tests.conftest import SECRET_KEY, MerchantCtx, add_data_set
+from tests.fake_stripe import FakeStripe, running
 
 ACCOUNT = "acct_1PgafTB7WZ01zgkW"  # conftest.add_data_set's default account id
 ALL_EVENTS = list(HANDLED_EVENTS)
@@ -39,3 +50,16 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStripe]:
+    with running() as f:
+        yield f
+
+
+@pytest.fixture
+def stage(runtime: Runtime, merchant: MerchantCtx, fake: FakeStripe) -> MerchantCtx:
+    add_data_set(runtime, merchant.id, "stage")
+    fake.add_key(SECRET_KEY, ACCOUNT)
+    return merchant

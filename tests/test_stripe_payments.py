@@ -7,8 +7,6 @@ decline with its decline code and PaymentIntent, 401, 429, a timeout, Stripe unr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,28 +14,15 @@ from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import db, objects
 from merchant_backend.stripe import client as stripe_client
-from tests.conftest import SECRET_KEY, MerchantCtx, add_data_set
-from tests.fake_stripe import FakeStripe, rate_limited, running
+from tests.conftest import SECRET_KEY, MerchantCtx
+from tests.fake_stripe import FakeStripe, rate_limited
 from tests.foundation_helpers import free_port
 from tests.stripe_helpers import ACCOUNT, aimed_at
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with running() as f:
-        yield f
-
-
-@pytest.fixture
 def settings(settings: Settings, fake: FakeStripe) -> Settings:
     return aimed_at(settings, fake.url, stripe_timeout=0.5)
-
-
-@pytest.fixture
-def stage(runtime: Runtime, merchant: MerchantCtx, fake: FakeStripe) -> MerchantCtx:
-    add_data_set(runtime, merchant.id, "stage")
-    fake.add_key(SECRET_KEY, ACCOUNT)
-    return merchant
 
 
 @pytest.fixture(autouse=True)

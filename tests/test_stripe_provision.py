@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,27 +14,14 @@ from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.stripe.provision import live_url_problem, provision_webhook
 from tests import stripe_factory as sf
 from tests.conftest import LIVE_SECRET_KEY, SECRET_KEY, SIGNING_SECRET, MerchantCtx, add_data_set
-from tests.fake_stripe import FakeStripe, running
+from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import cli_env, run_cli
 from tests.stripe_helpers import ACCOUNT, aimed_at, our_url
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with running() as f:
-        yield f
-
-
-@pytest.fixture
 def settings(settings: Settings, fake: FakeStripe) -> Settings:
     return aimed_at(settings, fake.url)
-
-
-@pytest.fixture
-def stage(runtime: Runtime, merchant: MerchantCtx, fake: FakeStripe) -> MerchantCtx:
-    add_data_set(runtime, merchant.id, "stage")
-    fake.add_key(SECRET_KEY, ACCOUNT)
-    return merchant
 
 
 def stored_secret(runtime: Runtime, merchant_id: str, env: str = "stage") -> str | None:

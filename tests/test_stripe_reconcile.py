@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,8 +18,8 @@ from merchant_backend.stripe import reconcile as rec
 from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
-from tests.conftest import SECRET_KEY, SIGNING_SECRET, MerchantCtx, add_data_set
-from tests.fake_stripe import FakeStripe, running
+from tests.conftest import SIGNING_SECRET, MerchantCtx, add_data_set
+from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import cli_env, run_cli
 from tests.stripe_helpers import ACCOUNT, aimed_at, wait_for
 
@@ -28,21 +27,8 @@ T0 = 1_790_000_000
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with running() as f:
-        yield f
-
-
-@pytest.fixture
 def settings(settings: Settings, fake: FakeStripe) -> Settings:
     return aimed_at(settings, fake.url)
-
-
-@pytest.fixture
-def stage(runtime: Runtime, merchant: MerchantCtx, fake: FakeStripe) -> MerchantCtx:
-    add_data_set(runtime, merchant.id, "stage")
-    fake.add_key(SECRET_KEY, ACCOUNT)
-    return merchant
 
 
 def history(fake: FakeStripe) -> list[dict[str, Any]]:

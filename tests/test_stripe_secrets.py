@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -18,15 +17,9 @@ from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db
 from tests.conftest import SECRET_KEY, SIGNING_SECRET, MerchantCtx, add_data_set
-from tests.fake_stripe import FakeStripe, rate_limited, running
+from tests.fake_stripe import FakeStripe, rate_limited
 from tests.foundation_helpers import CLI_BIN, cli_env, free_port, run_cli_process, subprocess_env
 from tests.stripe_helpers import ACCOUNT, aimed_at, wait_for
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with running() as f:
-        yield f
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,15 +13,9 @@ from merchant_backend.store import datasets, db
 from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.stripe.verify import CHECK_NAMES, check_key_modes, verify_connection
 from tests.conftest import SECRET_KEY, MerchantCtx, add_data_set, make_merchant
-from tests.fake_stripe import FakeStripe, running
+from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import cli_env, run_cli
 from tests.stripe_helpers import ACCOUNT, ALL_EVENTS, aimed_at, our_url
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with running() as f:
-        yield f
 
 
 @pytest.fixture
