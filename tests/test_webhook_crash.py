@@ -28,6 +28,7 @@ from merchant_backend.store.migrate import upgrade
 from merchant_backend.store.schema import events as events_table
 from tests import stripe_factory as sf
 from tests.conftest import SIGNING_SECRET, MerchantCtx, add_data_set, make_merchant
+from tests.foundation_helpers import free_port
 from tests.webhook_support import (
     expected_history,
     expected_projection,
@@ -41,15 +42,6 @@ from tests.webhook_support import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

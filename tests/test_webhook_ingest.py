@@ -29,6 +29,7 @@ from tests import stripe_factory as sf
 from tests.conftest import LIVE_SIGNING_SECRET, MerchantCtx
 from tests.webhook_support import (
     connected_merchant,
+    inbox_item,
     inbox_rows,
     metric,
     post,
@@ -266,26 +267,11 @@ def test_writer_not_running_answers_503(
 # ---- group commit -------------------------------------------------------------------------
 
 
-def _new_event(m: MerchantCtx, evt: dict[str, Any]) -> inbox.NewEvent:
-    return inbox.NewEvent(
-        merchant_id=m.id,
-        env="stage",
-        event_id=evt["id"],
-        type=evt["type"],
-        created=evt["created"],
-        object_type="payment_intent",
-        object_id=evt["data"]["object"]["id"],
-        payload=sf.body(evt),
-        source="webhook",
-        handled=True,
-    )
-
-
 def test_concurrent_deliveries_share_commits_and_each_answer_follows_its_commit(
     runtime: Runtime, connected: MerchantCtx
 ) -> None:
     items = [
-        _new_event(connected, sf.event("payment_intent.created", sf.payment_intent()))
+        inbox_item(connected, sf.event("payment_intent.created", sf.payment_intent()))
         for _ in range(120)
     ]
     items.insert(7, items[3])  # the same event twice in flight: one new, one duplicate

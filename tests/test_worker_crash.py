@@ -9,7 +9,6 @@ import random
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -24,6 +23,7 @@ from tests.webhook_support import (
     expected_history,
     expected_projection,
     history,
+    inbox_item,
     process_env,
     projection,
     start,
@@ -33,21 +33,6 @@ from tests.webhook_support import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def _new(m: MerchantCtx, evt: dict[str, Any]) -> inbox.NewEvent:
-    return inbox.NewEvent(
-        merchant_id=m.id,
-        env="stage",
-        event_id=evt["id"],
-        type=evt["type"],
-        created=evt["created"],
-        object_type=None,
-        object_id=evt["data"]["object"]["id"],
-        payload=sf.body(evt),
-        source="webhook",
-        handled=True,
-    )
 
 
 def leased_by(runtime: Runtime, pid: int) -> list[str]:
@@ -81,7 +66,9 @@ def test_worker_killed_mid_batch_leaves_nothing_lost_or_doubled(
     shuffled = in_order[:]
     random.Random(5).shuffle(shuffled)
     with db.write(runtime.engine) as conn:
-        inbox.insert_new(conn, [_new(connected, e) for e in shuffled], time.time())
+        inbox.insert_new(
+            conn, [inbox_item(connected, e, object_type=None) for e in shuffled], time.time()
+        )
 
     env = process_env(
         settings,

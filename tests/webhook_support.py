@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from sqlalchemy import Engine, select
 
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
+from merchant_backend.store.inbox import NewEvent
 from merchant_backend.store.schema import (
     events,
     merchants,
@@ -26,7 +26,8 @@ from merchant_backend.store.schema import (
     webhook_rejections,
 )
 from tests.conftest import SIGNING_SECRET, MerchantCtx, add_data_set, make_merchant
-from tests.stripe_factory import signed
+from tests.foundation_helpers import subprocess_env
+from tests.stripe_factory import body, signed
 
 # What a webhook may change; webhook_rejections is left out (rejections are meant to go there).
 STORE_TABLES = (merchants, stripe_datasets, events, stripe_objects, object_events)
@@ -191,15 +192,15 @@ CLI = Path(sys.executable).parent / "merchant-backend"
 
 def process_env(settings: Settings, database_url: str, **extra: str) -> dict[str, str]:
     """The environment of a ``merchant-backend`` process on the test database and key."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MERCHANT_BACKEND_")}
     assert settings.master_key is not None
-    env.update(
-        MERCHANT_BACKEND_DATABASE_URL=database_url,
-        MERCHANT_BACKEND_MASTER_KEY=settings.master_key.get_secret_value(),
-        MERCHANT_BACKEND_LOG_LEVEL="WARNING",
+    return subprocess_env(
+        {
+            "MERCHANT_BACKEND_DATABASE_URL": database_url,
+            "MERCHANT_BACKEND_MASTER_KEY": settings.master_key.get_secret_value(),
+            "MERCHANT_BACKEND_LOG_LEVEL": "WARNING",
+            **extra,
+        }
     )
-    env.update(extra)
-    return env
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -216,3 +217,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+def inbox_item(
+    m: MerchantCtx, evt: dict[str, Any], object_type: str | None = "payment_intent"
+) -> NewEvent:
+    """A stage webhook event of a handled type as the inbox stores it, without the HTTP route."""
+    return NewEvent(
+        merchant_id=m.id,
+        env="stage",
+        event_id=evt["id"],
+        type=evt["type"],
+        created=evt["created"],
+        object_type=object_type,
+        object_id=evt["data"]["object"]["id"],
+        payload=body(evt),
+        source="webhook",
+        handled=True,
+    )
