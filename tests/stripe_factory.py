@@ -188,6 +188,24 @@ def card_declined(charge_id: str) -> dict[str, Any]:
     }
 
 
+def _settles(
+    pi: dict[str, Any], charge: str, processing_at: int, succeeded_at: int
+) -> list[dict[str, Any]]:
+    """payment_intent.processing, then payment_intent.succeeded with ``charge``."""
+    return [
+        event(
+            "payment_intent.processing",
+            _step(pi, status="processing", processing={"type": "card"}),
+            created=processing_at,
+        ),
+        event(
+            "payment_intent.succeeded",
+            _step(pi, status="succeeded", amount_received=pi["amount"], latest_charge=charge),
+            created=succeeded_at,
+        ),
+    ]
+
+
 def pi_succeeds(t0: int, customer: str | None = None) -> Lifecycle:
     """created → processing → succeeded (processing and succeeded in the same second)."""
     pi = payment_intent(customer=customer, created=t0)
@@ -196,16 +214,7 @@ def pi_succeeds(t0: int, customer: str | None = None) -> Lifecycle:
         "pi_succeeds",
         [
             event("payment_intent.created", pi, created=t0),
-            event(
-                "payment_intent.processing",
-                _step(pi, status="processing", processing={"type": "card"}),
-                created=t0 + 2,
-            ),
-            event(
-                "payment_intent.succeeded",
-                _step(pi, status="succeeded", amount_received=pi["amount"], latest_charge=charge),
-                created=t0 + 2,
-            ),
+            *_settles(pi, charge, t0 + 2, t0 + 2),
         ],
     )
 
@@ -220,16 +229,7 @@ def pi_fails_then_succeeds(t0: int, customer: str | None = None) -> Lifecycle:
         [
             event("payment_intent.created", pi, created=t0),
             event("payment_intent.payment_failed", failed, created=t0),
-            event(
-                "payment_intent.processing",
-                _step(pi, status="processing", processing={"type": "card"}),
-                created=t0 + 40,
-            ),
-            event(
-                "payment_intent.succeeded",
-                _step(pi, status="succeeded", amount_received=pi["amount"], latest_charge=charge),
-                created=t0 + 41,
-            ),
+            *_settles(pi, charge, t0 + 40, t0 + 41),
         ],
     )
 
