@@ -488,21 +488,15 @@ def test_cli_shows_secrets_masked_only(
     rolled = "whsec_" + random_body()
     env = cli_env(settings)
     common = ["--merchant", merchant.id, "--env", "live"]
+    stripe_set = [
+        *("stripe", "set", *common),
+        *("--account-id", values["account_id"]),
+        *("--publishable-key", values["publishable_key"]),
+        *("--secret-key", "-"),
+    ]
     results = [
         run_cli(
-            [
-                "stripe",
-                "set",
-                *common,
-                "--account-id",
-                values["account_id"],
-                "--publishable-key",
-                values["publishable_key"],
-                "--secret-key",
-                "-",
-                "--signing-secret",
-                "-",
-            ],
+            [*stripe_set, "--signing-secret", "-"],
             env,
             input=f"{values['secret_key']}\n{values['webhook_signing_secret']}\n",
         ),
@@ -523,21 +517,7 @@ def test_cli_shows_secrets_masked_only(
     assert leaks(output, secret_values) == []
     # A rejected secret is not echoed in the error.
     bad = "rk_test_" + random_body(40)
-    failed = run_cli(
-        [
-            "stripe",
-            "set",
-            *common,
-            "--account-id",
-            values["account_id"],
-            "--publishable-key",
-            values["publishable_key"],
-            "--secret-key",
-            "-",
-        ],
-        env,
-        input=bad + "\n",
-    )
+    failed = run_cli(stripe_set, env, input=bad + "\n")
     assert failed.exit_code == 2
     assert leaks((failed.stdout + failed.stderr).encode(), [bad]) == []
 
