@@ -121,6 +121,14 @@ def _problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
     return text
 
 
+def _failed(
+    request: Request, mp: MerchantPage, exc: Exception, what: str, headline: str
+) -> Response:
+    """The Stripe page again, 502, saying what went wrong (called inside the ``except``)."""
+    problem = _problem_text(exc, what, mp)
+    return _render(request, mp, _stored(mp), problem=f"{headline}: {problem}", status_code=502)
+
+
 @router.post("/m/{merchant_id}/{env}/stripe/verify")
 def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
     from merchant_backend.stripe.verify import verify_connection
@@ -129,14 +137,7 @@ def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Respo
     try:
         report: dict[str, Any] = verify_connection(mp.rt, mp.merchant.id, mp.env)
     except Exception as exc:
-        problem = _problem_text(exc, "verify", mp)
-        return _render(
-            request,
-            mp,
-            _stored(mp),
-            problem=f"Verifying did not finish: {problem}",
-            status_code=502,
-        )
+        return _failed(request, mp, exc, "verify", "Verifying did not finish")
     log.info("web verify", merchant_id=mp.merchant.id, env=mp.env, status=report.get("status"))
     # verify_connection stores the report: the page shows the stored one.
     return redirect(f"{mp.base}/stripe?done=verified#verify-report")
@@ -150,14 +151,7 @@ def create_webhook(request: Request, mp: MerchantPage = Depends(merchant_form)) 
     try:
         result = provision_webhook(mp.rt, mp.merchant.id, mp.env)
     except Exception as exc:
-        problem = _problem_text(exc, "webhook", mp)
-        return _render(
-            request,
-            mp,
-            _stored(mp),
-            problem=f"The webhook could not be set up: {problem}",
-            status_code=502,
-        )
+        return _failed(request, mp, exc, "webhook", "The webhook could not be set up")
     request.app.state.secret_cache.invalidate(mp.merchant.id, mp.env)
     log.info("web webhook", merchant_id=mp.merchant.id, env=mp.env, action=result.get("action"))
     # Shown at once rather than after a redirect: the message says what Stripe did (created,
