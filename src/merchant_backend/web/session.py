@@ -160,8 +160,7 @@ def merchant_page(
     env: str,
     session: web_sessions.WebSession = Depends(require_session),
 ) -> MerchantPage:
-    rt = runtime_of(request)
-    return MerchantPage(rt, session, _merchant_for(rt, session, merchant_id), _env(env))
+    return _merchant_page(request, merchant_id, env, session)
 
 
 def merchant_form(
@@ -169,6 +168,12 @@ def merchant_form(
     merchant_id: str,
     env: str,
     session: web_sessions.WebSession = Depends(csrf_checked),
+) -> MerchantPage:
+    return _merchant_page(request, merchant_id, env, session)
+
+
+def _merchant_page(
+    request: Request, merchant_id: str, env: str, session: web_sessions.WebSession
 ) -> MerchantPage:
     rt = runtime_of(request)
     return MerchantPage(rt, session, _merchant_for(rt, session, merchant_id), _env(env))
