@@ -8,7 +8,6 @@ knows). A module aims the settings at the fake itself, with ``aimed_at`` in its 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -17,6 +16,7 @@ import pytest
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.stripe.events import HANDLED_EVENTS
+from tests import webhook_support
 from tests.conftest import SECRET_KEY, MerchantCtx, add_data_set
 from tests.fake_stripe import FakeStripe, running
 
@@ -42,14 +42,8 @@ def our_url(settings: Settings, merchant_id: str, env: str = "stage") -> str:
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0) -> T:
     """Poll ``probe`` until it returns something truthy, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    found: T = webhook_support.wait_for(probe, timeout, interval=0.05, what=what)
+    return found
 
 
 @pytest.fixture

@@ -173,7 +173,12 @@ def flush_rejections(client: TestClient) -> None:
     client.portal.call(client.app.state.inbox_writer.flush_rejections)  # type: ignore[attr-defined, union-attr]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02) -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 30.0,
+    interval: float = 0.02,
+    what: str | None = None,
+) -> Any:
     """Poll until ``predicate()`` is truthy; its value, or AssertionError at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -181,6 +186,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         if value:
             return value
         if time.monotonic() > deadline:
+            if what is not None:
+                raise AssertionError(f"timed out waiting for {what}")
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
 
