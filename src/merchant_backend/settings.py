@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,8 +25,8 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=500, ge=1)
     worker_lease_seconds: float = Field(default=60.0, gt=0)
     worker_poll_interval: float = Field(default=0.2, gt=0)
-    # 15 tries with backoff 2 s doubling up to 1 h: about 5 h before an event is dead, so a
-    # bug fixed within a working day needs no manual replay (Stripe itself retries for 3 days).
+    # 15 tries, backoff 2 s doubling up to 1 h (with jitter): 2–4 h before an event is dead,
+    # so a bug fixed within the working day needs no manual replay.
     worker_max_attempts: int = Field(default=15, ge=1)
     worker_backoff_base: float = Field(default=2.0, gt=0)
     worker_backoff_max: float = Field(default=3600.0, gt=0)
@@ -41,7 +39,3 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
