@@ -548,3 +548,35 @@ def test_a_changed_data_set_drops_its_old_verify_report(
     with db.read(runtime.engine) as conn:
         stored = datasets.get(conn, connected.id, "stage")
     assert stored is not None and stored.verify_report is None
+
+
+@pytest.mark.parametrize(
+    ("action", "headline"),
+    [("verify", "Verifying did not finish"), ("webhook", "The webhook could not be set up")],
+)
+def test_stripe_unreachable_shows_what_went_wrong_and_keeps_the_data_set(
+    runtime: Runtime, connected: MerchantCtx, action: str, headline: str
+) -> None:
+    from merchant_backend.api.app import create_app
+    from tests.foundation_helpers import free_port
+
+    unreachable = runtime.settings.model_copy(
+        update={
+            # Nothing listens there: the connection is refused at once.
+            "stripe_api_base": f"http://127.0.0.1:{free_port()}",
+            "stripe_max_network_retries": 0,
+            "stripe_timeout": 2.0,
+        }
+    )
+    app = create_app(Runtime(unreachable, engine=runtime.engine), run_worker=False)
+    before = _stored(runtime, connected.id)
+    with TestClient(app, base_url="https://testserver") as web:
+        sign_in(web, connected.token)
+        path = f"/m/{connected.id}/stage/stripe"
+        r = web.post(f"{path}/{action}", data={"csrf_token": csrf_of(web, path)})
+    assert r.status_code == 502
+    assert headline in r.text
+    assert "Stripe" in r.text.split(headline, 1)[1][:400]
+    assert SECRET_KEY not in r.text and SIGNING_SECRET not in r.text
+    after = _stored(runtime, connected.id)
+    assert after == before  # no report, no endpoint, no secret changed by a failed call
