@@ -35,9 +35,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test-sqlite: $(STAMP)
+	@mkdir -p .pytest-tmp
 	$(BIN)/pytest --db sqlite --basetemp "$(CURDIR)/.pytest-tmp/sqlite" $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
+	@mkdir -p .pytest-tmp
 	@if $(BIN)/python -m tests.pg_reachable "$(PG_ADMIN_URL)"; then \
 	  $(BIN)/pytest --db postgresql --pg-admin-url "$(PG_ADMIN_URL)" \
 	    --basetemp "$(CURDIR)/.pytest-tmp/postgresql" $(PYTEST_ARGS); \
