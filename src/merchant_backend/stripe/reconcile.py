@@ -13,19 +13,29 @@ far as Stripe keeps events (30 days).
 
 ``types[]`` is not sent: the filtering is done here, which costs a little bandwidth on real
 Stripe but works with any server that implements the documented basic list parameters.
+
+One run at a time per data set: a run holds a lease stored with the state (owner, until),
+taken by compare-and-set in a write transaction, renewed with every page commit and released at
+the end, on success or failure. A second run that finds a live lease raises
+``ReconcileRunning`` (a ``StripeProblem``: 409, exit 1) without calling Stripe. A lease left by
+a crashed run expires after ``LEASE_SECONDS``; the next run takes it over and resumes the
+crashed run's cursor.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from merchant_backend import logs
 from merchant_backend.clock import now
@@ -34,6 +44,7 @@ from merchant_backend.store import datasets, db, inbox
 from merchant_backend.store.schema import reconcile_state
 from merchant_backend.store.upsert import insert_for
 from merchant_backend.stripe.client import StripeConnection, connect
+from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.stripe.events import HANDLED_SET
 from merchant_backend.stripe.signature import SignatureRejected
 from merchant_backend.stripe.webhook_event import check_belongs, parse_event
@@ -48,6 +59,10 @@ def log() -> Any:
 PAGE_SIZE = 100
 OVERLAP_SECONDS = 300
 RETENTION_SECONDS = 30 * 86400
+# How long a run may go without committing a page before another run may take over. A page
+# is one request: with the default timeout and retries (20 s x 3, plus 429 back-off) well
+# under a minute, so 5 minutes means "this run is dead", and a crashed run blocks at most this.
+LEASE_SECONDS = 300.0
 
 
 @dataclass
@@ -69,10 +84,21 @@ class Run:
 
 
 @dataclass
+class Lease:
+    """Who runs the data set's reconcile now; renewed with every page commit."""
+
+    owner: str
+    holder: str
+    started_at: float
+    until: float
+
+
+@dataclass
 class State:
     synced_until: int | None = None
     run: Run | None = None
     last_summary: dict[str, Any] | None = field(default=None)
+    lease: Lease | None = None
 
     def dumps(self) -> str:
         return json.dumps(asdict(self))
@@ -85,7 +111,53 @@ class State:
             synced_until=raw.get("synced_until"),
             run=Run(**run) if run else None,
             last_summary=raw.get("last_summary"),
+            lease=Lease(**lease) if (lease := raw.get("lease")) else None,
         )
+
+
+def may_take(lease: Lease | None, owner: str, at: float) -> bool:
+    """May ``owner`` run now? Free, expired (its run died), or already ours. Pure."""
+    return lease is None or lease.until <= at or lease.owner == owner
+
+
+def _utc(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ReconcileRunning(StripeProblem):
+    """Another run holds the data set's lease. A ``StripeProblem`` so that every caller that
+    already maps those (CLI exit code, API status, web page) reports it: 409, exit 1."""
+
+
+def already_running(merchant_id: str, env: str, lease: Lease) -> ReconcileRunning:
+    return ReconcileRunning(
+        status=409,
+        code="reconcile_running",
+        message=(
+            f"a reconcile for {merchant_id}/{env} is already running (started "
+            f"{_utc(lease.started_at)}, by {lease.holder}); wait for it or retry after "
+            f"{_utc(lease.until)}"
+        ),
+        exit_code=1,
+        extra={"retry_after": _utc(lease.until)},
+    )
+
+
+def lease_lost(merchant_id: str, env: str, lease: Lease | None) -> ReconcileRunning:
+    by = f" by {lease.holder}" if lease is not None else ""
+    return ReconcileRunning(
+        status=409,
+        code="reconcile_lease_lost",
+        message=(
+            f"this reconcile for {merchant_id}/{env} went longer than {LEASE_SECONDS:.0f} s "
+            f"without progress and another run{by} took over; it goes on from the saved cursor"
+        ),
+        exit_code=1,
+    )
+
+
+def default_holder() -> str:
+    return f"pid {os.getpid()} on {socket.gethostname()}"
 
 
 def parse_since(text: str) -> int:
@@ -120,12 +192,13 @@ def plan_run(state: State, since: int | None, at: float) -> Run:
     return Run(since=since, until=int(at), started_at=at)
 
 
-def load_state(conn: Connection, merchant_id: str, env: str) -> State:
-    row = conn.execute(
-        select(reconcile_state.c.state).where(
-            reconcile_state.c.merchant_id == merchant_id, reconcile_state.c.env == env
-        )
-    ).first()
+def load_state(conn: Connection, merchant_id: str, env: str, *, lock: bool = False) -> State:
+    """The stored state; ``lock`` holds the row until the transaction ends (PostgreSQL's
+    ``FOR UPDATE``; SQLite's writing transactions are serialised anyway)."""
+    query = select(reconcile_state.c.state).where(
+        reconcile_state.c.merchant_id == merchant_id, reconcile_state.c.env == env
+    )
+    row = conn.execute(query.with_for_update() if lock else query).first()
     return State.loads(row[0]) if row else State()
 
 
@@ -139,6 +212,59 @@ def save_state(conn: Connection, merchant_id: str, env: str, state: State) -> No
             set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
         )
     )
+
+
+def _locked_state(conn: Connection, merchant_id: str, env: str) -> State:
+    # A row must exist to be locked: without it two first runs would both see no lease. On
+    # PostgreSQL the second insert waits for the first's commit and then does nothing.
+    blank = insert_for(conn, reconcile_state).values(
+        merchant_id=merchant_id, env=env, state=State().dumps(), updated_at=now()
+    )
+    conn.execute(blank.on_conflict_do_nothing(index_elements=["merchant_id", "env"]))
+    return load_state(conn, merchant_id, env, lock=True)
+
+
+def take_lease(
+    conn: Connection, merchant_id: str, env: str, owner: str, holder: str, at: float
+) -> State:
+    """Compare-and-set inside the caller's write transaction: the state with our lease, or
+    ``ReconcileRunning`` when another live run holds it."""
+    state = _locked_state(conn, merchant_id, env)
+    held = state.lease
+    if held is not None and not may_take(held, owner, at):
+        raise already_running(merchant_id, env, held)
+    if held is not None and held.owner != owner:
+        log().warning(
+            "reconcile takes over an expired lease",
+            merchant_id=merchant_id,
+            env=env,
+            previous=held.holder,
+            expired_at=_utc(held.until),
+        )
+    state.lease = Lease(owner=owner, holder=holder, started_at=at, until=at + LEASE_SECONDS)
+    return state
+
+
+def _still_ours(conn: Connection, merchant_id: str, env: str, owner: str) -> None:
+    """Before writing our state: a run that stalled past its lease must not overwrite the
+    cursor of the run that took over."""
+    held = load_state(conn, merchant_id, env, lock=True).lease
+    if held is None or held.owner != owner:
+        raise lease_lost(merchant_id, env, held)
+
+
+def release_lease(engine: Any, merchant_id: str, env: str, owner: str) -> None:
+    """Clear our lease, leaving the rest of the state as last committed (the cursor)."""
+    with db.write(engine) as conn:
+        state = load_state(conn, merchant_id, env, lock=True)
+        if state.lease is None or state.lease.owner != owner:
+            return
+        state.lease = None
+        conn.execute(
+            update(reconcile_state)
+            .where(reconcile_state.c.merchant_id == merchant_id, reconcile_state.c.env == env)
+            .values(state=state.dumps(), updated_at=now())
+        )
 
 
 @dataclass(frozen=True)
@@ -217,20 +343,55 @@ def reconcile(
     *,
     since: int | None = None,
     on_page: Progress | None = None,
+    holder: str | None = None,
 ) -> dict[str, Any]:
-    """Fetch the window's events, insert the missing ones; returns the run's summary."""
+    """Fetch the window's events, insert the missing ones; returns the run's summary.
+
+    Raises ``ReconcileRunning`` when another run of the data set is under way; ``holder``
+    names this one in that message for the other callers (default: pid and host)."""
     sc = connect(rt, merchant_id, env)
+    owner = uuid.uuid4().hex
+    who = holder or default_holder()
     with db.write(rt.engine) as conn:
-        state = load_state(conn, merchant_id, env)
-        run = plan_run(state, since, now())
+        at = now()
+        state = take_lease(conn, merchant_id, env, owner, who, at)
+        run = plan_run(state, since, at)
         state.run = run
         save_state(conn, merchant_id, env, state)
+    try:
+        summary = _run(rt, sc, merchant_id, env, state, run, owner, on_page)
+    finally:
+        try:
+            release_lease(rt.engine, merchant_id, env, owner)
+        except Exception as exc:  # the run's own error matters more; the lease expires
+            log().warning(
+                "reconcile lease not released",
+                merchant_id=merchant_id,
+                env=env,
+                error=logs.redact(f"{type(exc).__name__}: {exc}")[:300],
+            )
+    log().info("reconcile finished", **{k: v for k, v in summary.items() if k != "finished"})
+    return summary
+
+
+def _run(
+    rt: Runtime,
+    sc: StripeConnection,
+    merchant_id: str,
+    env: str,
+    state: State,
+    run: Run,
+    owner: str,
+    on_page: Progress | None,
+) -> dict[str, Any]:
+    """The pages of ``run``, with ``state`` (holding our lease) saved after each."""
     if run.resumed:
         log().info("reconcile resumes", merchant_id=merchant_id, env=env, pages=run.pages)
     while True:
         events, has_more = _fetch_page(sc, run)
         page = sort_page(events, merchant_id, env, sc.account_id)
         with db.write(rt.engine) as conn:
+            _still_ours(conn, merchant_id, env, owner)
             new = inbox.insert_new(conn, page.keep, now())
             run.pages += 1
             run.fetched += len(events)
@@ -246,6 +407,8 @@ def reconcile(
                 )
             if events:
                 run.cursor = str(events[-1].get("id"))
+            if state.lease is not None:  # always: take_lease put ours there
+                state.lease.until = now() + LEASE_SECONDS
             save_state(conn, merchant_id, env, state)
         if on_page is not None:
             on_page(run)
@@ -253,11 +416,12 @@ def reconcile(
             break
     summary = summary_of(merchant_id, env, run, finished=True)
     with db.write(rt.engine) as conn:
+        _still_ours(conn, merchant_id, env, owner)
         state.synced_until = max(state.synced_until or 0, run.until)
         state.run = None
         state.last_summary = summary
+        state.lease = None
         save_state(conn, merchant_id, env, state)
-    log().info("reconcile finished", **{k: v for k, v in summary.items() if k != "finished"})
     return summary
 
 
@@ -272,6 +436,7 @@ class Scheduler:
         self.rt = rt
         self.interval = interval
         self._stop = threading.Event()
+        self.who = default_holder()
 
     def run_once(self) -> int:
         with db.read(self.rt.engine) as conn:
@@ -281,8 +446,13 @@ class Scheduler:
             if self._stop.is_set():
                 break
             try:
-                reconcile(self.rt, merchant_id, env)
+                reconcile(self.rt, merchant_id, env, holder=f"the scheduler of serve ({self.who})")
                 done += 1
+            except ReconcileRunning as exc:
+                # A CLI run or another serve process is on it: its run covers this round.
+                log().info(
+                    "scheduled reconcile skipped", merchant_id=merchant_id, env=env, reason=str(exc)
+                )
             except Exception as exc:  # one broken data set must not stop the others
                 log().warning(
                     "scheduled reconcile failed",
