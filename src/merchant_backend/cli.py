@@ -404,6 +404,8 @@ def reconcile(
     with runtime() as rt:
         with db.read(rt.engine) as conn:
             _merchant(conn, merchant)
+        # Named in the "already running" message another caller gets while this one runs.
+        holder = f"merchant-backend reconcile ({rec.default_holder()})"
         if sys.stderr.isatty():
             from datetime import UTC, datetime
 
@@ -428,9 +430,9 @@ def reconcile(
                         counts += f" · back to {back:%Y-%m-%d %H:%M} UTC"
                     bar.update(task, counts=counts)
 
-                summary = rec.reconcile(rt, merchant, e, since=start, on_page=show)
+                summary = rec.reconcile(rt, merchant, e, since=start, on_page=show, holder=holder)
         else:
-            summary = rec.reconcile(rt, merchant, e, since=start)
+            summary = rec.reconcile(rt, merchant, e, since=start, holder=holder)
     out(summary)
 
 
