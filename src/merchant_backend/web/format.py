@@ -33,12 +33,18 @@ CLOSED_DISPUTE = frozenset({"won", "lost", "warning_closed", "prevented"})
 DUE_SOON_SECONDS = 3 * 86400
 
 
+def decimals(currency: str) -> int:
+    """How many digits the currency's smallest unit has after the point."""
+    code = currency.lower()
+    return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+
+
 def money(amount: Any, currency: Any) -> str:
     """``12.34 USD`` from Stripe's ``1234`` and ``usd``; '—' when unknown."""
     if not isinstance(amount, int) or isinstance(amount, bool):
         return "—"
     code = str(currency or "").lower()
-    digits = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+    digits = decimals(code)
     sign = "-" if amount < 0 else ""
     whole, frac = divmod(abs(amount), 10**digits)
     text = f"{whole:,}" + (f".{frac:0{digits}d}" if digits else "")

@@ -1,0 +1,136 @@
+"""What the action forms send, turned into the store's and the Stripe helpers' inputs. Pure.
+
+Each function returns the value or the ``FieldError``s to show beside the fields; the checks
+that the store or the API already make stay there (a payment goes through the API's own body
+model, a rolled secret through ``datasets.roll_signing_secret``).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from decimal import Decimal, InvalidOperation
+
+from pydantic import ValidationError
+
+from merchant_backend.api.merchants import MerchantCreate
+from merchant_backend.api.stripe_actions import PaymentIntentBody
+from merchant_backend.store.datasets import MAX_ROLL_SECONDS
+from merchant_backend.stripe.payments import NewPayment
+from merchant_backend.validation import FieldError
+from merchant_backend.web.format import decimals
+
+_IDEMPOTENCY_KEY = re.compile(r"^web-[A-Za-z0-9_-]{16,64}$")
+
+# The statuses in which Stripe lets a PaymentIntent be captured / canceled.
+CAPTURABLE = frozenset({"requires_capture"})
+CANCELABLE = frozenset(
+    {
+        "requires_payment_method",
+        "requires_capture",
+        "requires_confirmation",
+        "requires_action",
+        "processing",
+    }
+)
+PAYMENT_NOTICES = {
+    "created": "The payment is created.",
+    "captured": "The payment is captured.",
+    "canceled": "The payment is canceled.",
+}
+
+# What to say when the API's body model refuses a field (its own messages name regexes).
+PAYMENT_MESSAGES = {
+    "amount": "Enter an amount above zero, such as 12.50 (at most 99,999,999 smallest units).",
+    "currency": "Enter a three-letter currency code, such as usd or eur.",
+    "customer": "A customer id looks like cus_… (or leave it empty).",
+    "payment_method": "A payment method id looks like pm_… such as pm_card_visa (or leave it "
+    "empty).",
+    "capture_method": "Choose automatic or manual capture.",
+    "description": "The description may have at most 1000 characters.",
+}
+
+
+def new_idempotency_key() -> str:
+    """One per form shown: sending the same form twice creates one payment, not two."""
+    return "web-" + secrets.token_urlsafe(18)
+
+
+def idempotency_key(submitted: str) -> str | None:
+    """The form's key if it is one we could have made; else none (Stripe's helper makes one)."""
+    submitted = submitted.strip()
+    return submitted if _IDEMPOTENCY_KEY.match(submitted) else None
+
+
+def old_valid_for(text: str) -> int | FieldError:
+    """Seconds the old signing secret stays valid; blank means the maximum, as in the CLI."""
+    text = text.strip()
+    if not text:
+        return MAX_ROLL_SECONDS
+    if not text.isdigit():
+        return FieldError(
+            "old_valid_for", f"Enter whole seconds from 0 to {MAX_ROLL_SECONDS} (24 h)."
+        )
+    return int(text)
+
+
+def minor_units(text: str, currency: str) -> int | None:
+    """``12.50`` EUR → 1250, ``500`` JPY → 500; None when it is not such an amount."""
+    text = text.strip().replace(",", "").replace("_", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not value.is_finite():
+        return None
+    scaled = value.scaleb(decimals(currency))
+    if scaled != scaled.to_integral_value():
+        return None  # more decimals than the currency has
+    return int(scaled)
+
+
+def payment(form: dict[str, str]) -> NewPayment | list[FieldError]:
+    """A confirming PaymentIntent from the "New payment" form, validated as the API does."""
+    clean = {k: v.strip() for k, v in form.items()}
+    currency = clean.get("currency", "").lower()
+    amount = minor_units(clean.get("amount", ""), currency) if currency else None
+    errors: list[FieldError] = []
+    if amount is None and clean.get("amount") and currency:
+        errors.append(FieldError("amount", PAYMENT_MESSAGES["amount"]))
+    try:
+        body = PaymentIntentBody(
+            amount=amount if amount is not None else 0,
+            currency=currency,
+            customer=clean.get("customer") or None,
+            payment_method=clean.get("payment_method") or None,
+            capture_method=clean.get("capture_method") or None,
+            description=clean.get("description") or None,
+            confirm=bool(clean.get("payment_method")),
+        )
+    except ValidationError as exc:
+        fields = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        errors += [
+            FieldError(name, PAYMENT_MESSAGES[name])
+            for name in PAYMENT_MESSAGES
+            if name in fields and not any(e.field == name for e in errors)
+        ]
+        return errors
+    if errors:
+        return errors
+    return NewPayment(
+        amount=body.amount,
+        currency=body.currency,
+        customer=body.customer,
+        payment_method=body.payment_method,
+        capture_method=body.capture_method,
+        description=body.description,
+        confirm=body.confirm,
+    )
+
+
+def merchant_name(text: str) -> str | FieldError:
+    """Checked by the API's create-merchant body (blank refused, at most 200 characters)."""
+    try:
+        return MerchantCreate(name=text).name
+    except ValidationError:
+        return FieldError("name", "Enter the merchant's name (1 to 200 characters).")
