@@ -9,12 +9,23 @@ from fastapi import APIRouter
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from merchant_backend.web import pages_auth, pages_data, pages_stripe
+from merchant_backend.web import (
+    pages_admin,
+    pages_auth,
+    pages_data,
+    pages_dataset_actions,
+    pages_payment_actions,
+    pages_stripe,
+)
 from merchant_backend.web.render import STATIC
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages_auth.router)
 router.include_router(pages_stripe.router)
+router.include_router(pages_admin.router)
+router.include_router(pages_dataset_actions.router)
+# Before pages_data: /payments/new must not be read as a payment id, nor fall into its catch-all.
+router.include_router(pages_payment_actions.router)
 router.include_router(pages_data.router)
 
 

@@ -14,6 +14,7 @@ from merchant_backend.store import datasets, db, inbox, objects, rejections, sta
 from merchant_backend.store.web_sessions import WebSession
 from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.sync.handlers import dispute_funds
+from merchant_backend.web import action_forms
 from merchant_backend.web import format as fmt
 from merchant_backend.web.chart import bar_chart
 from merchant_backend.web.layout import merchant_frame
@@ -205,10 +206,28 @@ def payments(
 
 @router.get("/m/{merchant_id}/{env}/payments/{payment_id}")
 def payment(
-    request: Request, payment_id: str, mp: MerchantPage = Depends(merchant_page)
+    request: Request,
+    payment_id: str,
+    done: str | None = None,
+    mp: MerchantPage = Depends(merchant_page),
+) -> Response:
+    return render_payment(
+        request, mp, payment_id, notice=action_forms.PAYMENT_NOTICES.get(done or "")
+    )
+
+
+def render_payment(
+    request: Request,
+    mp: MerchantPage,
+    payment_id: str,
+    *,
+    notice: str | None = None,
+    problem: str | None = None,
+    status_code: int = 200,
 ) -> Response:
     with db.read(mp.rt.engine) as conn:
         item, applied, waiting = _detail(conn, mp, "payment_intent", payment_id)
+    status = item.data.get("status")
     context = merchant_frame(
         mp,
         "/payments",
@@ -217,8 +236,15 @@ def payment(
         pi=item.data,
         applied=applied,
         waiting=waiting,
+        can_capture=status in action_forms.CAPTURABLE,
+        can_cancel=status in action_forms.CANCELABLE,
+        # One key per button: Stripe refuses a key reused for another request.
+        capture_key=action_forms.new_idempotency_key(),
+        cancel_key=action_forms.new_idempotency_key(),
+        notice=notice,
+        problem=problem,
     )
-    return page(request, "payment.html", context)
+    return page(request, "payment.html", context, status_code=status_code)
 
 
 # ---------------------------------------------------------------- disputes
@@ -332,9 +358,49 @@ def events(
     object: str | None = None,
     starting_after: str | None = None,
     replayed: str | None = None,
+    reconciled: str | None = None,
     mp: MerchantPage = Depends(merchant_page),
 ) -> Response:
     filters = {"type": _opt(type, 120), "state": _opt(state, 12), "object": _opt(object)}
+    notice: str | None = None
+    if _opt(replayed):
+        notice = f"Event {_opt(replayed)} is back in line: the worker applies it again shortly."
+    elif reconciled:
+        notice = reconcile_notice(mp)
+    return render_events(request, mp, filters, starting_after, notice=notice)
+
+
+def reconcile_notice(mp: MerchantPage) -> str | None:
+    """What the last "Fetch missed events" run did, from the progress reconcile stores."""
+    from merchant_backend.stripe import reconcile as rec
+
+    with db.read(mp.rt.engine) as conn:
+        state = rec.load_state(conn, mp.merchant.id, mp.env)
+    if state.run is not None:
+        r = state.run
+        return (
+            f"Fetched {r.fetched} events from Stripe so far ({r.new} new, {r.known} already "
+            f"known) in {r.pages} pages; there are more: fetch again to continue."
+        )
+    s = state.last_summary
+    if not s:
+        return None
+    return (
+        f"Fetched {s['fetched']} events from Stripe: {s['new']} new, {s['already_known']} "
+        f"already known, {s['skipped_types']} of types we do not handle."
+    )
+
+
+def render_events(
+    request: Request,
+    mp: MerchantPage,
+    filters: dict[str, str | None],
+    starting_after: str | None = None,
+    *,
+    notice: str | None = None,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Response:
     with db.read(mp.rt.engine) as conn:
         try:
             items, more = inbox.list_page(
@@ -343,13 +409,15 @@ def events(
                 mp.env,
                 limit=PAGE_SIZE,
                 starting_after=_opt(starting_after),
-                type_=filters["type"],
-                state=filters["state"],
-                object_id=filters["object"],
+                type_=filters.get("type"),
+                state=filters.get("state"),
+                object_id=filters.get("object"),
             )
         except LookupError:
             raise _bad_cursor() from None
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    here = f"{mp.base}/events"
+    if request.method == "GET" and request.url.query:
+        here = request.url.path + f"?{request.url.query}"
     context = merchant_frame(
         mp,
         "/events",
@@ -361,11 +429,8 @@ def events(
         replayable=REPLAYABLE,
         object_href=lambda t, i: object_href(mp.base, t, i),
         back=here,
-        notice=(
-            f"Event {_opt(replayed)} is back in line: the worker applies it again shortly."
-            if _opt(replayed)
-            else None
-        ),
+        notice=notice,
+        problem=problem,
         **_paging(
             f"{mp.base}/events",
             filters,
@@ -373,7 +438,7 @@ def events(
             items[-1].event_id if more and items else None,
         ),
     )
-    return page(request, "events.html", context)
+    return page(request, "events.html", context, status_code=status_code)
 
 
 @router.get("/m/{merchant_id}/{env}/events/{event_id}")

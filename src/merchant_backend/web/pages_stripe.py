@@ -23,15 +23,17 @@ NOTICES = {
     "saved": "The data set is saved.",
     "verified": "Verified against Stripe: the checks are below.",
     "webhook": "The webhook is set up in Stripe.",
+    "rolled": "The new signing secret is in use.",
+    "deleted": "The data set is deleted: webhooks for this environment are refused now.",
 }
 
 
-def _stored(mp: MerchantPage) -> StoredDataSet | None:
+def stored_of(mp: MerchantPage) -> StoredDataSet | None:
     with db.read(mp.rt.engine) as conn:
         return datasets.get(conn, mp.merchant.id, mp.env)
 
 
-def _render(
+def render(
     request: Request,
     mp: MerchantPage,
     stored: StoredDataSet | None,
@@ -41,6 +43,7 @@ def _render(
     notice: str | None = None,
     problem: str | None = None,
     status_code: int = 200,
+    **extra: Any,
 ) -> Response:
     context = merchant_frame(
         mp,
@@ -56,15 +59,25 @@ def _render(
         events=[(e, DESCRIPTIONS[e]) for e in HANDLED_EVENTS],
         notice=notice,
         problem=problem,
+        previous_secret=_previous_secret(stored),
+        max_roll=datasets.MAX_ROLL_SECONDS,
+        **extra,
     )
     return page(request, "stripe.html", context, status_code=status_code)
+
+
+def _previous_secret(stored: StoredDataSet | None) -> dict[str, Any] | None:
+    """The rolled-away secret, masked, while signatures made with it still count."""
+    shown = stored.as_json("") if stored else None
+    previous = shown["previous_signing_secret"] if shown else None
+    return previous if isinstance(previous, dict) else None
 
 
 @router.get("/m/{merchant_id}/{env}/stripe")
 def stripe_page(
     request: Request, done: str | None = None, mp: MerchantPage = Depends(merchant_page)
 ) -> Response:
-    return _render(request, mp, _stored(mp), notice=NOTICES.get(done or ""))
+    return render(request, mp, stored_of(mp), notice=NOTICES.get(done or ""))
 
 
 @router.post("/m/{merchant_id}/{env}/stripe")
@@ -88,16 +101,16 @@ def save_data_set(
             datasets.save(conn, mp.rt.keys.get(), mp.merchant.id, mp.env, data)
     except ValidationFailed as exc:
         shown = {k: v.strip() for k, v in form.items() if k not in stripe_form.SECRET_FIELDS}
-        return _render(
-            request, mp, _stored(mp), submitted=shown, errors=exc.errors, status_code=422
+        return render(
+            request, mp, stored_of(mp), submitted=shown, errors=exc.errors, status_code=422
         )
     request.app.state.secret_cache.invalidate(mp.merchant.id, mp.env)
     log.info("web data set saved", merchant_id=mp.merchant.id, env=mp.env)
     return redirect(f"{mp.base}/stripe?done=saved")
 
 
-def _needs_data_set(mp: MerchantPage) -> StoredDataSet:
-    stored = _stored(mp)
+def needs_data_set(mp: MerchantPage) -> StoredDataSet:
+    stored = stored_of(mp)
     if stored is None:
         raise WebError(
             409, "No data set yet", "Save the Stripe data set of this environment first."
@@ -105,7 +118,7 @@ def _needs_data_set(mp: MerchantPage) -> StoredDataSet:
     return stored
 
 
-def _problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
+def problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
     """Stripe problems and rejected settings carry messages written for the merchant (never a
     key); anything else is a bug, named only by its kind here and logged in full."""
     from merchant_backend.stripe.errors import StripeProblem
@@ -125,15 +138,15 @@ def _failed(
     request: Request, mp: MerchantPage, exc: Exception, what: str, headline: str
 ) -> Response:
     """The Stripe page again, 502, saying what went wrong (called inside the ``except``)."""
-    problem = _problem_text(exc, what, mp)
-    return _render(request, mp, _stored(mp), problem=f"{headline}: {problem}", status_code=502)
+    problem = problem_text(exc, what, mp)
+    return render(request, mp, stored_of(mp), problem=f"{headline}: {problem}", status_code=502)
 
 
 @router.post("/m/{merchant_id}/{env}/stripe/verify")
 def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
     from merchant_backend.stripe.verify import verify_connection
 
-    _needs_data_set(mp)
+    needs_data_set(mp)
     try:
         report: dict[str, Any] = verify_connection(mp.rt, mp.merchant.id, mp.env)
     except Exception as exc:
@@ -147,7 +160,7 @@ def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Respo
 def create_webhook(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
     from merchant_backend.stripe.provision import provision_webhook
 
-    _needs_data_set(mp)
+    needs_data_set(mp)
     try:
         result = provision_webhook(mp.rt, mp.merchant.id, mp.env)
     except Exception as exc:
@@ -157,4 +170,4 @@ def create_webhook(request: Request, mp: MerchantPage = Depends(merchant_form)) 
     # Shown at once rather than after a redirect: the message says what Stripe did (created,
     # completed, or found it complete) and what is left to do, which a fixed text cannot.
     message = str(result.get("message") or NOTICES["webhook"])
-    return _render(request, mp, _stored(mp), notice=message[:1].upper() + message[1:])
+    return render(request, mp, stored_of(mp), notice=message[:1].upper() + message[1:])

@@ -1,0 +1,57 @@
+"""The operator's "Create merchant" form on the merchant list.
+
+The new merchant's API token is shown once, in the answer to the form's POST and nowhere else
+(never in a URL, never stored in clear), with ``Cache-Control: no-store`` so no cache keeps it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+
+from merchant_backend import logs
+from merchant_backend.store import db
+from merchant_backend.store import merchants as merchant_store
+from merchant_backend.store.web_sessions import WebSession
+from merchant_backend.validation import FieldError
+from merchant_backend.web import action_forms
+from merchant_backend.web import session as sess
+from merchant_backend.web.layout import frame
+from merchant_backend.web.render import WebRoute, not_found, page, runtime_of
+
+log = logs.get("merchant_backend.web")
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+@router.post("/merchants")
+def create_merchant(
+    request: Request,
+    name: str = Form(""),
+    session: WebSession = Depends(sess.csrf_checked),
+) -> Response:
+    if not session.is_admin:
+        raise not_found()
+    rt = runtime_of(request)
+    checked = action_forms.merchant_name(name)
+    if isinstance(checked, FieldError):
+        with db.read(rt.engine) as conn:
+            merchants = merchant_store.list_all(conn)
+        context = frame(
+            session,
+            title="Merchants",
+            merchants=merchants,
+            name_error=checked.message,
+            name_value=name.strip()[:200],
+        )
+        return page(request, "merchants.html", context, status_code=422)
+    with db.write(rt.engine) as conn:
+        merchant, token = merchant_store.create(conn, checked)
+    log.info("web merchant created", merchant_id=merchant.id)
+    response = page(
+        request,
+        "merchant_created.html",
+        frame(session, title="Merchant created", merchant=merchant, token=token),
+    )
+    # Said here as well as by the common headers: this answer must never be kept anywhere.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response

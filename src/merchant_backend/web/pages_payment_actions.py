@@ -1,0 +1,180 @@
+"""Take payments from the browser: a new payment, capture, cancel.
+
+Thin adapters over ``stripe.payments`` (the API's helpers): what Stripe answers is synced to the
+projection there, so the payment's page shows it right after. Every form carries an
+idempotency key made when the form was shown, so a second click or a reload sends the same
+request to Stripe instead of a new one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+
+from merchant_backend import logs
+from merchant_backend.store import db, objects
+from merchant_backend.stripe.errors import StripeProblem
+from merchant_backend.validation import FieldError
+from merchant_backend.web import action_forms
+from merchant_backend.web.layout import merchant_frame
+from merchant_backend.web.pages_data import render_payment
+from merchant_backend.web.pages_stripe import needs_data_set, problem_text
+from merchant_backend.web.render import WebRoute, not_found, page, redirect
+from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
+
+log = logs.get("merchant_backend.web")
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+CAPTURE_METHODS = ("automatic", "manual")
+
+
+def _status(exc: Exception) -> int:
+    """A decline stays 402 and a refused request keeps Stripe's 4xx; the rest is 502-ish."""
+    return exc.status if isinstance(exc, StripeProblem) else 502
+
+
+def _new_form(
+    request: Request,
+    mp: MerchantPage,
+    *,
+    submitted: dict[str, str] | None = None,
+    errors: list[FieldError] | None = None,
+    problem: str | None = None,
+    declined: str | None = None,
+    declined_id: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = merchant_frame(
+        mp,
+        "/payments",
+        title=f"New payment · {mp.env}",
+        # Stripe's test card is a handy default in test mode only.
+        form=submitted
+        or {
+            "capture_method": "automatic",
+            "payment_method": "pm_card_visa" if mp.env == "stage" else "",
+        },
+        errors={e.field: e.message for e in errors or []},
+        capture_methods=CAPTURE_METHODS,
+        # A fresh key for every form shown: after a decline or a fix, a new attempt is new.
+        idempotency_key=action_forms.new_idempotency_key(),
+        problem=problem,
+        declined=declined,
+        declined_href=f"{mp.base}/payments/{declined_id}" if declined_id else None,
+    )
+    return page(request, "payment_new.html", context, status_code=status_code)
+
+
+@router.get("/m/{merchant_id}/{env}/payments/new")
+def new_payment_form(request: Request, mp: MerchantPage = Depends(merchant_page)) -> Response:
+    return _new_form(request, mp)
+
+
+@router.post("/m/{merchant_id}/{env}/payments/new")
+def create(
+    request: Request,
+    amount: str = Form(""),
+    currency: str = Form(""),
+    customer: str = Form(""),
+    payment_method: str = Form(""),
+    capture_method: str = Form(""),
+    description: str = Form(""),
+    idempotency_key: str = Form(""),
+    mp: MerchantPage = Depends(merchant_form),
+) -> Response:
+    from merchant_backend.stripe.payments import create_payment
+
+    needs_data_set(mp)
+    form = {
+        "amount": amount,
+        "currency": currency,
+        "customer": customer,
+        "payment_method": payment_method,
+        "capture_method": capture_method,
+        "description": description,
+    }
+    shown = {k: v.strip() for k, v in form.items()}
+    parsed = action_forms.payment(form)
+    if isinstance(parsed, list):
+        return _new_form(request, mp, submitted=shown, errors=parsed, status_code=422)
+    key = action_forms.idempotency_key(idempotency_key)
+    try:
+        result = create_payment(mp.rt, mp.merchant.id, mp.env, parsed, key)
+    except Exception as exc:
+        text = problem_text(exc, "payment", mp)
+        if isinstance(exc, StripeProblem) and exc.status == 402:
+            # The declined PaymentIntent is synced: link it beside the message.
+            return _new_form(
+                request,
+                mp,
+                submitted=shown,
+                declined=text,
+                declined_id=exc.extra.get("payment_intent"),
+                status_code=402,
+            )
+        return _new_form(
+            request,
+            mp,
+            submitted=shown,
+            problem=f"The payment was not created: {text}",
+            status_code=_status(exc),
+        )
+    pi_id = str(result["id"])
+    log.info("web payment created", merchant_id=mp.merchant.id, env=mp.env, payment_id=pi_id)
+    return redirect(f"{mp.base}/payments/{pi_id}?done=created")
+
+
+def _known_payment(mp: MerchantPage, payment_id: str) -> objects.StoredObject:
+    """Only payments of this merchant and environment (else 404, as for any foreign page)."""
+    with db.read(mp.rt.engine) as conn:
+        item = objects.get(conn, mp.merchant.id, mp.env, "payment_intent", payment_id)
+    if item is None:
+        raise not_found()
+    return item
+
+
+def _act(
+    request: Request, mp: MerchantPage, payment_id: str, action: str, idempotency_key: str
+) -> Response:
+    from merchant_backend.stripe.payments import cancel_payment, capture_payment
+
+    _known_payment(mp, payment_id)
+    needs_data_set(mp)
+    call: Any = capture_payment if action == "capture" else cancel_payment
+    key = action_forms.idempotency_key(idempotency_key)
+    try:
+        call(mp.rt, mp.merchant.id, mp.env, payment_id, idempotency_key=key)
+    except Exception as exc:
+        text = problem_text(exc, action, mp)
+        what = "captured" if action == "capture" else "canceled"
+        return render_payment(
+            request,
+            mp,
+            payment_id,
+            problem=f"The payment was not {what}: {text}",
+            status_code=_status(exc),
+        )
+    done = "captured" if action == "capture" else "canceled"
+    log.info(f"web payment {done}", merchant_id=mp.merchant.id, env=mp.env, payment_id=payment_id)
+    return redirect(f"{mp.base}/payments/{payment_id}?done={done}")
+
+
+@router.post("/m/{merchant_id}/{env}/payments/{payment_id}/capture")
+def capture(
+    request: Request,
+    payment_id: str,
+    idempotency_key: str = Form(""),
+    mp: MerchantPage = Depends(merchant_form),
+) -> Response:
+    return _act(request, mp, payment_id, "capture", idempotency_key)
+
+
+@router.post("/m/{merchant_id}/{env}/payments/{payment_id}/cancel")
+def cancel(
+    request: Request,
+    payment_id: str,
+    idempotency_key: str = Form(""),
+    mp: MerchantPage = Depends(merchant_form),
+) -> Response:
+    return _act(request, mp, payment_id, "cancel", idempotency_key)
