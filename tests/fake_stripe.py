@@ -173,6 +173,15 @@ class FakeStripe:
                 pi = self.payment_intents[pi_id]
                 pi.update(status="succeeded", amount_received=pi["amount"], amount_capturable=0)
                 return 200, pi
+            if rec.path.endswith("/cancel"):
+                pi = self.payment_intents[pi_id]
+                pi.update(
+                    status="canceled",
+                    canceled_at=pi["created"] + 1,
+                    cancellation_reason=rec.one("cancellation_reason"),
+                    amount_capturable=0,
+                )
+                return 200, pi
         return stripe_error(
             404, "invalid_request_error", f"Unrecognized request URL ({rec.method}: {rec.path})."
         )

@@ -363,7 +363,7 @@ def test_valid_data_set_is_saved_and_secrets_show_masked_with_replace(
     # The webhook URL and the 15 events are on the page.
     page = web.get(path).text
     assert f"https://merchant-backend.example/webhooks/stripe/{merchant.id}/stage" in page
-    assert page.count('type="checkbox"') == 15
+    assert page.count('type="checkbox" id="ev-') == 15
     assert "charge.dispute.funds_reinstated" in page
 
 
