@@ -276,6 +276,20 @@ def test_fetch_with_stripe_unreachable_is_502_with_the_reason_and_changes_nothin
     assert _inbox(runtime, stage.id) == []
 
 
+def test_fetch_while_another_run_holds_the_data_set_is_409_and_asks_stripe_nothing(
+    web: TestClient, runtime: Runtime, fake: FakeStripe, signed_in: MerchantCtx
+) -> None:
+    with db.write(runtime.engine) as conn:
+        state = rec.take_lease(conn, signed_in.id, "stage", "cli-1", "the CLI", time.time())
+        rec.save_state(conn, signed_in.id, "stage", state)
+    _history(fake)
+    events_page = f"{_base(signed_in)}/events"
+    r = web.post(f"{events_page}/reconcile", data={"csrf_token": csrf_of(web, events_page)})
+    assert r.status_code == 409
+    assert "is already running" in r.text and "by the CLI" in r.text
+    assert fake.requests == [] and _inbox(runtime, signed_in.id) == []
+
+
 # ------------------------------------------------------------------ payments
 
 

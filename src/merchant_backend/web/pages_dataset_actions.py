@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs
 from merchant_backend.store import datasets, db
+from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.validation import FieldError, ValidationFailed
 from merchant_backend.web import action_forms
 from merchant_backend.web.pages_data import render_events
@@ -105,7 +106,13 @@ def reconcile(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Re
 
     needs_data_set(mp)
     try:
-        rec.reconcile(mp.rt, mp.merchant.id, mp.env, on_page=_stop_after(WEB_RECONCILE_PAGES))
+        rec.reconcile(
+            mp.rt,
+            mp.merchant.id,
+            mp.env,
+            on_page=_stop_after(WEB_RECONCILE_PAGES),
+            holder=f"the web pages ({rec.default_holder()})",
+        )
     except _PageLimit:
         log.info("web reconcile paused", merchant_id=mp.merchant.id, env=mp.env)
     except Exception as exc:
@@ -115,6 +122,7 @@ def reconcile(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Re
             mp,
             {},
             problem=f"Fetching missed events did not finish: {text}",
-            status_code=502,
+            # 409 when another run holds the data set; Stripe's own trouble keeps its status.
+            status_code=exc.status if isinstance(exc, StripeProblem) else 502,
         )
     return redirect(f"{mp.base}/events?reconciled=1")
