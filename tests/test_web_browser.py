@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, update
 
 from merchant_backend.api.app import create_app
+from merchant_backend.crypto import mask
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db, inbox
@@ -311,6 +312,22 @@ def test_connect_stage_verify_against_the_fake_stripe(site: Live, page: Any) -> 
     expect(report).to_contain_text("all 5 checks passed")
     expect(report.locator(".check-ok")).to_have_count(5)
     assert stored.signing_secret not in page.content()
+
+    # Roll the signing secret from the keyboard: the old one stays valid for the chosen time.
+    rolled = "whsec_" + "c4" * 16
+    page.get_by_label("New signing secret").focus()
+    page.keyboard.type(rolled)
+    page.keyboard.press("Tab")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("600")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="new signing secret")).to_be_visible()
+    expect(page.locator("#previous-secret")).to_contain_text("whsec_…")
+    expect(page.locator("#f-webhook-signing-secret-stored")).to_have_text(mask(rolled))
+    assert rolled not in page.content() and stored.signing_secret not in page.content()
+    site.post_event(m.id, sf.event("account.updated", sf.obj("account")), rolled)
+    site.post_event(m.id, sf.event("account.updated", sf.obj("account")), stored.signing_secret)
+    shot(page, "stripe-rolled")
 
 
 def test_signed_events_show_on_the_events_page_and_timeline_and_a_dead_one_replays(
