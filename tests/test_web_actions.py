@@ -195,7 +195,7 @@ def test_delete_needs_the_confirmation_then_removes_the_data_set_and_webhooks_ar
     # The cached secret is gone with it: the next delivery is refused at once.
     refused = post(web, m.id, sf.event("customer.updated", sf.obj("customer")))
     assert refused.status_code != 200
-    # A second delete (another tab) finds nothing: 409 "save one first", nothing else happens.
+    # A second delete (another tab) finds nothing to delete: 404.
     again = web.post(f"{page}/delete", data={"csrf_token": csrf_of(web, page), "understood": "yes"})
     assert again.status_code == 404
 
