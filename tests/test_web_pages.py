@@ -580,3 +580,22 @@ def test_stripe_unreachable_shows_what_went_wrong_and_keeps_the_data_set(
     assert SECRET_KEY not in r.text and SIGNING_SECRET not in r.text
     after = _stored(runtime, connected.id)
     assert after == before  # no report, no endpoint, no secret changed by a failed call
+
+
+def test_live_webhook_for_a_loopback_url_is_refused_as_a_setting_to_fix(
+    runtime: Runtime, connected: MerchantCtx
+) -> None:
+    """Not a Stripe failure (502) but ours to fix: 422, saying why, with nothing sent."""
+    from merchant_backend.api.app import create_app
+
+    loopback = runtime.settings.model_copy(update={"public_url": "http://127.0.0.1:8000"})
+    app = create_app(Runtime(loopback, engine=runtime.engine), run_worker=False)
+    before = _stored(runtime, connected.id, "live")
+    with TestClient(app) as web:
+        sign_in(web, connected.token)
+        path = f"/m/{connected.id}/live/stripe"
+        r = web.post(f"{path}/webhook", data={"csrf_token": csrf_of(web, path)})
+    assert r.status_code == 422
+    assert "The webhook could not be set up" in r.text
+    assert "HTTPS" in r.text or "https" in r.text
+    assert _stored(runtime, connected.id, "live") == before

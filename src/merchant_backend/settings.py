@@ -38,4 +38,3 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
-

@@ -11,11 +11,16 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs
 from merchant_backend.store import datasets, db
-from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.validation import FieldError, ValidationFailed
 from merchant_backend.web import action_forms
 from merchant_backend.web.pages_data import render_events
-from merchant_backend.web.pages_stripe import needs_data_set, problem_text, render, stored_of
+from merchant_backend.web.pages_stripe import (
+    failure_status,
+    needs_data_set,
+    problem_text,
+    render,
+    stored_of,
+)
 from merchant_backend.web.render import WebRoute, not_found, redirect
 from merchant_backend.web.session import MerchantPage, merchant_form
 
@@ -123,6 +128,6 @@ def reconcile(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Re
             {},
             problem=f"Fetching missed events did not finish: {text}",
             # 409 when another run holds the data set; Stripe's own trouble keeps its status.
-            status_code=exc.status if isinstance(exc, StripeProblem) else 502,
+            status_code=failure_status(exc),
         )
     return redirect(f"{mp.base}/events?reconciled=1")

@@ -19,7 +19,7 @@ from merchant_backend.validation import FieldError
 from merchant_backend.web import action_forms
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.pages_data import render_payment
-from merchant_backend.web.pages_stripe import needs_data_set, problem_text
+from merchant_backend.web.pages_stripe import failure_status, needs_data_set, problem_text
 from merchant_backend.web.render import WebRoute, not_found, page, redirect
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
 
@@ -27,11 +27,6 @@ log = logs.get("merchant_backend.web")
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 CAPTURE_METHODS = ("automatic", "manual")
-
-
-def _status(exc: Exception) -> int:
-    """A decline stays 402 and a refused request keeps Stripe's 4xx; the rest is 502-ish."""
-    return exc.status if isinstance(exc, StripeProblem) else 502
 
 
 def _new_form(
@@ -118,7 +113,7 @@ def create(
             mp,
             submitted=shown,
             problem=f"The payment was not created: {text}",
-            status_code=_status(exc),
+            status_code=failure_status(exc),
         )
     pi_id = str(result["id"])
     log.info("web payment created", merchant_id=mp.merchant.id, env=mp.env, payment_id=pi_id)
@@ -153,7 +148,7 @@ def _act(
             mp,
             payment_id,
             problem=f"The payment was not {what}: {text}",
-            status_code=_status(exc),
+            status_code=failure_status(exc),
         )
     done = "captured" if action == "capture" else "canceled"
     log.info(f"web payment {done}", merchant_id=mp.merchant.id, env=mp.env, payment_id=payment_id)

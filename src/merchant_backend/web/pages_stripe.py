@@ -134,12 +134,31 @@ def problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
     return text
 
 
+def failure_status(exc: Exception) -> int:
+    """The page's status for a failed Stripe action: a refused setting is the merchant's to
+    fix (422), a decline or a refused request keeps Stripe's status, Stripe refusing our key is
+    an upstream failure (502, not the browser's 401/403), anything else 502."""
+    from merchant_backend.stripe.errors import StripeProblem
+
+    if isinstance(exc, ValidationFailed):
+        return 422
+    if isinstance(exc, StripeProblem) and exc.status not in (401, 403):
+        return exc.status
+    return 502
+
+
 def _failed(
     request: Request, mp: MerchantPage, exc: Exception, what: str, headline: str
 ) -> Response:
-    """The Stripe page again, 502, saying what went wrong (called inside the ``except``)."""
+    """The Stripe page again, saying what went wrong (called inside the ``except``)."""
     problem = problem_text(exc, what, mp)
-    return render(request, mp, stored_of(mp), problem=f"{headline}: {problem}", status_code=502)
+    return render(
+        request,
+        mp,
+        stored_of(mp),
+        problem=f"{headline}: {problem}",
+        status_code=failure_status(exc),
+    )
 
 
 @router.post("/m/{merchant_id}/{env}/stripe/verify")
