@@ -2,22 +2,32 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
-PYTEST_ARGS ?=
+SUM := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Two stamps per pyproject.toml checksum: the service's dependencies only (serve), or those
+# plus the test extras (test, lint). The test stamp also makes the service stamp, so `make
+# serve` after `make test` installs nothing; `make test` after `make serve` adds the extras.
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
+STAMP := $(VENV)/.installed-test-$(SUM)
 
-.PHONY: serve test test-sqlite test-postgres lint bench browser wrk clean
+$(VENV)/bin/python:
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $@
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "installing merchant-backend into $(VENV) (the service's dependencies only)"
+	@$(BIN)/python -m pip install -q -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
 
-serve: $(STAMP)
-	$(BIN)/merchant-backend migrate
-	$(BIN)/merchant-backend serve
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "installing merchant-backend with its test tools into $(VENV)"
+	@$(BIN)/python -m pip install -q -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@ $(RUN_STAMP)
+
+# `serve` migrates the database itself, then prints where to go next.
+serve: $(RUN_STAMP)
+	@$(BIN)/merchant-backend serve
 
 # Debian's Chromium for the browser tests (Playwright's own download does not work offline).
 browser:

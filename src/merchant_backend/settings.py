@@ -1,13 +1,38 @@
-"""Configuration from ``MERCHANT_BACKEND_*`` environment variables (see CONTRACT.md)."""
+"""Configuration: ``MERCHANT_BACKEND_*`` environment variables, then an optional config file.
+
+``load()`` is how a process gets its settings (``serve``, ``worker``, every CLI command): the
+environment wins, then the ``.env``-style file named by ``MERCHANT_BACKEND_CONFIG`` (default
+``./merchant-backend.env``; set it empty to read no file), then the defaults below. So a
+``serve`` and a CLI in another shell read the same file and agree. The file is parsed by
+python-dotenv (through pydantic-settings): ``NAME=value`` lines, ``#`` comments, quotes,
+``export``. A name in it that is not a setting is refused with the nearest one, since a typo
+would otherwise silently fall back to a default; a file holding a secret (the master key, the
+admin token) must not be readable by other users, like the key file.
+
+``Settings(...)`` alone reads the environment only, never a file (tests build it that way).
+"""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import difflib
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "MERCHANT_BACKEND_"
+CONFIG_VARIABLE = "MERCHANT_BACKEND_CONFIG"
+DEFAULT_CONFIG_FILE = "./merchant-backend.env"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MERCHANT_BACKEND_", extra="ignore")
+    # An empty variable (``NAME=``) counts as unset, in the environment and in the file.
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", env_ignore_empty=True)
 
     database_url: str = "sqlite:///./merchant-backend.db"
     # One or more base64url keys, comma separated; the first encrypts, all decrypt.
@@ -38,3 +63,127 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+
+SECRET_SETTINGS = tuple(
+    name for name, info in Settings.model_fields.items() if info.annotation == SecretStr | None
+)
+
+
+def variable(field: str) -> str:
+    """The environment variable of a setting: ``public_url`` → ``MERCHANT_BACKEND_PUBLIC_URL``."""
+    return PREFIX + field.upper()
+
+
+class ConfigError(Exception):
+    """The config file or a setting cannot be used; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """Which config file a process reads, and why that one."""
+
+    path: Path | None  # None: MERCHANT_BACKEND_CONFIG is set empty, no file is read
+    chosen_by: str  # "MERCHANT_BACKEND_CONFIG" or "default"
+    values: Mapping[str, str]  # what the file sets, names upper-cased, empty values left out
+
+    @property
+    def exists(self) -> bool:
+        return self.path is not None and self.path.is_file()
+
+    def describe(self) -> str:
+        if self.path is None:
+            return f"no config file ({CONFIG_VARIABLE} is set empty)"
+        return str(self.path)
+
+
+def config_file(environ: Mapping[str, str] | None = None) -> ConfigFile:
+    """Find and read the config file; a missing default file is no error, a named one is."""
+    environ = os.environ if environ is None else environ
+    named = _lookup(environ, CONFIG_VARIABLE)
+    if named is not None and not named.strip():
+        return ConfigFile(None, CONFIG_VARIABLE, {})
+    chosen_by = CONFIG_VARIABLE if named is not None else "default"
+    path = Path(named if named is not None else DEFAULT_CONFIG_FILE).expanduser().absolute()
+    if not path.exists():
+        if named is not None:
+            raise ConfigError(
+                f"the config file {path} named by {CONFIG_VARIABLE} does not exist: create it, "
+                f"or unset {CONFIG_VARIABLE} to read {DEFAULT_CONFIG_FILE} when it exists"
+            )
+        return ConfigFile(path, chosen_by, {})
+    if not path.is_file():
+        raise ConfigError(f"the config file {path} is not a file")
+    try:
+        raw = dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc}") from None
+    values = {k.upper(): v for k, v in raw.items() if v}
+    _refuse_unknown(path, list(raw))
+    _refuse_readable_secrets(path, values)
+    return ConfigFile(path, chosen_by, values)
+
+
+def _lookup(environ: Mapping[str, str], name: str) -> str | None:
+    """A variable as pydantic-settings finds it: the name in any case."""
+    for key, value in environ.items():
+        if key.upper() == name:
+            return value
+    return None
+
+
+def _refuse_unknown(path: Path, names: list[str]) -> None:
+    known = [variable(f) for f in Settings.model_fields]
+    for name in names:
+        upper = name.upper()
+        if upper in known:
+            continue
+        if PREFIX + upper in known:
+            near = [PREFIX + upper]
+        else:
+            near = difflib.get_close_matches(upper, known, n=1)
+        hint = (
+            f": did you mean {near[0]}?"
+            if near
+            else " (the settings are listed in the README, under Configuration)"
+        )
+        raise ConfigError(f"{path} sets {name}, which is not a setting{hint}")
+
+
+def _refuse_readable_secrets(path: Path, values: Mapping[str, str]) -> None:
+    held = [variable(f) for f in SECRET_SETTINGS if variable(f) in values]
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if held and mode & 0o077:
+        raise ConfigError(
+            f"{path} holds {' and '.join(held)} but other users may read it (mode {mode:o}): "
+            f"run chmod 600 {path}"
+        )
+
+
+def load() -> tuple[Settings, ConfigFile]:
+    """The settings in effect for this process, and the config file they were read with."""
+    found = config_file()
+    try:
+        settings = Settings(_env_file=found.path if found.exists else None)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            name = variable(field)
+            where = "the config file" if name in found.values else "the environment"
+            if _lookup(os.environ, name):
+                where = "the environment"
+            problems.append(f"{name} (from {where}): {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None
+    return settings, found
+
+
+def origin(field: str, found: ConfigFile, environ: Mapping[str, str] | None = None) -> str:
+    """Where a setting's value comes from: "environment", "config file" or "default"."""
+    environ = os.environ if environ is None else environ
+    name = variable(field)
+    if _lookup(environ, name):
+        return "environment"
+    if found.exists and name in found.values:
+        return "config file"
+    return "default"
