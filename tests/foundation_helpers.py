@@ -48,6 +48,8 @@ def cli_env(settings: Settings, **extra: str | None) -> dict[str, str | None]:
         "MERCHANT_BACKEND_PUBLIC_URL": settings.public_url,
         "MERCHANT_BACKEND_SECRET_KEY": None,
         "MERCHANT_BACKEND_SIGNING_SECRET": None,
+        # No config file: a ./merchant-backend.env of the developer's must not leak in.
+        "MERCHANT_BACKEND_CONFIG": "",
     }
     env.update(extra)
     return env

@@ -199,7 +199,9 @@ def test_other_failures_exit_1(
         settings, MERCHANT_BACKEND_DATABASE_URL=f"sqlite:///{tmp_path}/no/such/dir.db"
     )
     error = bad(run_cli(["merchants", "list"], nowhere), code=1)
-    assert error["code"] == "error"
+    assert error["code"] == "database_unavailable"
+    assert "unable to open database file" in error["message"]
+    assert "MERCHANT_BACKEND_DATABASE_URL" in error["message"]
     # The stored secrets were encrypted with another master key.
     env = cli_env(settings)
     ok(run_cli(set_args(merchant.id, secret_key=SECRET_KEY, signing_secret=SIGNING_SECRET), env))

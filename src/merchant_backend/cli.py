@@ -1,12 +1,14 @@
 """The ``merchant-backend`` command (see CONTRACT.md).
 
-Data goes to stdout as JSON; errors go to stderr as the API's error JSON. Exit codes: 0 ok,
-2 bad input, 1 any other failure. Secrets are read from stdin ('-') or environment variables
-so they never show in the process list or shell history.
+Data goes to stdout as JSON. Errors go to stderr: one plain sentence when a person is at the
+terminal, the API's error JSON when stderr is not a terminal or ``--json`` is given
+(cli_output.py). Exit codes: 0 ok, 2 bad input, 1 any other failure. Secrets are read from
+stdin ('-') or environment variables so they never show in the process list or shell history.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import gc
 import json
@@ -16,18 +18,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import sqlalchemy.exc
 import typer
 from typer.core import TyperGroup
 
-from merchant_backend import logs
+from merchant_backend import cli_output, logs
+from merchant_backend import settings as settings_module
 from merchant_backend.crypto import MasterKeyError, generate_key, parse_keys, write_key_file
 from merchant_backend.runtime import Runtime
-from merchant_backend.settings import Settings
+from merchant_backend.settings import ConfigError
 from merchant_backend.store import datasets, db, inbox
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.migrate import upgrade
 from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.validation import DataSetInput, Env, ValidationFailed, validate_env
+
+# Set by ``--json`` anywhere on the command line (see ``JsonUsageErrors.main``).
+_json_errors: contextvars.ContextVar[bool] = contextvars.ContextVar("json_errors", default=False)
+JSON_FLAG = "--json"
 
 
 def write_error(
@@ -36,15 +44,23 @@ def write_error(
     field: str | None = None,
     errors: list[dict[str, Any]] | None = None,
 ) -> None:
-    body: dict[str, Any] = {"code": error_code, "message": message, "field": field}
-    if errors:
-        body["errors"] = errors
-    sys.stderr.write(json.dumps({"error": body}, ensure_ascii=False) + "\n")
+    error = cli_output.CliError(error_code, message, field, errors or [])
+    cli_output.write(error, _json_errors.get())
+
+
+def _take_json_flag(args: list[str]) -> tuple[list[str], bool]:
+    """``--json`` may stand anywhere before a ``--``: it becomes the root option."""
+    end = args.index("--") if "--" in args else len(args)
+    found = JSON_FLAG in args[:end]
+    if not found:
+        return args, False
+    return [JSON_FLAG, *(a for a in args[:end] if a != JSON_FLAG), *args[end:]], True
 
 
 class JsonUsageErrors(TyperGroup):
-    """Click's usage errors (a missing option, a malformed number) as the same JSON error on
-    stderr with exit 2, so scripts parse one error shape whatever went wrong."""
+    """Click's usage errors (a missing option, a malformed number) as the same error as any
+    other, on stderr with exit 2: JSON for scripts, a sentence for a person. Also makes the
+    help readable (cli_output.readable_help)."""
 
     def main(
         self,
@@ -55,6 +71,9 @@ class JsonUsageErrors(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        cli_output.readable_help(self)
+        args, json_flag = _take_json_flag(list(sys.argv[1:] if args is None else args))
+        _json_errors.set(json_flag)
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
             code = rv if isinstance(rv, int) else 0
@@ -68,7 +87,11 @@ class JsonUsageErrors(TyperGroup):
                 opts = getattr(param, "opts", None)
                 field = opts[0] if opts else getattr(param, "name", None)
                 kind = "invalid_request" if code == 2 else "error"
-                write_error(kind, exc.format_message(), field)
+                message = exc.format_message()
+                ctx = getattr(exc, "ctx", None)
+                if code == 2 and ctx is not None and not cli_output.wants_json(_json_errors.get()):
+                    message += f" See '{ctx.command_path} --help'."
+                write_error(kind, message, field)
         except typer.Abort:
             write_error("aborted", "aborted")
             code = 1
@@ -90,6 +113,21 @@ stripe_app = typer.Typer(
     help="A merchant's Stripe data sets (stage and live).", no_args_is_help=True
 )
 events_app = typer.Typer(help="The event inbox.", no_args_is_help=True)
+
+
+@app.callback()
+def _root(
+    json_errors: Annotated[
+        bool,
+        typer.Option(
+            JSON_FLAG,
+            help="errors as JSON on stderr even at a terminal (always so when stderr is not one)",
+        ),
+    ] = False,
+) -> None:
+    """Connect merchants' Stripe accounts and keep their payment state true."""
+
+
 app.add_typer(merchants_app, name="merchants")
 app.add_typer(stripe_app, name="stripe")
 app.add_typer(events_app, name="events")
@@ -121,7 +159,7 @@ def fail(
 
 @contextmanager
 def runtime() -> Iterator[Runtime]:
-    settings = Settings()
+    settings, _found = settings_module.load()
     logs.setup(settings.log_level, settings.log_json)
     rt = Runtime(settings)
     try:
@@ -150,6 +188,18 @@ def guarded(fn: Callable[..., None]) -> Callable[..., None]:
             fail(2, "not_found", str(exc.args[0]) if exc.args else "not found")
         except MasterKeyError as exc:
             fail(1, "master_key", str(exc))
+        except ConfigError as exc:
+            fail(2, "invalid_config", str(exc))
+        except sqlalchemy.exc.OperationalError as exc:
+            # The driver's first line says why (no such file, connection refused, bad password);
+            # the rest is SQLAlchemy's pointer to its docs.
+            reason = logs.redact(str(exc.orig or exc)).splitlines()[0][:300]
+            fail(
+                1,
+                "database_unavailable",
+                f"cannot use the database: {reason}; check MERCHANT_BACKEND_DATABASE_URL "
+                "('merchant-backend config' shows it and where it came from)",
+            )
         except Exception as exc:
             fail(1, "error", f"{type(exc).__name__}: {logs.redact(str(exc))[:500]}")
 
