@@ -13,6 +13,7 @@ import pytest
 
 from merchant_backend import config_report
 from merchant_backend.crypto import generate_key
+from merchant_backend.runtime import Runtime
 from merchant_backend.settings import ConfigError, Settings, config_file, load
 
 ADMIN = "admin-token-" + "x" * 20 + "WXYZ"
@@ -172,3 +173,63 @@ def test_config_file_reads_values_in_any_case(here: Path) -> None:
     write(here / "merchant-backend.env", "merchant_backend_public_url=https://a.example\n")
     found = config_file()
     assert found.values == {"MERCHANT_BACKEND_PUBLIC_URL": "https://a.example"}
+
+
+# ---- the command line reads it too -----------------------------------------------------------
+
+
+def test_the_cli_reads_the_file_and_config_reports_it(
+    settings: Settings, runtime: Runtime, tmp_path: Path
+) -> None:
+    from tests.foundation_helpers import cli_env, run_cli, run_cli_process
+
+    conf = write(
+        tmp_path / "shop.env",
+        f"MERCHANT_BACKEND_PUBLIC_URL=https://shop.example\nMERCHANT_BACKEND_ADMIN_TOKEN={ADMIN}\n",
+    )
+    # The database and master key as the test's, from the environment; the rest from the file.
+    env = cli_env(settings, MERCHANT_BACKEND_CONFIG=str(conf), MERCHANT_BACKEND_PUBLIC_URL=None)
+    done = run_cli_process(["config"], env)
+    assert done.returncode == 0, done.stderr
+    assert ADMIN not in done.stdout
+    shown = json.loads(done.stdout)
+    assert shown["config_file"] == {
+        "path": str(conf),
+        "exists": True,
+        "chosen_by": "MERCHANT_BACKEND_CONFIG",
+    }
+    assert shown["settings"]["MERCHANT_BACKEND_PUBLIC_URL"] == {
+        "value": "https://shop.example",
+        "from": "config file",
+    }
+    assert shown["settings"]["MERCHANT_BACKEND_DATABASE_URL"]["from"] == "environment"
+    assert shown["settings"]["MERCHANT_BACKEND_ADMIN_TOKEN"]["value"] == "…WXYZ"
+
+    # Any command sees the same: the webhook URL a data set shows is built from the file's.
+    created = run_cli(["merchants", "create", "--name", "Shop"], env)
+    assert created.exit_code == 0, created.output
+    merchant = json.loads(created.stdout)["id"]
+    stored = run_cli(
+        [
+            "stripe", "set", "--merchant", merchant, "--env", "stage",
+            "--account-id", "acct_1StageAcct",
+            "--publishable-key", "pk_test_TYooMQauvdEDq54NiTphI7jx",
+            "--secret-key", "sk_test_" + "a" * 24,
+        ],
+        env,
+    )  # fmt: skip
+    assert stored.exit_code == 0, stored.output
+    assert json.loads(stored.stdout)["webhook_url"] == (
+        f"https://shop.example/webhooks/stripe/{merchant}/stage"
+    )
+
+
+def test_a_bad_config_file_is_bad_input(settings: Settings, tmp_path: Path) -> None:
+    from tests.foundation_helpers import cli_env, run_cli
+
+    conf = write(tmp_path / "shop.env", "MERCHANT_BACKEND_PUBLIC_ULR=https://shop.example\n")
+    result = run_cli(["merchants", "list"], cli_env(settings, MERCHANT_BACKEND_CONFIG=str(conf)))
+    assert result.exit_code == 2 and result.stdout == ""
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] == "invalid_config"
+    assert "did you mean MERCHANT_BACKEND_PUBLIC_URL" in error["message"]

@@ -22,7 +22,7 @@ import sqlalchemy.exc
 import typer
 from typer.core import TyperGroup
 
-from merchant_backend import cli_output, logs
+from merchant_backend import cli_output, config_report, logs
 from merchant_backend import settings as settings_module
 from merchant_backend.crypto import MasterKeyError, generate_key, parse_keys, write_key_file
 from merchant_backend.runtime import Runtime
@@ -194,12 +194,13 @@ def guarded(fn: Callable[..., None]) -> Callable[..., None]:
             # The driver's first line says why (no such file, connection refused, bad password);
             # the rest is SQLAlchemy's pointer to its docs.
             reason = logs.redact(str(exc.orig or exc)).splitlines()[0][:300]
-            fail(
-                1,
-                "database_unavailable",
-                f"cannot use the database: {reason}; check MERCHANT_BACKEND_DATABASE_URL "
-                "('merchant-backend config' shows it and where it came from)",
+            advice = (
+                "run 'merchant-backend migrate' to create the tables"
+                if "no such table" in reason
+                else "check MERCHANT_BACKEND_DATABASE_URL ('merchant-backend config' shows it "
+                "and where it came from)"
             )
+            fail(1, "database_unavailable", f"cannot use the database: {reason}; {advice}")
         except Exception as exc:
             fail(1, "error", f"{type(exc).__name__}: {logs.redact(str(exc))[:500]}")
 
@@ -231,6 +232,18 @@ def _merchant(conn: Any, merchant_id: str) -> None:
 
 MerchantOpt = Annotated[str, typer.Option("--merchant", help="merchant id (mer_…)")]
 EnvOpt = Annotated[str, typer.Option("--env", help="stage or live")]
+
+
+@app.command("config")
+@guarded
+def config() -> None:
+    """Print the settings in effect and where each came from; secrets masked.
+
+    Each setting comes from the environment, else the config file (MERCHANT_BACKEND_CONFIG,
+    default ./merchant-backend.env), else its default.
+    """
+    settings, found = settings_module.load()
+    out(config_report.report(settings, found).as_json())
 
 
 @app.command()
