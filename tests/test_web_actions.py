@@ -293,10 +293,24 @@ def test_fetch_while_another_run_holds_the_data_set_is_409_and_asks_stripe_nothi
 # ------------------------------------------------------------------ payments
 
 
+def _confirmation(html: str, form_id: str = "confirm-form") -> dict[str, str]:
+    """The hidden fields of the confirmation page's form (``confirm-form`` or ``edit-form``)."""
+    start = html.index(f'id="{form_id}"')
+    part = html[start : html.index("</form>", start)]
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', part))
+
+
 def _new_payment(web: TestClient, m: MerchantCtx, **fields: str) -> tuple[Any, dict[str, str]]:
+    """Fills in the form, then confirms the amount shown (the page's two steps)."""
     path = f"{_base(m)}/payments/new"
     data = {**_form(web, path, 'id="payment-form"'), **fields}
-    return web.post(path, data=data, follow_redirects=False), data
+    shown = web.post(path, data=data, follow_redirects=False)
+    if shown.status_code != 200:
+        return shown, data
+    assert 'id="payment-confirm"' in shown.text, shown.text
+    confirm = _confirmation(shown.text)
+    assert confirm["idempotency_key"] == data["idempotency_key"]  # carried through
+    return web.post(path, data=confirm, follow_redirects=False), confirm
 
 
 def test_new_payment_is_created_and_confirmed_once_even_when_sent_twice(
@@ -343,6 +357,11 @@ def test_each_shown_payment_form_has_its_own_idempotency_key(
         ({"amount": "12.345", "currency": "usd"}, ["amount"]),
         ({"amount": "5.5", "currency": "jpy"}, ["amount"]),
         ({"amount": "10", "currency": "dollars"}, ["currency"]),
+        ({"amount": "10", "currency": "xyz"}, ["currency"]),  # not a currency Stripe lists
+        ({"amount": "12,50", "currency": "eur"}, ["amount"]),
+        ({"amount": "1.250,00", "currency": "eur"}, ["amount"]),
+        ({"amount": "-5", "currency": "eur"}, ["amount"]),
+        ({"amount": "1000000", "currency": "eur"}, ["amount"]),
         ({"amount": "10", "currency": "usd", "customer": "bob"}, ["customer"]),
         ({"amount": "10", "currency": "usd", "payment_method": "visa"}, ["payment_method"]),
         ({"amount": "10", "currency": "usd", "capture_method": "later"}, ["capture_method"]),
@@ -554,3 +573,54 @@ def test_a_rejected_merchant_name_shows_beside_the_field_and_creates_nothing(
     assert "api-token" not in r.text
     with db.read(runtime.engine) as conn:
         assert merchant_store.list_all(conn) == []
+
+
+def test_the_amount_is_shown_as_it_will_be_charged_and_nothing_is_sent_before_confirming(
+    web: TestClient, fake: FakeStripe, signed_in: MerchantCtx
+) -> None:
+    path = f"{_base(signed_in)}/payments/new"
+    data = {
+        **_form(web, path, 'id="payment-form"'),
+        "amount": "1,250.00",
+        "currency": "EUR",
+        "payment_method": "pm_card_visa",
+        "capture_method": "automatic",
+    }
+    shown = web.post(path, data=data)
+    assert shown.status_code == 200
+    assert 'id="charged-amount">€1,250.00<' in shown.text
+    assert "Charge €1,250.00" in shown.text and "You typed “1,250.00”" in shown.text
+    assert fake.requests == []
+    # "Change" shows the form again with what was typed; still nothing is sent.
+    back = web.post(path, data=_confirmation(shown.text, "edit-form"))
+    assert back.status_code == 200 and 'id="payment-form"' in back.text
+    assert 'value="1,250.00"' in back.text and 'value="EUR"' in back.text
+    assert fake.requests == []
+
+
+def test_a_confirmation_that_does_not_match_the_form_is_shown_again_not_charged(
+    web: TestClient, fake: FakeStripe, signed_in: MerchantCtx
+) -> None:
+    path = f"{_base(signed_in)}/payments/new"
+    data = {**_form(web, path, 'id="payment-form"'), "amount": "12.50", "currency": "eur"}
+    confirm = _confirmation(web.post(path, data=data).text)
+    for changed in ({"confirmed_amount": "125000"}, {"amount": "125.00"}, {"idempotency_key": ""}):
+        again = web.post(path, data={**confirm, **changed}, follow_redirects=False)
+        assert again.status_code == 200 and 'id="payment-confirm"' in again.text, changed
+    assert fake.requests == []
+    done = web.post(path, data=confirm, follow_redirects=False)
+    assert done.status_code == 303
+    assert [r.form["amount"] for r in fake.requests] == [["1250"]]
+
+
+def test_an_amount_written_the_german_way_on_the_english_page_is_refused_not_multiplied(
+    web: TestClient, fake: FakeStripe, signed_in: MerchantCtx
+) -> None:
+    """Issue 12: ``12,50`` EUR was charged as 1,250.00 EUR (the comma was dropped)."""
+    r, _ = _new_payment(
+        web, signed_in, amount="12,50", currency="eur", payment_method="pm_card_visa"
+    )
+    assert r.status_code == 422, r.text
+    error = r.text[r.text.index('id="f-amount-error"') :]
+    assert error.startswith('id="f-amount-error">Write the amount in digits with “.” before')
+    assert fake.requests == [] and fake.payment_intents == {}

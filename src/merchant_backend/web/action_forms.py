@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import re
 import secrets
-from decimal import Decimal, InvalidOperation
 
 from pydantic import ValidationError
 
+from merchant_backend import money
 from merchant_backend.api.merchants import MerchantCreate
 from merchant_backend.api.stripe_actions import PaymentIntentBody
 from merchant_backend.store.datasets import MAX_ROLL_SECONDS
 from merchant_backend.stripe.payments import NewPayment
 from merchant_backend.validation import FieldError
-from merchant_backend.web.format import decimals
 
 _IDEMPOTENCY_KEY = re.compile(r"^web-[A-Za-z0-9_-]{16,64}$")
 
@@ -41,7 +40,6 @@ PAYMENT_NOTICES = {
 
 # What to say when the API's body model refuses a field (its own messages name regexes).
 PAYMENT_MESSAGES = {
-    "amount": "Enter an amount above zero, such as 12.50 (at most 99,999,999 smallest units).",
     "currency": "Enter a three-letter currency code, such as usd or eur.",
     "customer": "A customer id looks like cus_… (or leave it empty).",
     "payment_method": "A payment method id looks like pm_… such as pm_card_visa (or leave it "
@@ -49,6 +47,10 @@ PAYMENT_MESSAGES = {
     "capture_method": "Choose automatic or manual capture.",
     "description": "The description may have at most 1000 characters.",
 }
+UNKNOWN_CURRENCY = (
+    "Stripe does not list %(code)s, so its decimals are unknown here: enter a currency Stripe "
+    "charges in, such as usd or eur."
+)
 
 
 def new_idempotency_key() -> str:
@@ -74,33 +76,30 @@ def old_valid_for(text: str) -> int | FieldError:
     return int(text)
 
 
-def minor_units(text: str, currency: str) -> int | None:
-    """``12.50`` EUR → 1250, ``500`` JPY → 500; None when it is not such an amount."""
-    text = text.strip().replace(",", "").replace("_", "")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not value.is_finite():
-        return None
-    scaled = value.scaleb(decimals(currency))
-    if scaled != scaled.to_integral_value():
-        return None  # more decimals than the currency has
-    return int(scaled)
+def payment(form: dict[str, str], locale: str = "en") -> NewPayment | list[FieldError]:
+    """A confirming PaymentIntent from the "New payment" form, validated as the API does.
 
-
-def payment(form: dict[str, str]) -> NewPayment | list[FieldError]:
-    """A confirming PaymentIntent from the "New payment" form, validated as the API does."""
+    The amount is read for the page's locale by ``money.parse_amount`` (``12,50`` on a German
+    page, ``12.50`` on an English one; anything that could be misread is refused with how to
+    write it) into the minor units of a currency Stripe lists.
+    """
     clean = {k: v.strip() for k, v in form.items()}
-    currency = clean.get("currency", "").lower()
-    amount = minor_units(clean.get("amount", ""), currency) if currency else None
+    code = clean.get("currency", "").lower()
+    cur = money.currency(code)
     errors: list[FieldError] = []
-    if amount is None and clean.get("amount") and currency:
-        errors.append(FieldError("amount", PAYMENT_MESSAGES["amount"]))
+    amount: int | None = None
+    if cur is None and re.fullmatch(r"[a-z]{3}", code):
+        errors.append(FieldError("currency", UNKNOWN_CURRENCY % {"code": code.upper()}))
+    elif cur is not None:
+        read = money.parse_amount(clean.get("amount", ""), cur, locale)
+        if isinstance(read, money.AmountRefused):
+            errors.append(FieldError("amount", money.explain(read)))
+        else:
+            amount = read
     try:
         body = PaymentIntentBody(
-            amount=amount if amount is not None else 0,
-            currency=currency,
+            amount=amount if amount is not None else 1,
+            currency=code,
             customer=clean.get("customer") or None,
             payment_method=clean.get("payment_method") or None,
             capture_method=clean.get("capture_method") or None,
@@ -115,7 +114,7 @@ def payment(form: dict[str, str]) -> NewPayment | list[FieldError]:
             if name in fields and not any(e.field == name for e in errors)
         ]
         return errors
-    if errors:
+    if errors or amount is None:
         return errors
     return NewPayment(
         amount=body.amount,

@@ -5,38 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-# Stripe amounts are in the currency's smallest unit; these currencies have none or three
-# decimals (https://docs.stripe.com/currencies#zero-decimal).
-ZERO_DECIMAL = frozenset(
-    [
-        "bif",
-        "clp",
-        "djf",
-        "gnf",
-        "jpy",
-        "kmf",
-        "krw",
-        "mga",
-        "pyg",
-        "rwf",
-        "ugx",
-        "vnd",
-        "vuv",
-        "xaf",
-        "xof",
-        "xpf",
-    ]
-)
-THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
+from merchant_backend.money import currency as known_currency
 
 CLOSED_DISPUTE = frozenset({"won", "lost", "warning_closed", "prevented"})
 DUE_SOON_SECONDS = 3 * 86400
 
 
 def decimals(currency: str) -> int:
-    """How many digits the currency's smallest unit has after the point."""
-    code = currency.lower()
-    return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+    """How many digits Stripe's smallest unit of the currency has (``money.CURRENCIES``)."""
+    known = known_currency(currency)
+    return known.exponent if known else 2
 
 
 def money(amount: Any, currency: Any) -> str:

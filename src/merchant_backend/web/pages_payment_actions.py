@@ -12,9 +12,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
-from merchant_backend import logs
+from merchant_backend import logs, money
 from merchant_backend.store import db, objects
 from merchant_backend.stripe.errors import StripeProblem
+from merchant_backend.stripe.payments import NewPayment
 from merchant_backend.validation import FieldError
 from merchant_backend.web import action_forms
 from merchant_backend.web.layout import merchant_frame
@@ -27,6 +28,8 @@ log = logs.get("merchant_backend.web")
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 CAPTURE_METHODS = ("automatic", "manual")
+# The pages are English until they can speak German too (issue 12); amounts follow it.
+PAGE_LOCALE = "en"
 
 
 def _new_form(
@@ -66,6 +69,24 @@ def new_payment_form(request: Request, mp: MerchantPage = Depends(merchant_page)
     return _new_form(request, mp)
 
 
+def _confirm_form(
+    request: Request, mp: MerchantPage, shown: dict[str, str], parsed: NewPayment, key: str
+) -> Response:
+    """The amount as it will be charged, written for the page's locale, to confirm or change."""
+    cur = money.currency(parsed.currency)
+    assert cur is not None  # action_forms.payment only reads listed currencies
+    context = merchant_frame(
+        mp,
+        "/payments",
+        title=f"Confirm the payment · {mp.env}",
+        form=shown,
+        payment=parsed,
+        charged=money.format_amount(parsed.amount, cur, PAGE_LOCALE),
+        idempotency_key=key,
+    )
+    return page(request, "payment_confirm.html", context)
+
+
 @router.post("/m/{merchant_id}/{env}/payments/new")
 def create(
     request: Request,
@@ -76,8 +97,12 @@ def create(
     capture_method: str = Form(""),
     description: str = Form(""),
     idempotency_key: str = Form(""),
+    step: str = Form(""),
+    confirmed_amount: str = Form(""),
     mp: MerchantPage = Depends(merchant_form),
 ) -> Response:
+    """Two steps: the form is read and the amount shown as it will be charged; only the
+    confirmation (``step=confirm``, carrying the minor units that were shown) creates it."""
     from merchant_backend.stripe.payments import create_payment
 
     needs_data_set(mp)
@@ -90,10 +115,15 @@ def create(
         "description": description,
     }
     shown = {k: v.strip() for k, v in form.items()}
-    parsed = action_forms.payment(form)
+    if step == "edit":
+        return _new_form(request, mp, submitted=shown)
+    parsed = action_forms.payment(form, PAGE_LOCALE)
     if isinstance(parsed, list):
         return _new_form(request, mp, submitted=shown, errors=parsed, status_code=422)
     key = action_forms.idempotency_key(idempotency_key)
+    if step != "confirm" or confirmed_amount != str(parsed.amount) or key is None:
+        # Not yet confirmed, or what was confirmed is not what the form now says: show it.
+        return _confirm_form(request, mp, shown, parsed, key or action_forms.new_idempotency_key())
     try:
         result = create_payment(mp.rt, mp.merchant.id, mp.env, parsed, key)
     except Exception as exc:
