@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from merchant_backend.store import limits
 from merchant_backend.stripe.events import HANDLED_SET
 from merchant_backend.stripe.signature import SignatureRejected
 
@@ -30,7 +31,43 @@ def _reject(message: str) -> SignatureRejected:
     return SignatureRejected("not_an_event", message)
 
 
+def _text(doc: dict[str, Any], key: str, what: str, limit: int) -> str | None:
+    """``doc[key]`` if it is a string that fits its column; None if it is not a string."""
+    value = doc.get(key)
+    if not isinstance(value, str):
+        return None
+    problem = limits.text_problem(value, limit)
+    if problem is not None:
+        raise _reject(f"{what} {problem}")
+    return value
+
+
+def _id_of(value: Any) -> Any:
+    """Stripe fields like ``customer`` hold an id, or the object when expanded."""
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def _check_object(obj: dict[str, Any]) -> None:
+    """The values of a handled event's object that the projections store in their own columns
+    (see ``sync.handlers.snapshot_of``) fit those columns."""
+    _text(obj, "status", "data.object.status", limits.STATUS)
+    _text(obj, "currency", "data.object.currency", limits.CURRENCY)
+    for key in ("customer", "payment_intent", "charge"):
+        _text({key: _id_of(obj.get(key))}, key, f"data.object.{key}", limits.RELATED_ID)
+    for key in ("amount", "created"):
+        value = obj.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            problem = limits.int_problem(value)
+            if problem is not None:
+                raise _reject(f"data.object.{key} {problem}")
+
+
 def parse_event(body: bytes) -> tuple[IncomingEvent, dict[str, Any]]:
+    """The event in ``body``, if it is one and every value we store from it fits its column.
+
+    Anything else is refused here, alone, with a reason: never by the database in a group
+    commit that other merchants' events share (issue 9).
+    """
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -38,12 +75,17 @@ def parse_event(body: bytes) -> tuple[IncomingEvent, dict[str, Any]]:
     if not isinstance(doc, dict) or doc.get("object") != "event":
         raise _reject('body is not a Stripe event (object must be "event")')
     event_id, type_, created = doc.get("id"), doc.get("type"), doc.get("created")
-    if not isinstance(event_id, str) or not event_id.startswith("evt_") or len(event_id) > 255:
+    if not isinstance(event_id, str) or not event_id.startswith("evt_"):
         raise _reject("event id must be a string starting with evt_")
-    if not isinstance(type_, str) or not type_ or len(type_) > 120:
+    _text(doc, "id", "event id", limits.EVENT_ID)
+    if not isinstance(type_, str) or not type_:
         raise _reject("event type is missing")
-    if not isinstance(created, int) or isinstance(created, bool) or created < 0:
+    _text(doc, "type", "event type", limits.EVENT_TYPE)
+    if not isinstance(created, int) or isinstance(created, bool):
         raise _reject("event created must be a unix timestamp")
+    problem = limits.created_problem(created)
+    if problem is not None:
+        raise _reject(f"event created {problem}")
     data = doc.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):
@@ -54,7 +96,10 @@ def parse_event(body: bytes) -> tuple[IncomingEvent, dict[str, Any]]:
     account = doc.get("account")
     if account is not None and not isinstance(account, str):
         raise _reject("event account must be a string")
-    obj_type, obj_id = obj.get("object"), obj.get("id")
+    obj_type = _text(obj, "object", "data.object.object", limits.OBJECT_TYPE)
+    obj_id = _text(obj, "id", "data.object.id", limits.OBJECT_ID)
+    if type_ in HANDLED_SET:
+        _check_object(obj)
     return (
         IncomingEvent(
             event_id=event_id,
@@ -62,8 +107,8 @@ def parse_event(body: bytes) -> tuple[IncomingEvent, dict[str, Any]]:
             created=created,
             livemode=livemode,
             account=account,
-            object_type=obj_type if isinstance(obj_type, str) else None,
-            object_id=obj_id if isinstance(obj_id, str) else None,
+            object_type=obj_type,
+            object_id=obj_id,
         ),
         doc,
     )

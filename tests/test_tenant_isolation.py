@@ -1,0 +1,215 @@
+"""Issue 9, "How it is shown": one merchant's poisoned events never fail another's.
+
+Two merchants on a real ``merchant-backend serve``. Merchant A floods correctly signed events
+whose values do not fit what we store (each kind the security review found, and the ones next
+to them) while merchant B sends valid events at the same time: every one of B's answers 200
+and is applied; every one of A's is refused alone with 400 and a reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+
+from merchant_backend.runtime import Runtime
+from merchant_backend.settings import Settings
+from merchant_backend.store.db import create_db_engine
+from merchant_backend.store.migrate import upgrade
+from merchant_backend.store.schema import events as events_table
+from tests import stripe_factory as sf
+from tests.conftest import SIGNING_SECRET, add_data_set, make_merchant
+from tests.foundation_helpers import free_port
+from tests.webhook_support import process_env, projection, start, stop, wait_for
+
+pytestmark = pytest.mark.slow
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(*path_and_value: Any) -> Mutation:
+    *path, value = path_and_value
+
+    def mutate(evt: dict[str, Any]) -> None:
+        target = evt
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return mutate
+
+
+# Each kind of poisoned-but-signed event: (what, the event's type, the change).
+POISONED: list[tuple[str, str, Mutation]] = [
+    ("created past 64 bits", "payment_intent.created", _set("created", 2**63)),
+    ("created far in the future", "payment_intent.created", _set("created", 2**62)),
+    ("created before Stripe", "payment_intent.created", _set("created", 5)),
+    (
+        "object longer than its column",
+        "charge.succeeded",
+        _set("data", "object", "object", "o" * 41),
+    ),
+    (
+        "object id longer than 255",
+        "charge.succeeded",
+        _set("data", "object", "id", "ch_" + "x" * 253),
+    ),
+    ("event id longer than 255", "payment_intent.created", _set("id", "evt_" + "x" * 252)),
+    ("type longer than 120", "payment_intent.created", _set("type", "t" * 121)),
+    ("NUL in the event id", "payment_intent.created", _set("id", "evt_\x00abc")),
+    ("NUL in the type", "charge.succeeded", _set("type", "charge.\x00succeeded")),
+    ("NUL in the object", "charge.succeeded", _set("data", "object", "object", "ch\x00arge")),
+    ("NUL in the object id", "charge.succeeded", _set("data", "object", "id", "ch_\x00")),
+    ("status longer than 40", "payment_intent.created", _set("data", "object", "status", "s" * 41)),
+    ("NUL in the status", "payment_intent.created", _set("data", "object", "status", "a\x00b")),
+    (
+        "currency longer than 3",
+        "payment_intent.created",
+        _set("data", "object", "currency", "usdx"),
+    ),
+    ("amount past 64 bits", "payment_intent.created", _set("data", "object", "amount", 2**63)),
+    (
+        "object created past 64 bits",
+        "payment_intent.created",
+        _set("data", "object", "created", 2**63),
+    ),
+    (
+        "customer id longer than 255",
+        "payment_intent.created",
+        _set("data", "object", "customer", "cus_" + "c" * 252),
+    ),
+    (
+        "NUL in the customer id",
+        "payment_intent.created",
+        _set("data", "object", "customer", "\x00"),
+    ),
+]
+
+
+def poisoned_event(type_: str, mutate: Mutation) -> dict[str, Any]:
+    evt = sf.event(type_, sf.payment_intent())
+    mutate(evt)
+    return evt
+
+
+@pytest.fixture
+def server_db(
+    db_kind: str, database_url: str, runtime: Runtime, tmp_path: Path
+) -> Iterator[tuple[str, Engine]]:
+    """A fresh SQLite file, or the PostgreSQL test database (cleaned after the test)."""
+    if db_kind == "postgresql":
+        yield database_url, runtime.engine
+        return
+    url = f"sqlite:///{tmp_path / 'tenants.db'}"
+    engine = create_db_engine(url)
+    upgrade(engine)
+    try:
+        yield url, engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def serve(
+    settings: Settings, server_db: tuple[str, Engine], tmp_path: Path
+) -> Iterator[tuple[str, Runtime]]:
+    """A real ``serve`` (with its worker) on the test database: (base URL, runtime)."""
+    url, engine = server_db
+    rt = Runtime(settings.model_copy(update={"database_url": url}), engine=engine)
+    env = process_env(settings, url, MERCHANT_BACKEND_WORKER_POLL_INTERVAL="0.05")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    proc = start(["serve", "--port", str(port)], env, log)
+
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(ready, timeout=60, interval=0.05)
+        yield base, rt
+    finally:
+        stop(proc)
+
+
+def states(engine: Engine, merchant_id: str) -> dict[str, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(events_table.c.event_id, events_table.c.state).where(
+                events_table.c.merchant_id == merchant_id
+            )
+        )
+        return {r.event_id: r.state for r in rows}
+
+
+def test_a_flood_of_poisoned_events_never_fails_another_merchants_webhooks(
+    serve: tuple[str, Runtime],
+) -> None:
+    base, rt = serve
+    a, b = make_merchant(rt, "Attacker"), make_merchant(rt, "Bystander")
+    add_data_set(rt, a.id, "stage")
+    add_data_set(rt, b.id, "stage")
+    rounds = 3
+    bad = [
+        (what, poisoned_event(type_, mutate))
+        for _ in range(rounds)
+        for what, type_, mutate in POISONED
+    ]
+    good = [sf.event("payment_intent.created", sf.payment_intent()) for _ in range(len(bad) // 2)]
+    # Interleaved, so that A's and B's deliveries share the server's group commits.
+    work: list[tuple[str, str, dict[str, Any]]] = [
+        item
+        for pair in itertools.zip_longest(
+            [("A", what, evt) for what, evt in bad], [("B", "valid", evt) for evt in good]
+        )
+        for item in pair
+        if item is not None
+    ]
+    http = httpx.Client(timeout=30)
+
+    def deliver(item: tuple[str, str, dict[str, Any]]) -> tuple[str, str, int, str]:
+        who, what, evt = item
+        # The standard library's JSON, which writes integers of any size (orjson stops at 64 bits).
+        raw, header = sf.signed(json.dumps(evt).encode(), SIGNING_SECRET)
+        merchant = a if who == "A" else b
+        r = http.post(
+            f"{base}/webhooks/stripe/{merchant.id}/stage",
+            content=raw,
+            headers={"Stripe-Signature": header},
+        )
+        return who, what, r.status_code, r.text
+
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(deliver, work))
+    finally:
+        http.close()
+
+    b_answers = [(status, text) for who, _, status, text in answers if who == "B"]
+    assert [s for s, _ in b_answers] == [200] * len(good), b_answers
+    a_wrong = [
+        (what, status, text) for who, what, status, text in answers if who == "A" and status != 400
+    ]
+    assert a_wrong == []
+    # Refused alone, each with a reason that says what is wrong.
+    assert all('"not_an_event"' in text for who, _, _, text in answers if who == "A")
+
+    expected = {evt["id"] for evt in good}
+    wait_for(
+        lambda: set(states(rt.engine, b.id).items()) == {(e, "applied") for e in expected},
+        timeout=60,
+        what="every one of B's events applied",
+    )
+    assert set(projection(rt.engine, b.id)) == {evt["data"]["object"]["id"] for evt in good}
+    assert states(rt.engine, a.id) == {}
