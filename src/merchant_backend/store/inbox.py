@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, and_, case, func, or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from merchant_backend.store.schema import events
 from merchant_backend.store.upsert import insert_for
@@ -92,6 +93,45 @@ def insert_new(
         .returning(events.c.merchant_id, events.c.env, events.c.event_id)
     )
     return {(r[0], r[1], r[2]) for r in conn.execute(stmt, rows)}
+
+
+Key = tuple[str, str, str]
+
+
+def insert_each(
+    conn: Connection, items: Sequence[NewEvent], received_at: float
+) -> tuple[set[Key], dict[Key, Exception]]:
+    """``insert_new`` one event at a time, each in its own savepoint, for after a batch failed:
+    an event the database refuses is returned with its error, every other one is inserted (in
+    the caller's one transaction, so one commit still covers them all).
+
+    An ``OperationalError`` (the database gone or locked: no event is to blame) is raised.
+    """
+    new: set[Key] = set()
+    refused: dict[Key, Exception] = {}
+    for item in items:
+        key = (item.merchant_id, item.env, item.event_id)
+        try:
+            with conn.begin_nested():
+                new |= insert_new(conn, [item], received_at)
+        except OperationalError:
+            raise
+        except Exception as exc:
+            refused[key] = exc
+    return new, refused
+
+
+def insert_isolated(
+    conn: Connection, items: Sequence[NewEvent], received_at: float
+) -> tuple[set[Key], dict[Key, Exception]]:
+    """``insert_new`` in a savepoint; if the database refuses the batch, ``insert_each``."""
+    try:
+        with conn.begin_nested():
+            return insert_new(conn, items, received_at), {}
+    except OperationalError:
+        raise
+    except Exception:
+        return insert_each(conn, items, received_at)
 
 
 @dataclass(frozen=True)

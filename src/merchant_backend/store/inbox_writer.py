@@ -13,7 +13,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from merchant_backend import logs, metrics
 from merchant_backend.clock import now
@@ -129,13 +130,11 @@ class InboxWriter:
                 new = await asyncio.to_thread(self._commit, batch, {})
             except Exception as exc:
                 log.error(
-                    "inbox commit failed",
+                    "inbox group commit failed",
                     events=len(batch),
                     error=f"{type(exc).__name__}: {exc}"[:300],
                 )
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(InboxUnavailable("inbox commit failed"))
+                await self._one_by_one(batch, exc)
                 continue
             metrics.INGEST_COMMIT_SECONDS.observe(time.perf_counter() - started)
             metrics.INGEST_BATCH.observe(len(batch))
@@ -146,24 +145,87 @@ class InboxWriter:
                 # The first copy of an event in a batch is the new one; repeats are duplicates.
                 new.discard(key)
 
+    async def _one_by_one(self, batch: list[_Pending], failure: Exception) -> None:
+        """After a failed group commit, each event in its own savepoint: only a row that the
+        database refuses fails (503, and Stripe retries it); every other one commits and gets
+        its 2xx. One merchant's event must never fail another merchant's (issue 9)."""
+        if isinstance(failure, OperationalError) or len(batch) == 1:
+            # The database itself is failing (gone, locked), or the one event was the batch.
+            refused: dict[inbox.Key, Exception] = {}
+            new: set[inbox.Key] = set()
+            failed_all = True
+        else:
+            try:
+                new, refused = await asyncio.to_thread(self._commit_each, batch)
+                failed_all = False
+            except Exception as exc:
+                log.error("inbox commit failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                failed_all = True
+        for item in batch:
+            key = (item.event.merchant_id, item.event.env, item.event.event_id)
+            if item.future.done():
+                continue
+            if failed_all or key in refused:
+                item.future.set_exception(InboxUnavailable("inbox commit failed"))
+            else:
+                item.future.set_result(key in new)
+            new.discard(key)
+        for key, refusal in refused.items():
+            log.error(
+                "inbox refused an event",
+                merchant_id=key[0],
+                env=key[1],
+                event_id=key[2][:255],
+                error=f"{type(refusal).__name__}: {refusal}"[:300],
+            )
+
+    def _commit_each(
+        self, batch: list[_Pending]
+    ) -> tuple[set[inbox.Key], dict[inbox.Key, Exception]]:
+        at = now()
+        with db.write(self.engine) as conn:
+            new, refused = inbox.insert_each(conn, [p.event for p in batch], at)
+            recorded = self._record_deliveries(
+                conn,
+                {
+                    (p.event.merchant_id, p.event.env)
+                    for p in batch
+                    if (p.event.merchant_id, p.event.env, p.event.event_id) not in refused
+                },
+                at,
+            )
+        self._delivered(recorded, at)
+        return new, refused
+
     def _commit(
         self, batch: list[_Pending], rejections: dict[tuple[str, str, str], int]
     ) -> set[tuple[str, str, str]]:
         at = now()
         if not batch and not rejections:
             return set()
-        recorded: list[tuple[str, str]] = []
         with db.write(self.engine) as conn:
             new = inbox.insert_new(conn, [p.event for p in batch], at)
-            # Sorted: two processes updating the same rows in different orders deadlock on
-            # PostgreSQL (and the loser's whole batch would answer 503).
-            for merchant_id, env in sorted({(p.event.merchant_id, p.event.env) for p in batch}):
-                if at - self._delivery_recorded.get((merchant_id, env), 0.0) >= 1.0:
-                    datasets.record_delivery(conn, merchant_id, env, at)
-                    recorded.append((merchant_id, env))
+            recorded = self._record_deliveries(
+                conn, {(p.event.merchant_id, p.event.env) for p in batch}, at
+            )
             if rejections:
                 record_rejections(conn, rejections, at)
+        self._delivered(recorded, at)
+        return new
+
+    def _record_deliveries(
+        self, conn: Connection, data_sets: set[tuple[str, str]], at: float
+    ) -> list[tuple[str, str]]:
+        recorded: list[tuple[str, str]] = []
+        # Sorted: two processes updating the same rows in different orders deadlock on
+        # PostgreSQL (and the loser's whole batch would answer 503).
+        for merchant_id, env in sorted(data_sets):
+            if at - self._delivery_recorded.get((merchant_id, env), 0.0) >= 1.0:
+                datasets.record_delivery(conn, merchant_id, env, at)
+                recorded.append((merchant_id, env))
+        return recorded
+
+    def _delivered(self, recorded: list[tuple[str, str]], at: float) -> None:
         # Only once committed: a rolled-back batch must not hold back the next one's update.
         for key in recorded:
             self._delivery_recorded[key] = at
-        return new

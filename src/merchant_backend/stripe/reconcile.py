@@ -282,13 +282,17 @@ def sort_page(events: list[dict[str, Any]], merchant_id: str, env: str, account_
         if doc.get("type") not in HANDLED_SET:
             skipped += 1
             continue
-        payload = orjson.dumps(doc)
         try:
+            # Integers past 64 bits do not serialise: not an event Stripe sends either.
+            payload = orjson.dumps(doc)
             event, _ = parse_event(payload)
             # Listed with this environment's key, so a mismatch means a broken server.
             check_belongs(event, env, account_id)
-        except SignatureRejected as exc:
-            log().warning("reconcile skipped event", event_id=doc.get("id"), reason=exc.reason)
+        except (SignatureRejected, orjson.JSONEncodeError) as exc:
+            reason = exc.reason if isinstance(exc, SignatureRejected) else "not_an_event"
+            log().warning(
+                "reconcile skipped event", event_id=str(doc.get("id"))[:255], reason=reason
+            )
             rejected += 1
             continue
         keep.append(inbox.NewEvent.of(event, merchant_id, env, payload, "reconcile"))
@@ -392,13 +396,21 @@ def _run(
         page = sort_page(events, merchant_id, env, sc.account_id)
         with db.write(rt.engine) as conn:
             _still_ours(conn, merchant_id, env, owner)
-            new = inbox.insert_new(conn, page.keep, now())
+            # One event the database refuses fails alone (counted as rejected, and logged);
+            # it must not stop the run at this page for ever.
+            new, refused = inbox.insert_isolated(conn, page.keep, now())
+            for key, exc in refused.items():
+                log().warning(
+                    "reconcile could not store event",
+                    event_id=key[2],
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                )
             run.pages += 1
             run.fetched += len(events)
             run.new += len(new)
-            run.known += len(page.keep) - len(new)
+            run.known += len(page.keep) - len(new) - len(refused)
             run.skipped += page.skipped
-            run.rejected += page.rejected
+            run.rejected += page.rejected + len(refused)
             created = [e["created"] for e in events if isinstance(e.get("created"), int)]
             if created:
                 oldest = min(created)
