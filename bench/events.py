@@ -22,7 +22,8 @@ from merchant_backend.stripe.signature import sign
 FIXTURES = Path(
     os.environ.get(
         "MERCHANT_BACKEND_STRIPE_FIXTURES",
-        Path(__file__).resolve().parents[2] / "shared" / "stripe-fixtures" / "objects",
+        # The same copies of Stripe's objects as the tests (tests/fixtures/stripe/SOURCE.md).
+        Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "stripe",
     )
 )
 

@@ -3,7 +3,7 @@
 It answers only what our client asks — ``GET /v1/account``, ``/v1/webhook_endpoints`` (list,
 create, update), ``GET /v1/events`` (newest first, ``created[...]``, ``starting_after``,
 ``limit``), PaymentIntent create/confirm/capture with a decline — with Stripe's published object
-shapes (shared/stripe-fixtures), Stripe's error format (401 bad key, 403 restricted key, 429,
+shapes (tests/fixtures/stripe), Stripe's error format (401 bad key, 403 restricted key, 429,
 402) and its idempotent replays (``Idempotent-Replayed: true``), and records every request so
 tests can assert what our client sent. It checks nothing of our
 logic itself: it stands for Stripe's documented contract, nothing more.

@@ -1,4 +1,4 @@
-"""Stripe events for tests, built from Stripe's published objects (shared/stripe-fixtures).
+"""Stripe events for tests, built from Stripe's published objects (tests/fixtures/stripe).
 
 Only fields that the flow changes are overridden; everything else stays as Stripe publishes
 it. Events are signed exactly as Stripe signs them.
@@ -18,11 +18,11 @@ import orjson
 
 from merchant_backend.stripe.signature import sign
 
-# The project's checkout sits beside shared/ (also in CI, which copies shared/ next to its clone).
+# Stripe's published objects, copied into the repository (see tests/fixtures/stripe/SOURCE.md).
 FIXTURES = Path(
     os.environ.get(
         "MERCHANT_BACKEND_STRIPE_FIXTURES",
-        Path(__file__).resolve().parents[2] / "shared" / "stripe-fixtures" / "objects",
+        Path(__file__).resolve().parent / "fixtures" / "stripe",
     )
 )
 
