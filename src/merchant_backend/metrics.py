@@ -42,3 +42,17 @@ STRIPE_API_CALLS = Counter(
     "Calls to Stripe's API by operation and outcome.",
     ["operation", "outcome"],
 )
+OUTBOUND_DELIVERIES = Counter(
+    "merchant_backend_outbound_deliveries_total",
+    "Outbound notification attempts by outcome (delivered, retrying, failed).",
+    ["outcome"],
+)
+OUTBOUND_LAG = Histogram(
+    "merchant_backend_outbound_lag_seconds",
+    "Time from a change being committed to its notification being delivered.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+)
+OUTBOUND_DISABLED = Counter(
+    "merchant_backend_outbound_destinations_disabled_total",
+    "Destinations disabled because every delivery failed for the disable period.",
+)

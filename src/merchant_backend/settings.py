@@ -61,6 +61,22 @@ class Settings(BaseSettings):
     # Seconds between automatic reconcile runs inside `serve`; 0 turns it off.
     reconcile_interval: float = Field(default=0.0, ge=0)
 
+    # Outbound notifications (issue 10). The first retry after RETRY_BASE seconds, doubling
+    # (with jitter, each delay at most 6 h) for RETRY_WINDOW seconds, then the delivery is failed.
+    outbound_retry_base: float = Field(default=5.0, gt=0)
+    outbound_retry_window: float = Field(default=3 * 86400.0, gt=0)
+    # A destination whose every delivery failed for this long is disabled.
+    outbound_disable_after: float = Field(default=5 * 86400.0, gt=0)
+    outbound_timeout: float = Field(default=10.0, gt=0)
+    # Deliveries in flight in one process, in all and per destination.
+    outbound_concurrency: int = Field(default=16, ge=1)
+    outbound_destination_concurrency: int = Field(default=4, ge=1)
+    # How long a claimed delivery stays leased (a dispatcher that dies gives it back then).
+    outbound_lease_seconds: float = Field(default=60.0, gt=0)
+    outbound_poll_interval: float = Field(default=0.5, gt=0)
+    # Let destinations point at loopback, private and link-local addresses (never metadata).
+    outbound_allow_private: bool = False
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -91,8 +91,25 @@ def read(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+AFTER_COMMIT = "merchant_backend.after_commit"
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the transaction of ``write`` that ``conn`` belongs to has
+    committed (never after a rollback). Used to wake waiters for what was just written."""
+    conn.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
     """A writing transaction, committed on success and rolled back on any error."""
+    callbacks: list[Callable[[], None]] = []
     with engine.begin() as conn:
-        yield conn
+        try:
+            yield conn
+        finally:
+            # Taken off the pooled connection whatever happens, so they never leak into the
+            # next transaction that borrows it.
+            callbacks = conn.info.pop(AFTER_COMMIT, [])
+    for callback in callbacks:
+        callback()

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Connection, and_, func, or_, select, tuple_
 
 from merchant_backend.clock import now
+from merchant_backend.store import outbox
 from merchant_backend.store.schema import object_events, stripe_objects
 from merchant_backend.store.upsert import insert_for
 from merchant_backend.sync.handlers import Snapshot
@@ -35,11 +36,17 @@ def newest_per_object(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
 
 def apply_snapshots(
     conn: Connection, merchant_id: str, env: str, snapshots: Sequence[Snapshot]
-) -> None:
-    """Write snapshots; a stored one is replaced only by one with a greater order key."""
+) -> list[outbox.Change]:
+    """Write snapshots; a stored one is replaced only by one with a greater order key.
+
+    Returns what actually changed (objects created or replaced) and writes an outbound message
+    for each into the outbox, in this same transaction: every writer of projections goes
+    through here, so no change can skip its message and no message can outlive a rollback.
+    """
     if not snapshots:
-        return
+        return []
     at = now()
+    newest = newest_per_object(snapshots)
     rows = [
         {
             "merchant_id": merchant_id,
@@ -59,7 +66,7 @@ def apply_snapshots(
             "last_event_created": s.event_created,
             "synced_at": at,
         }
-        for s in newest_per_object(snapshots)
+        for s in newest
     ]
     stmt = insert_for(conn, stripe_objects)
     excluded = stmt.excluded
@@ -82,10 +89,34 @@ def apply_snapshots(
             )
         }
         # A later snapshot without a parent (e.g. a card event) keeps the known parent.
-        | {"parent_id": func.coalesce(excluded.parent_id, stripe_objects.c.parent_id)},
+        | {"parent_id": func.coalesce(excluded.parent_id, stripe_objects.c.parent_id)}
+        # The row being replaced still holds the old status here: no read before the write
+        # (which another transaction could overtake) is needed to name it.
+        | {"previous_status": stripe_objects.c.status},
         where=stripe_objects.c.order_key < excluded.order_key,
+    ).returning(
+        stripe_objects.c.object_type,
+        stripe_objects.c.stripe_id,
+        stripe_objects.c.previous_status,
     )
-    conn.execute(stmt, rows)
+    # RETURNING gives the rows inserted or replaced; one the WHERE kept (a duplicate or an
+    # older snapshot) is not among them.
+    replaced = {(r[0], r[1]): r[2] for r in conn.execute(stmt, rows)}
+    changes = [
+        outbox.Change(
+            object_type=s.object_type,
+            stripe_id=s.stripe_id,
+            data=s.data,
+            previous_status=replaced[(s.object_type, s.stripe_id)],
+            event_id=s.event_id,
+            event_type=s.event_type,
+            event_created=s.event_created,
+        )
+        for s in newest
+        if (s.object_type, s.stripe_id) in replaced
+    ]
+    outbox.append(conn, merchant_id, env, changes, at)
+    return changes
 
 
 def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:

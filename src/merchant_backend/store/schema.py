@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -121,6 +122,9 @@ stripe_objects = Table(
     Column("last_event_id", String(255)),
     Column("last_event_created", BigInteger),
     Column("synced_at", Float, nullable=False),
+    # The status the last replacement replaced: the upsert sets it from the row it overwrites,
+    # so the outbound message can name it without a racy read before the write.
+    Column("previous_status", String(40)),
     Index("ix_stripe_objects_list", "merchant_id", "env", "object_type", "created", "stripe_id"),
     Index("ix_stripe_objects_customer", "merchant_id", "env", "customer_id"),
 )
@@ -172,4 +176,131 @@ web_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+
+# --- Outbound notifications (issue 10): destinations, the outbox, deliveries. ---
+
+outbound_destinations = Table(
+    "outbound_destinations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    # NULL: an installation-wide destination of the operator (every merchant's changes).
+    Column("merchant_id", String(40), ForeignKey("merchants.id", ondelete="CASCADE")),
+    Column("env", String(5), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("description", String(500), nullable=False),
+    # Comma separated, e.g. "payment_intent,dispute".
+    Column("object_types", String(200), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text),
+    Column("secret_enc", Text, nullable=False),
+    Column("secret_hint", String(40), nullable=False),
+    # Set by the first failed delivery after a success; cleared by a success.
+    Column("failing_since", Float),
+    Column("last_success_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_outbound_destinations_owner", "env", "merchant_id"),
+)
+
+# The outbox: one row per change, written in the transaction that changed the projection.
+outbound_messages = Table(
+    "outbound_messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    # NULL only for a test message sent to an installation-wide destination.
+    Column("merchant_id", String(40), ForeignKey("merchants.id", ondelete="CASCADE")),
+    Column("env", String(5), nullable=False),
+    # Grows per (merchant, env); 0 for test messages, which are not in the feed.
+    Column("sequence", BigInteger, nullable=False),
+    Column("type", String(60), nullable=False),
+    Column("object_type", String(40)),
+    Column("object_id", String(255)),
+    Column("created_at", Float, nullable=False),
+    # The message exactly as it is signed and sent (JSON text).
+    Column("payload", Text, nullable=False),
+    Index(
+        "ix_outbound_messages_feed",
+        "merchant_id",
+        "env",
+        "sequence",
+        unique=True,
+        sqlite_where=text("sequence > 0"),
+        postgresql_where=text("sequence > 0"),
+    ),
+    Index("ix_outbound_messages_created", "created_at"),
+)
+
+outbound_sequences = Table(
+    "outbound_sequences",
+    metadata,
+    Column(
+        "merchant_id", String(40), ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("env", String(5), primary_key=True),
+    Column("last", BigInteger, nullable=False),
+)
+
+outbound_deliveries = Table(
+    "outbound_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "message_id",
+        String(40),
+        ForeignKey("outbound_messages.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "destination_id",
+        String(40),
+        ForeignKey("outbound_destinations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # merchant/env/object_type/object_id (the message id for a test): one object's messages
+    # reach a destination in sequence order, one at a time.
+    Column("object_ref", String(400), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    # pending → delivering (leased) → delivered | retrying → … → failed
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("first_attempt_at", Float),
+    Column("lease_until", Float),
+    Column("locked_by", String(80)),
+    Column("last_attempt_at", Float),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("last_excerpt", Text),
+    Column("last_duration", Float),
+    Column("delivered_at", Float),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("message_id", "destination_id"),
+    Index("ix_outbound_deliveries_claim", "state", "next_attempt_at"),
+    Index("ix_outbound_deliveries_destination", "destination_id", "state", "created_at"),
+    Index("ix_outbound_deliveries_object", "destination_id", "object_ref", "sequence"),
+)
+
+# The delivery log: one row per attempt.
+outbound_attempts = Table(
+    "outbound_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "delivery_id",
+        BigId,
+        ForeignKey("outbound_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("destination_id", String(40), nullable=False),
+    Column("message_id", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("status_code", Integer),
+    Column("duration", Float, nullable=False),
+    Column("excerpt", Text),
+    Column("error", Text),
+    Index("ix_outbound_attempts_destination", "destination_id", "at"),
+    Index("ix_outbound_attempts_delivery", "delivery_id"),
 )

@@ -32,6 +32,7 @@ class Snapshot:
     order_key: str
     event_id: str | None
     event_created: int
+    event_type: str | None = None
 
 
 def _id_of(value: Any) -> str | None:
@@ -75,6 +76,7 @@ def snapshot_of(
         order_key=order_key(object_type, obj, event_created, event_type, event_id),
         event_id=event_id,
         event_created=event_created,
+        event_type=event_type,
     )
 
 

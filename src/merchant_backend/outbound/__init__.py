@@ -1,0 +1,1 @@
+"""Notifications we send: signed messages to merchants' and the operator's destinations."""

@@ -1,0 +1,122 @@
+"""Which URLs a destination may point at, and the address a delivery connects to.
+
+The order of the checks:
+1. the URL: ``https`` (``http`` only in stage), a host, no user name or password in it;
+2. every address the host resolves to must be public: not loopback, private, link-local,
+   shared (CGNAT), reserved, multicast or unspecified, and never a cloud metadata address.
+   ``MERCHANT_BACKEND_OUTBOUND_ALLOW_PRIVATE`` lets the operator allow all of those except
+   the metadata addresses, for their own internal systems.
+
+The same checks run when a destination is registered and again before every delivery, and
+the delivery connects to the address that was checked (never resolving the name a second
+time), so a DNS answer that changes after the check cannot steer a delivery inward. Redirects
+are never followed (see ``outbound.http``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[str]]
+
+# Instance metadata services: AWS/GCP/Azure/OpenStack (IPv4 and AWS's IPv6), Alibaba, Azure's
+# wire server. Refused even when private addresses are allowed.
+METADATA = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "168.63.129.16")
+)
+
+
+class UnsafeDestination(ValueError):
+    """The URL or an address it resolves to may not receive notifications."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL: where to connect (``address``) and what to ask for."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    address: str
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def check_url(url: str, env: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path with query) of an acceptable URL."""
+    if len(url) > 2000:
+        raise UnsafeDestination("the URL is longer than 2000 characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeDestination(f"not a URL: {exc}") from exc
+    if parts.scheme not in ("https", "http"):
+        raise UnsafeDestination("the URL must start with https://")
+    if parts.scheme == "http" and env == "live":
+        raise UnsafeDestination("a live destination must use https://")
+    if not parts.hostname:
+        raise UnsafeDestination("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeDestination("the URL must not carry a user name or password")
+    if parts.fragment:
+        raise UnsafeDestination("the URL must not have a #fragment")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, parts.hostname, port or default, path
+
+
+def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
+    """Why a delivery may not go to ``address``, or None if it may."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address in METADATA:
+        return f"{address} is a cloud metadata address"
+    if address.is_multicast or address.is_unspecified:
+        return f"{address} is not a host address"
+    if allow_private:
+        return None
+    if address.is_loopback:
+        return f"{address} is a loopback address"
+    if address.is_link_local:
+        return f"{address} is a link-local address"
+    if address.is_private or not address.is_global:
+        return f"{address} is a private address"
+    return None
+
+
+def check(
+    url: str, env: str, *, allow_private: bool, resolve: Resolver = system_resolver
+) -> Target:
+    """Check a URL and every address its host resolves to; the target pins the first."""
+    scheme, host, port, path = check_url(url, env)
+    try:
+        literal: IPAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [str(literal)]
+    else:
+        try:
+            addresses = resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise UnsafeDestination(f"{host} does not resolve: {exc}") from exc
+    if not addresses:
+        raise UnsafeDestination(f"{host} does not resolve")
+    for text in addresses:
+        why = refusal(ipaddress.ip_address(text.split("%", 1)[0]), allow_private=allow_private)
+        if why is not None:
+            raise UnsafeDestination(f"{host} resolves to {why}")
+    return Target(scheme=scheme, host=host, port=port, path=path, address=addresses[0])

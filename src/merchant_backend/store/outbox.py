@@ -1,0 +1,698 @@
+"""The outbox: a message for every change of a projection, in the transaction that made it.
+
+``objects.apply_snapshots`` calls ``append`` with what its upsert actually changed (an object
+created, or its snapshot replaced under the ordering rule); a duplicate or an older snapshot
+changes nothing and so sends nothing. Because the message is written in the same transaction,
+a rolled-back apply leaves no message and a committed one always has its message.
+
+Hazards and how they are avoided:
+- *A reader of the feed skipping a message.* ``sequence`` comes from a per-(merchant, env)
+  counter row that the appending transaction updates, and so locks until it commits: a later
+  transaction gets a greater number only after the earlier one has committed (or rolled back,
+  giving its numbers back). A reader that has seen sequence N never later finds an N-1.
+- *An older snapshot arriving after a newer one.* Deliveries of one object to one destination
+  go one at a time in sequence order (``claim`` skips a delivery while an older one of the same
+  object is still pending, retrying or in flight).
+- *Two dispatchers sending the same delivery at once.* ``claim`` leases rows with
+  ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serialises writers); a result is recorded
+  only by the dispatcher that still holds the lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.sql import Select
+
+from merchant_backend.store import db
+from merchant_backend.store import destinations as destination_store
+from merchant_backend.store.schema import (
+    outbound_attempts,
+    outbound_deliveries,
+    outbound_destinations,
+    outbound_messages,
+    outbound_sequences,
+)
+from merchant_backend.store.upsert import insert_for
+
+DELIVERY_STATES = ("pending", "delivering", "retrying", "delivered", "failed")
+OPEN_STATES = ("pending", "delivering", "retrying")
+EXCERPT_CHARS = 500
+
+
+class ChangeSignal:
+    """Wakes threads in this process when messages were committed (feed long polls, the
+    dispatcher). Other processes notice by polling."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._generation = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def notify(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        with self._cond:
+            self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        with self._cond, contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Wait until the generation moves past ``seen`` or ``timeout`` passes."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._generation != seen, timeout=max(timeout, 0.0))
+            return self._generation
+
+
+COMMITTED = ChangeSignal()
+
+
+@dataclass(frozen=True)
+class Change:
+    """A projection that changed: the object as now stored and what replaced what."""
+
+    object_type: str
+    stripe_id: str
+    data: dict[str, Any]
+    previous_status: str | None
+    event_id: str | None
+    event_type: str | None
+    event_created: int
+
+
+def new_message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+def message_document(
+    *,
+    message_id: str,
+    type_: str,
+    merchant_id: str | None,
+    env: str,
+    sequence: int,
+    created: float,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """The message as signed, sent and listed by the feed (CONTRACT.md, second round)."""
+    return {
+        "id": message_id,
+        "type": type_,
+        "merchant_id": merchant_id,
+        "env": env,
+        "sequence": sequence,
+        "created": int(created),
+        "data": data,
+    }
+
+
+def change_data(change: Change) -> dict[str, Any]:
+    cause = None
+    if change.event_id:
+        cause = {
+            "event_id": change.event_id,
+            "event_type": change.event_type,
+            "event_created": change.event_created,
+        }
+    return {"object": change.data, "previous_status": change.previous_status, "cause": cause}
+
+
+def object_ref(merchant_id: str, env: str, object_type: str, stripe_id: str) -> str:
+    return f"{merchant_id}/{env}/{object_type}/{stripe_id}"
+
+
+def _reserve(conn: Connection, merchant_id: str, env: str, count: int) -> int:
+    """Take ``count`` sequence numbers; returns the first. Locks the counter until commit."""
+    stmt = insert_for(conn, outbound_sequences).values(merchant_id=merchant_id, env=env, last=count)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["merchant_id", "env"],
+        set_={"last": outbound_sequences.c.last + count},
+    ).returning(outbound_sequences.c.last)
+    last = int(conn.execute(stmt).scalar_one())
+    return last - count + 1
+
+
+def append(
+    conn: Connection, merchant_id: str, env: str, changes: Sequence[Change], at: float
+) -> list[str]:
+    """Write a message per change and a pending delivery per destination that wants it."""
+    if not changes:
+        return []
+    first = _reserve(conn, merchant_id, env, len(changes))
+    targets = destination_store.targets(conn, merchant_id, env)
+    messages: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
+    for n, change in enumerate(changes):
+        message_id = new_message_id()
+        sequence = first + n
+        doc = message_document(
+            message_id=message_id,
+            type_=f"{change.object_type}.changed",
+            merchant_id=merchant_id,
+            env=env,
+            sequence=sequence,
+            created=at,
+            data=change_data(change),
+        )
+        messages.append(
+            {
+                "id": message_id,
+                "merchant_id": merchant_id,
+                "env": env,
+                "sequence": sequence,
+                "type": doc["type"],
+                "object_type": change.object_type,
+                "object_id": change.stripe_id,
+                "created_at": at,
+                "payload": orjson.dumps(doc).decode(),
+            }
+        )
+        ref = object_ref(merchant_id, env, change.object_type, change.stripe_id)
+        deliveries.extend(
+            _pending(message_id, dest.id, ref, sequence, at)
+            for dest in targets
+            if dest.wants(change.object_type)
+        )
+    conn.execute(insert(outbound_messages), messages)
+    if deliveries:
+        conn.execute(insert(outbound_deliveries), deliveries)
+    db.after_commit(conn, COMMITTED.notify)
+    return [m["id"] for m in messages]
+
+
+def _pending(
+    message_id: str, destination_id: str, ref: str, sequence: int, at: float
+) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "destination_id": destination_id,
+        "object_ref": ref,
+        "sequence": sequence,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+    }
+
+
+def append_test(conn: Connection, destination: destination_store.Destination, at: float) -> str:
+    """A ``test`` message for one destination (sequence 0: not part of the feed)."""
+    message_id = new_message_id()
+    doc = message_document(
+        message_id=message_id,
+        type_="test",
+        merchant_id=destination.merchant_id,
+        env=destination.env,
+        sequence=0,
+        created=at,
+        data={
+            "object": None,
+            "previous_status": None,
+            "cause": None,
+            "destination_id": destination.id,
+        },
+    )
+    conn.execute(
+        insert(outbound_messages).values(
+            id=message_id,
+            merchant_id=destination.merchant_id,
+            env=destination.env,
+            sequence=0,
+            type="test",
+            object_type=None,
+            object_id=None,
+            created_at=at,
+            payload=orjson.dumps(doc).decode(),
+        )
+    )
+    conn.execute(
+        insert(outbound_deliveries).values(
+            **_pending(message_id, destination.id, message_id, 0, at)
+        )
+    )
+    db.after_commit(conn, COMMITTED.notify)
+    return message_id
+
+
+# --- The feed ---------------------------------------------------------------------------
+
+
+def feed_page(
+    conn: Connection, merchant_id: str, env: str, *, after: int, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Messages with a sequence greater than ``after``, oldest first."""
+    rows = conn.execute(
+        select(outbound_messages.c.payload)
+        .where(
+            outbound_messages.c.merchant_id == merchant_id,
+            outbound_messages.c.env == env,
+            outbound_messages.c.sequence > after,
+        )
+        .order_by(outbound_messages.c.sequence)
+        .limit(limit + 1)
+    ).all()
+    return [orjson.loads(r.payload) for r in rows[:limit]], len(rows) > limit
+
+
+def get_message(conn: Connection, message_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(outbound_messages.c.payload).where(outbound_messages.c.id == message_id)
+    ).first()
+    return orjson.loads(row.payload) if row else None
+
+
+# --- Dispatching ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: int
+    message_id: str
+    destination_id: str
+    destination_merchant_id: str | None
+    env: str
+    url: str
+    secret_enc: str
+    payload: str
+    attempts: int
+    first_attempt_at: float
+    message_created_at: float
+
+
+def _due(at: float) -> Any:
+    d = outbound_deliveries
+    return or_(
+        and_(d.c.state.in_(("pending", "retrying")), d.c.next_attempt_at <= at),
+        and_(d.c.state == "delivering", d.c.lease_until < at),
+    )
+
+
+def _not_behind_an_older_one() -> Any:
+    """No older delivery of the same object to the same destination is still open."""
+    older = outbound_deliveries.alias("older")
+    d = outbound_deliveries
+    return ~exists(
+        select(older.c.id).where(
+            older.c.destination_id == d.c.destination_id,
+            older.c.object_ref == d.c.object_ref,
+            older.c.sequence < d.c.sequence,
+            older.c.state.in_(OPEN_STATES),
+        )
+    )
+
+
+def destinations_with_due_work(
+    conn: Connection, at: float, *, exclude: Sequence[str] = (), limit: int = 100
+) -> list[str]:
+    d, t = outbound_deliveries, outbound_destinations
+    query: Select[Any] = (
+        select(d.c.destination_id)
+        .join(t, t.c.id == d.c.destination_id)
+        .where(_due(at), t.c.enabled.is_(True))
+        .group_by(d.c.destination_id)
+        .order_by(func.min(d.c.next_attempt_at))
+        .limit(limit)
+    )
+    if exclude:
+        query = query.where(d.c.destination_id.not_in(list(exclude)))
+    return [r[0] for r in conn.execute(query)]
+
+
+def claim(
+    conn: Connection,
+    worker_id: str,
+    destination_id: str,
+    *,
+    at: float,
+    lease_seconds: float,
+    limit: int,
+) -> list[ClaimedDelivery]:
+    """Lease up to ``limit`` due deliveries of one destination to this dispatcher."""
+    d = outbound_deliveries
+    pick = (
+        select(d.c.id)
+        .where(d.c.destination_id == destination_id, _due(at), _not_behind_an_older_one())
+        .order_by(d.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True, of=d)
+    ids = [r[0] for r in conn.execute(pick)]
+    if not ids:
+        return []
+    conn.execute(
+        update(d)
+        .where(d.c.id.in_(ids))
+        .values(
+            state="delivering",
+            locked_by=worker_id,
+            lease_until=at + lease_seconds,
+            attempts=d.c.attempts + 1,
+            first_attempt_at=func.coalesce(d.c.first_attempt_at, at),
+        )
+    )
+    m, t = outbound_messages, outbound_destinations
+    rows = conn.execute(
+        select(
+            d.c.id,
+            d.c.message_id,
+            d.c.destination_id,
+            d.c.attempts,
+            d.c.first_attempt_at,
+            t.c.merchant_id.label("destination_merchant_id"),
+            t.c.env,
+            t.c.url,
+            t.c.secret_enc,
+            m.c.payload,
+            m.c.created_at.label("message_created_at"),
+        )
+        .join(m, m.c.id == d.c.message_id)
+        .join(t, t.c.id == d.c.destination_id)
+        .where(d.c.id.in_(ids))
+        .order_by(d.c.id)
+    )
+    return [ClaimedDelivery(**r._mapping) for r in rows]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one try of a delivery gave."""
+
+    status_code: int | None
+    duration: float
+    excerpt: str | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _log(conn: Connection, item: ClaimedDelivery, attempt: Attempt, at: float) -> None:
+    conn.execute(
+        insert(outbound_attempts).values(
+            delivery_id=item.id,
+            destination_id=item.destination_id,
+            message_id=item.message_id,
+            attempt=item.attempts,
+            at=at,
+            status_code=attempt.status_code,
+            duration=attempt.duration,
+            excerpt=(attempt.excerpt or "")[:EXCERPT_CHARS] or None,
+            error=(attempt.error or "")[:EXCERPT_CHARS] or None,
+        )
+    )
+
+
+def _mine(item: ClaimedDelivery, worker_id: str) -> Any:
+    d = outbound_deliveries
+    return and_(d.c.id == item.id, d.c.state == "delivering", d.c.locked_by == worker_id)
+
+
+def _last(attempt: Attempt, at: float) -> dict[str, Any]:
+    return {
+        "last_attempt_at": at,
+        "last_status": attempt.status_code,
+        "last_error": (attempt.error or "")[:EXCERPT_CHARS] or None,
+        "last_excerpt": (attempt.excerpt or "")[:EXCERPT_CHARS] or None,
+        "last_duration": attempt.duration,
+        "lease_until": None,
+        "locked_by": None,
+    }
+
+
+def record_delivered(
+    conn: Connection, item: ClaimedDelivery, worker_id: str, attempt: Attempt, at: float
+) -> bool:
+    """Returns False if the lease was lost meanwhile (another dispatcher owns the row now)."""
+    _log(conn, item, attempt, at)
+    result = conn.execute(
+        update(outbound_deliveries)
+        .where(_mine(item, worker_id))
+        .values(state="delivered", delivered_at=at, **_last(attempt, at))
+    )
+    destination_store.record_success(conn, item.destination_id, at)
+    return bool(result.rowcount)
+
+
+def record_failed(
+    conn: Connection,
+    item: ClaimedDelivery,
+    worker_id: str,
+    attempt: Attempt,
+    at: float,
+    *,
+    retry_at: float | None,
+) -> bool:
+    """A failed try: ``retrying`` until ``retry_at``, or ``failed`` (kept, replayable)."""
+    _log(conn, item, attempt, at)
+    values = _last(attempt, at)
+    if retry_at is None:
+        values.update(state="failed")
+    else:
+        values.update(state="retrying", next_attempt_at=retry_at)
+    result = conn.execute(
+        update(outbound_deliveries).where(_mine(item, worker_id)).values(**values)
+    )
+    return bool(result.rowcount)
+
+
+# --- What the management API shows ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    id: int
+    message_id: str
+    message_type: str
+    sequence: int
+    state: str
+    attempts: int
+    next_attempt_at: float | None
+    last_attempt_at: float | None
+    last_status: int | None
+    last_error: str | None
+    last_excerpt: str | None
+    last_duration: float | None
+    delivered_at: float | None
+    created_at: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "message_id": self.message_id,
+            "type": self.message_type,
+            "sequence": self.sequence,
+            "state": self.state,
+            "attempts": self.attempts,
+            "next_attempt_at": (
+                round(self.next_attempt_at, 3)
+                if self.state in ("pending", "retrying") and self.next_attempt_at
+                else None
+            ),
+            "last_attempt_at": _r(self.last_attempt_at),
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "last_excerpt": self.last_excerpt,
+            "last_duration_ms": None
+            if self.last_duration is None
+            else round(self.last_duration * 1000, 1),
+            "delivered_at": _r(self.delivered_at),
+            "created": int(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    at: float
+    message_id: str
+    attempt: int
+    status_code: int | None
+    duration: float
+    excerpt: str | None
+    error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": round(self.at, 3),
+            "message_id": self.message_id,
+            "attempt": self.attempt,
+            "status_code": self.status_code,
+            "duration_ms": round(self.duration * 1000, 1),
+            "excerpt": self.excerpt,
+            "error": self.error,
+        }
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def deliveries_page(
+    conn: Connection,
+    destination_id: str,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    state: str | None = None,
+) -> tuple[list[DeliveryView], bool]:
+    """Newest first."""
+    d, m = outbound_deliveries, outbound_messages
+    query = (
+        select(d, m.c.type.label("message_type"))
+        .join(m, m.c.id == d.c.message_id)
+        .where(d.c.destination_id == destination_id)
+    )
+    if before_id is not None:
+        query = query.where(d.c.id < before_id)
+    if state is not None:
+        query = query.where(d.c.state == state)
+    rows = conn.execute(query.order_by(d.c.id.desc()).limit(limit + 1)).all()
+    views = [
+        DeliveryView(
+            id=r.id,
+            message_id=r.message_id,
+            message_type=r.message_type,
+            sequence=r.sequence,
+            state=r.state,
+            attempts=r.attempts,
+            next_attempt_at=r.next_attempt_at,
+            last_attempt_at=r.last_attempt_at,
+            last_status=r.last_status,
+            last_error=r.last_error,
+            last_excerpt=r.last_excerpt,
+            last_duration=r.last_duration,
+            delivered_at=r.delivered_at,
+            created_at=r.created_at,
+        )
+        for r in rows[:limit]
+    ]
+    return views, len(rows) > limit
+
+
+def attempt_log(conn: Connection, destination_id: str, *, limit: int) -> list[AttemptView]:
+    """The latest attempts, newest first."""
+    a = outbound_attempts
+    rows = conn.execute(
+        select(a).where(a.c.destination_id == destination_id).order_by(a.c.id.desc()).limit(limit)
+    )
+    return [
+        AttemptView(
+            at=r.at,
+            message_id=r.message_id,
+            attempt=r.attempt,
+            status_code=r.status_code,
+            duration=r.duration,
+            excerpt=r.excerpt,
+            error=r.error,
+        )
+        for r in rows
+    ]
+
+
+def counts(conn: Connection, destination_id: str) -> dict[str, int]:
+    d = outbound_deliveries
+    out = dict.fromkeys(DELIVERY_STATES, 0)
+    rows = conn.execute(
+        select(d.c.state, func.count())
+        .where(d.c.destination_id == destination_id)
+        .group_by(d.c.state)
+    )
+    out.update({r[0]: int(r[1]) for r in rows})
+    return out
+
+
+# --- Replay and retention --------------------------------------------------------------------
+
+
+def replay_message(
+    conn: Connection, destination: destination_store.Destination, message_id: str, at: float
+) -> bool:
+    """Send a message to a destination again (or for the first time, if it is in its scope).
+
+    Returns False if the message does not exist or is not one the destination may receive.
+    """
+    d = outbound_deliveries
+    m = conn.execute(select(outbound_messages).where(outbound_messages.c.id == message_id)).first()
+    if m is None or m.env != destination.env:
+        return False
+    if destination.merchant_id is not None and m.merchant_id != destination.merchant_id:
+        return False
+    if m.type == "test" and m.merchant_id != destination.merchant_id:
+        return False
+    restarted = conn.execute(
+        update(d)
+        .where(d.c.message_id == message_id, d.c.destination_id == destination.id)
+        .where(d.c.state != "delivering")
+        .values(state="pending", next_attempt_at=at, first_attempt_at=None)
+    )
+    if not restarted.rowcount:
+        held = conn.execute(
+            select(d.c.id).where(d.c.message_id == message_id, d.c.destination_id == destination.id)
+        ).first()
+        if held is None:
+            ref = (
+                message_id
+                if m.type == "test"
+                else object_ref(m.merchant_id, m.env, m.object_type, m.object_id)
+            )
+            conn.execute(
+                insert(d).values(**_pending(message_id, destination.id, ref, m.sequence, at))
+            )
+    db.after_commit(conn, COMMITTED.notify)
+    return True
+
+
+def replay_failed(conn: Connection, destination_id: str, *, since: float, at: float) -> int:
+    """Every failed delivery of this destination whose message was created at or after
+    ``since`` goes out again; returns how many."""
+    d, m = outbound_deliveries, outbound_messages
+    recent = select(m.c.id).where(m.c.created_at >= since)
+    result = conn.execute(
+        update(d)
+        .where(d.c.destination_id == destination_id, d.c.state == "failed")
+        .where(d.c.message_id.in_(recent.scalar_subquery()))
+        .values(state="pending", next_attempt_at=at, first_attempt_at=None)
+    )
+    db.after_commit(conn, COMMITTED.notify)
+    return int(result.rowcount or 0)
+
+
+def prune(conn: Connection, before: float, *, dry_run: bool = False) -> int:
+    """Delete messages created before ``before`` whose every delivery was delivered (or that
+    had none). A message with a failed or open delivery is kept. Returns how many."""
+    d, m = outbound_deliveries, outbound_messages
+    unfinished = exists(select(d.c.id).where(d.c.message_id == m.c.id, d.c.state != "delivered"))
+    doomed = select(m.c.id).where(m.c.created_at < before, ~unfinished)
+    if dry_run:
+        return int(conn.execute(select(func.count()).select_from(doomed.subquery())).scalar_one())
+    ids = [r[0] for r in conn.execute(doomed)]
+    removed = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        delivery_ids = select(d.c.id).where(d.c.message_id.in_(chunk)).scalar_subquery()
+        conn.execute(
+            delete(outbound_attempts).where(outbound_attempts.c.delivery_id.in_(delivery_ids))
+        )
+        conn.execute(delete(d).where(d.c.message_id.in_(chunk)))
+        removed += conn.execute(delete(m).where(m.c.id.in_(chunk))).rowcount or 0
+    return removed
