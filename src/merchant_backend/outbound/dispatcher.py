@@ -89,6 +89,8 @@ class Dispatcher:
                     lease_seconds=max(s.outbound_lease_seconds, s.outbound_timeout + 1),
                     limit=free,
                 )
+                if not claimed:
+                    continue  # due, but each behind an older delivery of its object
                 with self._lock:
                     self._inflight[destination_id] += len(claimed)
                 to_send.extend(claimed)
@@ -194,7 +196,7 @@ class Dispatcher:
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         with self._lock:
-            return self._idle.wait_for(lambda: not self._inflight, timeout=timeout)
+            return self._idle.wait_for(lambda: sum(self._inflight.values()) == 0, timeout=timeout)
 
     def drain(self, max_rounds: int = 100_000) -> int:
         """Send everything due now and wait for it (tests, benchmarks)."""
