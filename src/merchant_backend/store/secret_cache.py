@@ -1,16 +1,18 @@
 """Decrypted webhook credentials per (merchant, environment), cached for the hot path.
 
-A webhook must not pay for a database read and an AES decryption each time. Entries live a few
-seconds; a signature that fails against a cached entry is checked once more against a fresh
-read, so a secret changed by another process is picked up at once.
+A webhook must not pay for a database read and an AES decryption each time. Entries live one
+second, so a signing secret revoked in another process (``roll-secret --old-valid-for 0``, a
+delete) stops verifying everywhere within a second; a signature that fails against a cached
+entry is checked once more against a fresh read, so a new secret is picked up at once. Time is
+the clock seam's (tests move it); a clock that went back makes an entry stale, never older.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
+from merchant_backend import clock
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
 
@@ -23,7 +25,7 @@ class Credentials:
 
 
 class SecretCache:
-    def __init__(self, runtime: Runtime, ttl: float = 5.0, min_refresh: float = 1.0) -> None:
+    def __init__(self, runtime: Runtime, ttl: float = 1.0, min_refresh: float = 1.0) -> None:
         self.runtime = runtime
         self.ttl = ttl
         self.min_refresh = min_refresh
@@ -33,17 +35,18 @@ class SecretCache:
     def peek(self, merchant_id: str, env: str) -> Credentials | None:
         """The cached entry if it is still fresh; never touches the database."""
         entry = self._entries.get((merchant_id, env))
-        if entry is not None and time.monotonic() - entry.loaded_at < self.ttl:
+        if entry is not None and 0.0 <= clock.now() - entry.loaded_at < self.ttl:
             return entry
         return None
 
     def get(self, merchant_id: str, env: str, *, fresh: bool = False) -> Credentials | None:
         key = (merchant_id, env)
         entry = self._entries.get(key)
-        mono = time.monotonic()
-        if entry is not None and not fresh and mono - entry.loaded_at < self.ttl:
+        at = clock.now()
+        age = at - entry.loaded_at if entry is not None else -1.0
+        if entry is not None and not fresh and 0.0 <= age < self.ttl:
             return entry
-        if entry is not None and fresh and mono - entry.loaded_at < self.min_refresh:
+        if entry is not None and fresh and 0.0 <= age < self.min_refresh:
             # Forged signatures must not buy a database read and a decryption each.
             return entry
         with db.read(self.runtime.engine) as conn:
@@ -52,7 +55,7 @@ class SecretCache:
             with self._lock:
                 self._entries.pop(key, None)
             return None
-        entry = Credentials(found.account_id, found, mono)
+        entry = Credentials(found.account_id, found, at)
         with self._lock:
             self._entries[key] = entry
         return entry

@@ -15,10 +15,14 @@ replayable signature.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import stripe
+
+_ASCII_DIGITS = re.compile(r"[0-9]{1,12}")
+_HEX = re.compile(r"[0-9a-fA-F]{1,128}")
 
 
 class SignatureRejected(Exception):
@@ -54,10 +58,14 @@ def parse_header(header: str | None) -> ParsedHeader:
         raise SignatureRejected(
             "malformed_signature", "Stripe-Signature must carry exactly one timestamp (t=)"
         )
-    if not timestamps[0].isdigit() or len(timestamps[0]) > 12:
+    # ASCII digits only: str.isdigit() also takes '²' or '٣', which int() then refuses.
+    if not _ASCII_DIGITS.fullmatch(timestamps[0]):
         raise SignatureRejected("malformed_signature", "Stripe-Signature timestamp is not a number")
     if not v1:
         raise SignatureRejected("malformed_signature", "Stripe-Signature has no v1 signature")
+    if not all(_HEX.fullmatch(sig) for sig in v1):
+        # hmac.compare_digest refuses non-ASCII text (TypeError): a v1 is hex, nothing else.
+        raise SignatureRejected("malformed_signature", "Stripe-Signature v1 is not hexadecimal")
     return ParsedHeader(int(timestamps[0]), tuple(v1))
 
 
