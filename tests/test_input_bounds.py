@@ -18,9 +18,12 @@ from hypothesis import strategies as st
 from merchant_backend.api.app import create_app
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
+from merchant_backend.stripe.client import insecure_base_problem
 from merchant_backend.stripe.signature import SignatureRejected, parse_header
 from tests import stripe_factory as sf
-from tests.conftest import SIGNING_SECRET, MerchantCtx
+from tests.conftest import LIVE_SECRET_KEY, SECRET_KEY, SIGNING_SECRET, MerchantCtx, add_data_set
+from tests.fake_stripe import FakeStripe
+from tests.stripe_helpers import ACCOUNT, aimed_at
 from tests.webhook_support import post, store_rows, url
 
 
@@ -107,3 +110,25 @@ def test_a_revoked_signing_secret_stops_verifying_within_a_second_in_every_proce
             r = deliver(c, SIGNING_SECRET)
             assert r.status_code == 400 and r.json()["error"]["code"] == "bad_signature"
             assert deliver(c, new_secret).status_code == 200
+
+
+def test_live_keys_are_never_sent_to_a_plain_http_api_base() -> None:
+    assert insecure_base_problem("http://api.stripe.example", LIVE_SECRET_KEY) is not None
+    assert insecure_base_problem("HTTP://127.0.0.1:12111", "rk_live_" + "x" * 24) is not None
+    assert insecure_base_problem("https://api.stripe.com", LIVE_SECRET_KEY) is None
+    # Test keys may go to a local fake.
+    assert insecure_base_problem("http://127.0.0.1:12111", SECRET_KEY) is None
+
+
+def test_a_live_call_against_a_plain_http_base_is_refused_before_any_request(
+    fake: FakeStripe, runtime: Runtime, merchant: MerchantCtx
+) -> None:
+    add_data_set(runtime, merchant.id, "live")
+    fake.add_key(LIVE_SECRET_KEY, ACCOUNT)
+    runtime.settings = aimed_at(runtime.settings, fake.url)  # http://127.0.0.1:…
+    with TestClient(create_app(runtime, run_worker=False)) as c:
+        r = c.post(f"/api/v1/merchants/{merchant.id}/stripe/live/verify", headers=merchant.auth)
+    assert r.status_code == 502, r.text
+    assert r.json()["error"]["code"] == "stripe_api_base_insecure"
+    assert "HTTPS" in r.json()["error"]["message"]
+    assert fake.requests == []

@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import stripe
 
@@ -58,7 +59,24 @@ def api_base(settings: Settings) -> str:
     return (settings.stripe_api_base or STRIPE_DEFAULT_API_BASE).rstrip("/")
 
 
+def insecure_base_problem(base: str, secret_key: str) -> str | None:
+    """Why ``secret_key`` must not be sent to ``base`` (None if it may). Pure.
+
+    A live key moves real money: it goes to Stripe over HTTPS only, whatever
+    MERCHANT_BACKEND_STRIPE_API_BASE says (a plain-http base is for test keys and local fakes).
+    """
+    if _mode(secret_key) == "live" and urlsplit(base).scheme.lower() != "https":
+        return (
+            f"refusing to send a live key to MERCHANT_BACKEND_STRIPE_API_BASE={base}: live "
+            "keys go to Stripe over HTTPS only; set it to an https:// address or unset it"
+        )
+    return None
+
+
 def build_client(settings: Settings, secret_key: str) -> stripe.StripeClient:
+    problem = insecure_base_problem(api_base(settings), secret_key)
+    if problem is not None:
+        raise StripeProblem(502, "stripe_api_base_insecure", problem)
     return stripe.StripeClient(
         secret_key,
         stripe_version=STRIPE_API_VERSION,
