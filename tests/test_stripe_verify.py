@@ -225,7 +225,7 @@ def test_signing_secret_check_each_outcome(
     assert "no webhook signing secret is stored" in c["message"]
 
 
-def test_stripe_unreachable_raises_and_keeps_the_previous_report(
+def test_stripe_unreachable_raises_and_stores_a_report_of_the_attempt(
     fake: FakeStripe, runtime: Runtime, stage: MerchantCtx, client: TestClient
 ) -> None:
     healthy(fake, runtime, stage)
@@ -240,8 +240,11 @@ def test_stripe_unreachable_raises_and_keeps_the_previous_report(
     r = client.post(f"/api/v1/merchants/{stage.id}/stripe/stage/verify", headers=stage.auth)
     assert r.status_code == 502
     assert r.json()["error"]["code"] == "stripe_unreachable"
+    # The health says the last attempt failed and why (test_stripe_failure_reports.py), not
+    # that an earlier verify was fine.
     shown = client.get(f"/api/v1/merchants/{stage.id}/stripe/stage", headers=stage.auth).json()
-    assert shown["health"]["status"] == "ok"
+    assert shown["health"]["status"] == "failed"
+    assert "nothing answered at" in shown["health"]["message"]
 
 
 def test_verify_route_is_scoped_to_the_merchant(

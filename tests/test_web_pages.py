@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -579,7 +580,11 @@ def test_stripe_unreachable_shows_what_went_wrong_and_keeps_the_data_set(
     assert "Stripe" in r.text.split(headline, 1)[1][:400]
     assert SECRET_KEY not in r.text and SIGNING_SECRET not in r.text
     after = _stored(runtime, connected.id)
-    assert after == before  # no report, no endpoint, no secret changed by a failed call
+    # No endpoint, key or secret changed by a failed call; the report of the attempt is stored.
+    assert replace(after, verify_report=None, verified_at=None) == replace(
+        before, verify_report=None, verified_at=None
+    )
+    assert after.verify_report is not None and after.verify_report["status"] == "failed"
 
 
 def test_live_webhook_for_a_loopback_url_is_refused_as_a_setting_to_fix(

@@ -425,7 +425,13 @@ def stripe_verify(merchant: MerchantOpt, env: EnvOpt) -> None:
     with runtime() as rt:
         with db.read(rt.engine) as conn:
             _merchant(conn, merchant)
-        report = verify_connection(rt, merchant, e)
+        try:
+            report = verify_connection(rt, merchant, e)
+        except StripeProblem as problem:
+            # The stored report of the failed attempt on stdout, the error on stderr.
+            if problem.report is not None:
+                out(problem.report)
+            raise
     out(report)
     if report["status"] == "failed":
         raise typer.Exit(1)
@@ -441,7 +447,13 @@ def stripe_provision_webhook(merchant: MerchantOpt, env: EnvOpt) -> None:
     with runtime() as rt:
         with db.read(rt.engine) as conn:
             _merchant(conn, merchant)
-        out(provision_webhook(rt, merchant, e))
+        try:
+            result = provision_webhook(rt, merchant, e)
+        except StripeProblem as problem:
+            if problem.report is not None:
+                out(problem.report)
+            raise
+        out(result)
 
 
 @app.command()

@@ -152,6 +152,7 @@ class StripeConnection:
 
     def _problem(self, operation: str, exc: stripe.StripeError, action: str) -> StripeProblem:
         problem = problem_from(exc, self.context, action)
+        problem.operation = operation
         metrics.STRIPE_API_CALLS.labels(operation, problem.code).inc()
         log().warning(
             "stripe call failed",

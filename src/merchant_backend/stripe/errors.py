@@ -49,6 +49,13 @@ class StripeProblem(Exception):
     # Stripe attaches the failed PaymentIntent to a decline; we keep it to sync it.
     payment_intent: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # What Stripe (or whatever answers at the API base) said: its HTTP status, None when
+    # nothing answered; the base we called; the call (``account.retrieve``), set by the client.
+    stripe_status: int | None = None
+    api_base: str | None = None
+    operation: str | None = None
+    # The report a verify or provision stored about this failure (failure_report.py).
+    report: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -65,8 +72,51 @@ class StripeProblem(Exception):
             err["decline_code"] = self.decline_code
         if self.request_id is not None:
             err["stripe_request_id"] = self.request_id
+        if self.stripe_status is not None:
+            err["stripe_status"] = self.stripe_status
+        if self.api_base is not None and self.status >= 500:
+            err["api_base"] = self.api_base
         err.update(self.extra)
+        if self.report is not None:
+            err["report"] = self.report
         return {"error": err}
+
+
+def advice(status: int | None, code: str, api_base: str) -> str:
+    """What to do about a failed Stripe call, by what answered. Pure.
+
+    404: the address is wrong or the Stripe there lacks the endpoint (a mock, an old fake);
+    401/403: the key; 429 and 5xx: Stripe is busy or failing, so later; nothing answered: the
+    network or the address.
+    """
+    if status is None:
+        if code == "stripe_timeout":
+            return "try again later; if it persists check https://status.stripe.com"
+        return (
+            f"nothing answered at {api_base}: check the network, and "
+            "MERCHANT_BACKEND_STRIPE_API_BASE if it is set"
+        )
+    if status == 404:
+        return (
+            f"there is no such endpoint at {api_base}: MERCHANT_BACKEND_STRIPE_API_BASE may be "
+            "wrong (unset it to use Stripe's own, https://api.stripe.com), or the Stripe at that "
+            "address (a mock or fake) lacks this endpoint"
+        )
+    if status == 401:
+        return (
+            "the secret key was rejected: copy it again from Developers → API keys and save it "
+            "in the data set"
+        )
+    if status == 403:
+        return (
+            "the key may not do this: grant the restricted key the permission under Developers "
+            "→ API keys → the key → Edit, or use the standard secret key"
+        )
+    if status == 429:
+        return "Stripe is limiting the request rate: try again later"
+    if status >= 500:
+        return "try again later; if it persists check https://status.stripe.com"
+    return "Stripe refused the request as sent: see its message"
 
 
 def permission_named(message: str | None) -> str | None:
@@ -112,6 +162,8 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
         "request_id": exc.request_id,
         "stripe_code": exc.code,
         "replayed": is_replay(exc.headers),
+        "stripe_status": exc.http_status,
+        "api_base": ctx.api_base,
     }
 
     if isinstance(exc, stripe.CardError):
@@ -164,12 +216,14 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
                 f"Stripe did not answer within {ctx.timeout:g} s while trying to {action} "
                 f"(tried {ctx.retries + 1} times): try again; if it persists check "
                 "https://status.stripe.com",
+                api_base=ctx.api_base,
             )
         return StripeProblem(
             502,
             "stripe_unreachable",
             f"could not reach Stripe at {ctx.api_base} to {action} (tried {ctx.retries + 1} "
             "times): check the network and MERCHANT_BACKEND_STRIPE_API_BASE",
+            api_base=ctx.api_base,
         )
     if isinstance(exc, stripe.IdempotencyError):
         return StripeProblem(
@@ -182,6 +236,17 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
         )
     if isinstance(exc, stripe.InvalidRequestError):
         missing = exc.http_status == 404
+        if missing and exc.code != "resource_missing":
+            # Not an object that is missing but the endpoint: the wrong address, or a Stripe
+            # (a mock) that lacks it. Our request was fine, so it is an upstream failure.
+            return StripeProblem(
+                502,
+                "stripe_endpoint_missing",
+                f"{ctx.api_base} answered HTTP 404 while trying to {action} "
+                f"({_stripe_message(exc) or 'not found'}): "
+                f"{advice(404, 'stripe_endpoint_missing', ctx.api_base)}{suffix}",
+                **common,
+            )
         return StripeProblem(
             404 if missing else 400,
             "stripe_not_found" if missing else "stripe_invalid_request",
@@ -191,12 +256,15 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
             **common,
         )
     status = exc.http_status
-    detail = _stripe_message(exc)
+    # Stripe's own message when the body is Stripe's error shape, not the SDK's dump of a body
+    # from something else.
+    detail = redact(str(_error_body(exc).get("message") or ""))[:300]
+    what = f"HTTP {status}" if status else "an error"
     return StripeProblem(
         502,
         "stripe_error",
-        f"Stripe answered with an error while trying to {action}"
-        f"{f' (HTTP {status})' if status else ''}{f': {detail}' if detail else ''}; try again "
-        f"later{suffix}",
+        f"{ctx.api_base} answered with {what} while trying to {action}"
+        f"{f' ({detail})' if detail else ''}: {advice(status, 'stripe_error', ctx.api_base)}"
+        f"{suffix}",
         **common,
     )

@@ -13,6 +13,7 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
+from merchant_backend.clock import now
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
 from merchant_backend.stripe.client import (
@@ -22,7 +23,9 @@ from merchant_backend.stripe.client import (
     connect,
     post_options,
 )
+from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.stripe.events import HANDLED_EVENTS
+from merchant_backend.stripe.failure_report import failure_report
 from merchant_backend.stripe.verify import missing_events
 from merchant_backend.validation import FieldError, ValidationFailed
 
@@ -175,7 +178,8 @@ def provision_webhook(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]
     """Make Stripe send the 15 events to our URL; store the signing secret when we get one.
 
     Raises ValidationFailed (API 422, CLI exit 2) for a live URL Stripe could not deliver to,
-    LookupError without a data set, StripeProblem when Stripe says no or cannot be reached.
+    LookupError without a data set, StripeProblem when Stripe says no or cannot be reached
+    (after storing a report of it as the data set's health).
     """
     url = datasets.webhook_url(rt.settings.public_url, merchant_id, env)
     if env == "live":
@@ -183,7 +187,16 @@ def provision_webhook(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]
         if problem:
             raise ValidationFailed([FieldError("public_url", problem)])
     sc = connect(rt, merchant_id, env)
-    ours = _find_ours(sc, url)
-    result = _create(rt, sc, url) if not ours else _complete(rt, sc, ours[0], len(ours) - 1)
+    try:
+        ours = _find_ours(sc, url)
+        result = _create(rt, sc, url) if not ours else _complete(rt, sc, ours[0], len(ours) - 1)
+    except StripeProblem as problem:
+        # Shown as the data set's health, like a verify that failed (failure_report.py).
+        with db.write(rt.engine) as conn:
+            stored = datasets.get(conn, merchant_id, env)
+            previous = stored.verify_report if stored is not None else None
+            problem.report = failure_report("provision-webhook", problem, env, now(), previous)
+            datasets.record_verify_report(conn, merchant_id, env, problem.report)
+        raise
     result["url"] = url
     return result

@@ -9,8 +9,11 @@ The checks, each ``ok``/``warning``/``failed`` with a message that says what to 
 - ``webhook_endpoint``: an endpoint for our URL exists, is enabled and sends all 15 events;
 - ``signing_secret_verified``: the stored signing secret has verified a real delivery.
 
-Only Stripe's verdicts go into a report: when Stripe cannot be asked (network, timeout, rate
-limit, outage) ``verify_connection`` raises and the previous report stays.
+Stripe's verdicts on the checks make the report. When Stripe cannot be asked (an address
+without the endpoint, network, timeout, rate limit, outage) ``verify_connection`` stores a
+report naming the check it stopped at, what answered and what to do (failure_report.py), and
+raises the problem with that report attached, so the health never keeps saying "not verified"
+after an attempt.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from merchant_backend.store import datasets, db
 from merchant_backend.stripe.client import StripeConnection, as_json, connect
 from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.stripe.events import HANDLED_EVENTS
+from merchant_backend.stripe.failure_report import failure_report, stripe_error
 from merchant_backend.validation import MODE
 
 OK, WARNING, FAILED = "ok", "warning", "failed"
@@ -214,7 +218,12 @@ def _account_checks(sc: StripeConnection) -> tuple[list[Check], bool]:
     )
     if problem is not None and problem.code == "stripe_key_rejected":
         return [
-            Check("secret_key_accepted", FAILED, problem.message),
+            Check(
+                "secret_key_accepted",
+                FAILED,
+                problem.message,
+                {"stripe_error": stripe_error(problem)},
+            ),
             Check(
                 "account_matches",
                 FAILED,
@@ -233,7 +242,7 @@ def _account_checks(sc: StripeConnection) -> tuple[list[Check], bool]:
                 f"belongs to {sc.account_id}: grant it "
                 f"{repr(permission) if permission else 'read access to the account'} under "
                 "Developers → API keys → the key → Edit",
-                {"permission": permission},
+                {"permission": permission, "stripe_error": stripe_error(problem)},
             ),
         ], True
     found = as_json(account).get("id")
@@ -282,7 +291,7 @@ def run_checks(rt: Runtime, merchant_id: str, env: str) -> list[Check]:
                 WARNING,
                 "the restricted key may not list webhook endpoints, so the endpoint was not "
                 f"checked: grant it {grant} under Developers → API keys → the key → Edit",
-                {"permission": permission},
+                {"permission": permission, "stripe_error": stripe_error(problem)},
             )
         else:
             endpoint_check, livemode = check_endpoint(url, endpoints)
@@ -294,7 +303,15 @@ def run_checks(rt: Runtime, merchant_id: str, env: str) -> list[Check]:
 
 def verify_connection(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]:
     """Run the checks, store the report as the data set's health and return it."""
-    checks = run_checks(rt, merchant_id, env)
+    try:
+        checks = run_checks(rt, merchant_id, env)
+    except StripeProblem as problem:
+        with db.write(rt.engine) as conn:
+            stored = datasets.get(conn, merchant_id, env)
+            previous = stored.verify_report if stored is not None else None
+            problem.report = failure_report("verify", problem, env, now(), previous)
+            datasets.record_verify_report(conn, merchant_id, env, problem.report)
+        raise
     status, summary = summarise(checks)
     report: dict[str, Any] = {
         "status": status,
