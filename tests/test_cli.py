@@ -167,7 +167,7 @@ def test_unknown_merchant_and_missing_data_set_are_bad_input(
 @pytest.mark.parametrize(
     ("args", "field"),
     [
-        (["stripe", "set", "--merchant", "mer_x", "--env", "stage"], "--account-id"),
+        (["stripe", "set", "--merchant", "mer_x"], "--env"),
         (["stripe", "show", "--merchant", "mer_x"], "--env"),
         (
             ["stripe", "roll-secret", "--merchant", "m", "--env", "stage", "--old-valid-for", "x"],

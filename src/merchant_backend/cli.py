@@ -334,8 +334,14 @@ def merchants_list() -> None:
 def stripe_set(
     merchant: MerchantOpt,
     env: EnvOpt,
-    account_id: Annotated[str, typer.Option("--account-id", help="acct_…")],
-    publishable_key: Annotated[str, typer.Option("--publishable-key", help="pk_test_…/pk_live_…")],
+    account_id: Annotated[
+        str | None,
+        typer.Option("--account-id", help="the Stripe account id (gear → Profile → Accounts)"),
+    ] = None,
+    publishable_key: Annotated[
+        str | None,
+        typer.Option("--publishable-key", help="pk_test_… for stage, pk_live_… for live"),
+    ] = None,
     secret_key: Annotated[
         str | None,
         typer.Option(
@@ -351,11 +357,16 @@ def stripe_set(
             "--signing-secret",
             envvar="MERCHANT_BACKEND_SIGNING_SECRET",
             show_envvar=True,
-            help="whsec_…, or '-' to read it from stdin",
+            help="the webhook's whsec_…, or '-' to read it from stdin",
         ),
     ] = None,
 ) -> None:
-    """Store (or replace) a data set; secrets left out keep their stored values."""
+    """Store a data set, or change some of its fields.
+
+    Only the options given change; the others keep their stored values. The data set as it
+    would be after the change is checked as a whole, and nothing is stored if any field is
+    wrong. A new data set needs --account-id, --publishable-key and --secret-key.
+    """
     e = _env(env)
     lines = _stdin_lines()
     data = DataSetInput(
@@ -368,7 +379,7 @@ def stripe_set(
         ring = rt.keys.get()
         with db.write(rt.engine) as conn:
             _merchant(conn, merchant)
-            stored = datasets.save(conn, ring, merchant, e, data)
+            stored = datasets.save(conn, ring, merchant, e, data, partial=True)
         out(stored.as_json(rt.settings.public_url))
 
 

@@ -1,13 +1,14 @@
 """The Stripe data sets: one per merchant and environment, secrets encrypted at rest.
 
 Validation happens before anything is written, and all fields are written in one statement,
-so a rejected data set leaves what was stored untouched.
+so a rejected data set leaves what was stored untouched. A partial change (only the fields
+given) is merged with what is stored first and then validated as a whole.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -181,10 +182,29 @@ def _enc(ring: Keyring, merchant_id: str, env: str, field: str, value: str) -> s
 
 
 def save(
-    conn: Connection, ring: Keyring, merchant_id: str, env: Env, data: DataSetInput
+    conn: Connection,
+    ring: Keyring,
+    merchant_id: str,
+    env: Env,
+    data: DataSetInput,
+    *,
+    partial: bool = False,
 ) -> StoredDataSet:
-    """Validate and store a data set. Secrets left out keep their stored values."""
+    """Validate and store a data set. Secrets left out (None) keep their stored values; with
+    ``partial`` every field left out does (``stripe set``, PATCH, the web form).
+
+    The data set as it would be after the change is validated as a whole, before anything is
+    written: a rejected change stores nothing.
+    """
     existing = conn.execute(select(stripe_datasets).where(_where(merchant_id, env))).first()
+    if partial and existing is not None:
+        data = replace(
+            data,
+            account_id=existing.account_id if data.account_id is None else data.account_id,
+            publishable_key=(
+                existing.publishable_key if data.publishable_key is None else data.publishable_key
+            ),
+        )
     errors = validate_data_set(data, env, require_secret_key=existing is None)
     if errors:
         raise ValidationFailed(errors)
