@@ -67,7 +67,7 @@ def test_one_field_changes_and_the_rest_is_kept(
     _, before = stored(runtime, connected.id)
     done = run_cli(stripe_set(connected.id, "--secret-key", OTHER_KEY), env)
     assert done.exit_code == 0, done.output
-    after_shown, after = stored(runtime, connected.id)
+    _, after = stored(runtime, connected.id)
     assert after.secret_key == OTHER_KEY
     assert (after.account_id, after.publishable_key, after.signing_secret) == (
         before.account_id,
