@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 
 from merchant_backend import __version__
 from merchant_backend.runtime import Runtime
+from merchant_backend.web import flash as flashes
 from merchant_backend.web import format as fmt
 
 HERE = Path(__file__).resolve().parent
@@ -106,7 +107,34 @@ def secure_headers(response: Response, rt: Runtime) -> Response:
 
 
 def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+    """A page; a message an action left for it (flash.py) is shown once, beside its own."""
+    rt = runtime_of(request)
+    found = flashes.take(request, rt, str(context.get("csrf") or ""))
+    if found is not None:
+        context = dict(context)
+        if found.notice and not context.get("notice"):
+            context["notice"] = found.notice
+        if found.problem and not context.get("problem"):
+            context["problem"] = found.problem
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    if found is not None:
+        flashes.clear(response, rt)
+    return response
+
+
+def redirect_with(
+    request: Request,
+    path: str,
+    key: str,
+    *,
+    notice: str | None = None,
+    problem: str | None = None,
+) -> RedirectResponse:
+    """303 to ``path`` (may carry a query and a #fragment) with a message for that page."""
+    target = path.split("#", 1)[0].split("?", 1)[0]
+    response = redirect(path)
+    flashes.put(response, runtime_of(request), key, target, notice=notice, problem=problem)
+    return response
 
 
 def error_page(request: Request, exc: WebError) -> Response:
