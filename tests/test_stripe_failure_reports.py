@@ -141,7 +141,7 @@ def test_a_failed_attempt_is_stored_and_shown(
     assert (says if says != LATER else "try again") in error["message"]
     assert never not in error["message"]
     assert SECRET_KEY not in r.text
-    # The health shows the attempt instead of "not verified … run verify".
+    # The health shows the attempt instead of "not verified against Stripe yet".
     shown = health(client, stage)
     assert shown["status"] == "failed"
     assert shown["message"] == report["summary"]

@@ -59,7 +59,8 @@ class StoredDataSet:
                 "create it) and paste its signing secret"
             )
         elif self.verify_report is None:
-            status, message = "unverified", "not verified against Stripe yet: run verify"
+            # The web page's button is "Verify connection", the CLI's command "stripe verify".
+            status, message = "unverified", "not verified against Stripe yet: verify the connection"
         else:
             status = str(self.verify_report.get("status", "unverified"))
             message = str(self.verify_report.get("summary", ""))
