@@ -176,3 +176,28 @@ def test_other_failures_exit_1_at_a_terminal(settings: Settings, tmp_path: Any) 
     code, out, err = run_at_terminal(["merchants", "list"], nowhere)
     assert (code, out) == (1, "")
     assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_logs_are_text_for_a_person_and_json_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    import structlog
+
+    from merchant_backend import logs
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    config = structlog.get_config()
+    try:
+        for stream, as_json in ((Terminal(), False), (io.StringIO(), True)):
+            monkeypatch.setattr("sys.stderr", stream)
+            logs.setup("INFO", None)
+            logs.get("test").info("hello", merchant_id="mer_1")
+            line = stream.getvalue().strip()
+            if as_json:
+                assert json.loads(line)["event"] == "hello"
+            else:
+                assert "hello" in line and "merchant_id" in line and not line.startswith("{")
+    finally:
+        root.handlers, root.level = handlers, level
+        structlog.configure(**config)

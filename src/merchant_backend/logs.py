@@ -51,7 +51,17 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def setup(level: str = "INFO", json: bool = True) -> None:
+def _to_a_person() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def setup(level: str = "INFO", json: bool | None = True) -> None:
+    """``json=None``: text for a person at a terminal, JSON lines for everything else."""
+    if json is None:
+        json = not _to_a_person()
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(

@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     outbound_allow_private: bool = False
 
     log_level: str = "INFO"
-    log_json: bool = True
+    # JSON lines, or text for a person; unset: text when stderr is a terminal, else JSON.
+    log_json: bool | None = None
 
 
 SECRET_SETTINGS = tuple(
