@@ -40,7 +40,8 @@ EMPTY_PANELS = """
     const filled = e.innerText.trim() !== '' || e.querySelector('input,select,textarea,img,svg');
     return boxed && !filled && !['INPUT', 'SELECT', 'TEXTAREA', 'HR'].includes(e.tagName);
   })
-  .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : ''))
+  .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+            + (e.className ? '.' + e.className : ''))
 """
 
 
