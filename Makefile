@@ -43,6 +43,7 @@ test: $(STAMP) browser lint test-sqlite test-postgres
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test-sqlite: $(STAMP)
 	@mkdir -p .pytest-tmp

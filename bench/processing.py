@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from bench import events
 from bench.procs import Children, python
-from merchant_backend.clock import now
+from merchant_backend import clock
 from merchant_backend.crypto import generate_key
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
@@ -63,7 +63,7 @@ def fill_inbox(database_url: str, n: int, seed: int) -> None:
             items.append(inbox.NewEvent.of(parsed, merchant.id, "stage", raw, "webhook"))
         for i in range(0, len(items), 1000):
             with db.write(rt.engine) as conn:
-                inbox.insert_new(conn, items[i : i + 1000], now())
+                inbox.insert_new(conn, items[i : i + 1000], clock.now())
     finally:
         rt.close()
 

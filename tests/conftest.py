@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
-from merchant_backend.api.app import create_app
+from merchant_backend import clock as clock_module
+from merchant_backend.asgi import create_app
 from merchant_backend.crypto import generate_key
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
@@ -49,6 +51,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"database: {config.getoption('--db')}"
+
+
+class FakeClock:
+    """The time every caller of ``clock.now()`` sees while a test holds the ``clock`` fixture.
+
+    It follows the wall clock until the test sets it; from then on it stands still until the
+    test moves it. Tests that judge time set it instead of racing the wall clock (a loaded
+    machine can take seconds between two lines).
+    """
+
+    def __init__(self) -> None:
+        self.t: float | None = None
+
+    def __call__(self) -> float:
+        return time.time() if self.t is None else self.t
+
+    def set(self, t: float) -> float:
+        self.t = t
+        return t
+
+    def freeze(self) -> int:
+        """Stop at the present whole second (returned), so ``int(clock.now())`` is exact."""
+        return int(self.set(float(int(time.time()))))
+
+    def advance(self, seconds: float) -> None:
+        self.t = self() + seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The clock seam in the test's hands: ``clock.set``/``freeze``/``advance``."""
+    fake = FakeClock()
+    monkeypatch.setattr(clock_module, "now", fake)
+    return fake
 
 
 @pytest.fixture(scope="session")

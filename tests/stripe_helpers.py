@@ -15,7 +15,7 @@ import pytest
 
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
-from merchant_backend.stripe.events import HANDLED_EVENTS
+from merchant_backend.vocabulary import HANDLED_EVENTS
 from tests import webhook_support
 from tests.conftest import SECRET_KEY, MerchantCtx, add_data_set
 from tests.fake_stripe import FakeStripe, running

@@ -18,7 +18,7 @@ from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
-from tests.conftest import LIVE_SECRET_KEY, SECRET_KEY, SIGNING_SECRET, MerchantCtx
+from tests.conftest import LIVE_SECRET_KEY, SECRET_KEY, SIGNING_SECRET, FakeClock, MerchantCtx
 from tests.foundation_helpers import (
     VALID_LIVE,
     VALID_STAGE,
@@ -246,7 +246,7 @@ def test_roll_secret_keeps_the_old_one_valid_until_it_expires(
     runtime: Runtime,
     client: TestClient,
     merchant: MerchantCtx,
-    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
 ) -> None:
     env = cli_env(settings)
     ok(run_cli(set_args(merchant.id, secret_key=SECRET_KEY, signing_secret=SIGNING_SECRET), env))
@@ -268,8 +268,7 @@ def test_roll_secret_keeps_the_old_one_valid_until_it_expires(
     # What Stripe sees: both secrets sign valid deliveries until the old one expires.
     assert _deliver(client, merchant.id, NEW_SECRET, time.time()) == 200
     assert _deliver(client, merchant.id, SIGNING_SECRET, time.time()) == 200
-    late = expires + 5
-    monkeypatch.setattr("merchant_backend.api.webhooks.now", lambda: late)
+    late = clock.set(expires + 5)
     assert _deliver(client, merchant.id, NEW_SECRET, late) == 200
     assert _deliver(client, merchant.id, SIGNING_SECRET, late) == 400
 

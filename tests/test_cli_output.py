@@ -138,9 +138,7 @@ def test_help_has_no_type_labels(settings: Settings, command: list[str]) -> None
 
 def test_errors_at_a_terminal_are_a_sentence(settings: Settings, runtime: Runtime) -> None:
     env = cli_env(settings)
-    code, out, err = run_at_terminal(
-        ["stripe", "set", "--merchant", "mer_x"], env
-    )
+    code, out, err = run_at_terminal(["stripe", "set", "--merchant", "mer_x"], env)
     assert (code, out) == (2, "")
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert "--help" in err and "{" not in err

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from merchant_backend.stripe.events import HANDLED_EVENTS
 from sqlalchemy import func, select
 
 from merchant_backend.runtime import Runtime
@@ -23,7 +24,6 @@ from merchant_backend.store.schema import (
     outbound_messages,
     outbound_sequences,
 )
-from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.stripe.payments import sync_payment_intent
 from merchant_backend.sync.handlers import snapshot_of
 from merchant_backend.sync.worker import Worker

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from merchant_backend.errors import InvalidInput
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db
-from merchant_backend.validation import DataSetInput, ValidationFailed, validate_data_set
+from merchant_backend.validation import DataSetInput, validate_data_set
 from tests.conftest import SECRET_KEY, SIGNING_SECRET, MerchantCtx
 from tests.foundation_helpers import VALID_STAGE, cli_env, rows, run_cli
 
@@ -150,7 +151,7 @@ def test_any_subset_of_fields(
     try:
         with db.write(runtime.engine) as conn:
             datasets.save(conn, runtime.keys.get(), connected.id, "stage", data, partial=True)
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         assert problems, "refused a valid data set"
         assert {e.field for e in exc.errors} == {e.field for e in problems}
         assert rows(runtime.engine) == before
@@ -175,7 +176,6 @@ def test_a_full_save_without_partial_still_needs_the_fields(
 ) -> None:
     """PUT keeps its meaning: the non-secret fields are the data set, not left to the store."""
     data = DataSetInput(None, None, None, NEW_SECRET)
-    with pytest.raises(ValidationFailed) as info, db.write(runtime.engine) as conn:
+    with pytest.raises(InvalidInput) as info, db.write(runtime.engine) as conn:
         datasets.save(conn, runtime.keys.get(), connected.id, "stage", data)
     assert [e.field for e in info.value.errors] == ["account_id", "publishable_key"]
-

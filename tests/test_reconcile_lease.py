@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from merchant_backend.errors import Conflict
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import db
+from merchant_backend.store import reconcile_state as rs
 from merchant_backend.stripe import reconcile as rec
-from merchant_backend.stripe.errors import StripeProblem
-from tests.conftest import MerchantCtx
+from tests.conftest import FakeClock, MerchantCtx
 from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import cli_env, run_cli
 from tests.stripe_helpers import aimed_at, wait_for
@@ -32,9 +33,9 @@ def settings(settings: Settings, fake: FakeStripe) -> Settings:
     return aimed_at(settings, fake.url)
 
 
-def state_of(runtime: Runtime, merchant_id: str) -> rec.State:
+def state_of(runtime: Runtime, merchant_id: str) -> rs.State:
     with db.read(runtime.engine) as conn:
-        return rec.load_state(conn, merchant_id, "stage")
+        return rs.load_state(conn, merchant_id, "stage")
 
 
 class Background:
@@ -74,12 +75,12 @@ def first_run_midway(fake: FakeStripe, runtime: Runtime, merchant_id: str) -> It
 
 
 def test_the_decision_to_take_the_lease() -> None:
-    live = rec.Lease(owner="a", holder="cli", started_at=100.0, until=400.0)
-    assert rec.may_take(None, "b", 200.0)
-    assert not rec.may_take(live, "b", 200.0)
-    assert not rec.may_take(live, "b", 399.9)
-    assert rec.may_take(live, "b", 400.0)  # expired: its run died without releasing it
-    assert rec.may_take(live, "a", 200.0)
+    live = rs.Lease(owner="a", holder="cli", started_at=100.0, until=400.0)
+    assert rs.may_take(None, "b", 200.0)
+    assert not rs.may_take(live, "b", 200.0)
+    assert not rs.may_take(live, "b", 399.9)
+    assert rs.may_take(live, "b", 400.0)  # expired: its run died without releasing it
+    assert rs.may_take(live, "a", 200.0)
 
 
 def test_a_second_run_does_not_start_while_one_is_under_way(
@@ -87,7 +88,7 @@ def test_a_second_run_does_not_start_while_one_is_under_way(
 ) -> None:
     history(fake)
     with first_run_midway(fake, runtime, stage.id) as first:
-        with pytest.raises(rec.ReconcileRunning) as caught:
+        with pytest.raises(rs.ReconcileRunning) as caught:
             rec.reconcile(runtime, stage.id, "stage", since=T0)
         assert len(fake.requests) == 1  # the second run never asked Stripe
         held = state_of(runtime, stage.id).lease
@@ -95,9 +96,9 @@ def test_a_second_run_does_not_start_while_one_is_under_way(
     assert first.error is None
     assert first.summary is not None and first.summary["new"] == 6
     problem = caught.value
-    # Callers that map StripeProblem (CLI, API, web) report it without knowing the new type.
-    assert isinstance(problem, StripeProblem)
-    assert (problem.status, problem.exit_code, problem.code) == (409, 1, "reconcile_running")
+    # A conflict, not a Stripe error: each adapter maps it (CLI exit 1, web page 409, below).
+    assert isinstance(problem, Conflict)
+    assert problem.code == "reconcile_running"
     assert problem.message.startswith(
         f"a reconcile for {stage.id}/stage is already running (started "
     )
@@ -112,7 +113,7 @@ def test_two_takers_at_the_same_moment_only_one_wins(
 ) -> None:
     if not first_run:
         with db.write(runtime.engine) as conn:
-            rec.save_state(conn, stage.id, "stage", rec.State(synced_until=T0))
+            rec.save_state(conn, stage.id, "stage", rs.State(synced_until=T0))
     takers = 4
     start = threading.Barrier(takers)
     outcomes: list[str] = []
@@ -125,7 +126,7 @@ def test_two_takers_at_the_same_moment_only_one_wins(
                 state = rec.take_lease(conn, stage.id, "stage", f"owner{n}", f"taker {n}", 1e9)
                 rec.save_state(conn, stage.id, "stage", state)
             outcome = "took"
-        except rec.ReconcileRunning:
+        except rs.ReconcileRunning:
             outcome = "refused"
         with lock:
             outcomes.append(outcome)
@@ -157,7 +158,7 @@ def test_cli_refuses_with_exit_1_while_a_run_is_under_way(
     seen: list[str] = []
     original = rec.take_lease
 
-    def spy(*args: Any) -> rec.State:
+    def spy(*args: Any) -> rs.State:
         state = original(*args)
         seen.append(state.lease.holder if state.lease else "")
         return state
@@ -207,12 +208,17 @@ def test_the_lease_is_released_on_success_and_on_failure(
 
 
 def test_an_expired_lease_is_taken_over_and_the_run_resumes_from_its_cursor(
-    fake: FakeStripe, runtime: Runtime, stage: MerchantCtx, monkeypatch: pytest.MonkeyPatch
+    fake: FakeStripe,
+    runtime: Runtime,
+    stage: MerchantCtx,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
 ) -> None:
     monkeypatch.setattr(rec, "PAGE_SIZE", 2)
     made = history(fake)
     newest_first = sorted(made, key=lambda e: e["created"], reverse=True)
     # A crash: the process dies after two pages and never releases its lease.
+    release = rec.release_lease
     monkeypatch.setattr(rec, "release_lease", lambda *_args: None)
 
     def killed(run: rec.Run) -> None:
@@ -221,14 +227,12 @@ def test_an_expired_lease_is_taken_over_and_the_run_resumes_from_its_cursor(
 
     with pytest.raises(KeyboardInterrupt):
         rec.reconcile(runtime, stage.id, "stage", since=T0, on_page=killed, holder="crashed")
-    monkeypatch.undo()
-    monkeypatch.setattr(rec, "PAGE_SIZE", 2)
+    monkeypatch.setattr(rec, "release_lease", release)
     crashed = state_of(runtime, stage.id)
     assert crashed.lease is not None and crashed.lease.holder == "crashed"
-    with pytest.raises(rec.ReconcileRunning):
+    with pytest.raises(rs.ReconcileRunning):
         rec.reconcile(runtime, stage.id, "stage")
-    later = crashed.lease.until + 1
-    monkeypatch.setattr(rec, "now", lambda: later)
+    clock.set(crashed.lease.until + 1)
     fake.requests.clear()
     summary = rec.reconcile(runtime, stage.id, "stage")
     assert summary["resumed"] is True
@@ -240,18 +244,17 @@ def test_an_expired_lease_is_taken_over_and_the_run_resumes_from_its_cursor(
 
 
 def test_a_stalled_run_whose_lease_was_taken_over_does_not_overwrite_the_new_one(
-    fake: FakeStripe, runtime: Runtime, stage: MerchantCtx, monkeypatch: pytest.MonkeyPatch
+    fake: FakeStripe, runtime: Runtime, stage: MerchantCtx, clock: FakeClock
 ) -> None:
     history(fake)
     with first_run_midway(fake, runtime, stage.id) as stalled:
         held = state_of(runtime, stage.id).lease
         assert held is not None
-        later = held.until + 1
-        monkeypatch.setattr(rec, "now", lambda: later)
+        clock.set(held.until + 1)
         fake.hang = False
         taker = rec.reconcile(runtime, stage.id, "stage", since=T0, holder="the taker")
     assert taker["new"] == 6
-    assert isinstance(stalled.error, rec.ReconcileRunning)
+    assert isinstance(stalled.error, rs.ReconcileRunning)
     assert stalled.error.code == "reconcile_lease_lost"
     assert "went longer than 300 s without progress" in stalled.error.message
     state = state_of(runtime, stage.id)

@@ -29,7 +29,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_forced_refreshes_are_limited_to_one_per_interval(
     runtime: Runtime, connected: MerchantCtx, reads: list[str]
 ) -> None:
-    cache = SecretCache(runtime, ttl=60, min_refresh=60)
+    cache = SecretCache(runtime.engine, runtime.keys.for_token, ttl=60, min_refresh=60)
     assert cache.get(connected.id, "stage") is not None
     for _ in range(20):
         assert cache.get(connected.id, "stage", fresh=True) is not None
@@ -39,7 +39,7 @@ def test_forced_refreshes_are_limited_to_one_per_interval(
 def test_a_forced_refresh_after_the_interval_reads_the_database(
     runtime: Runtime, connected: MerchantCtx, reads: list[str]
 ) -> None:
-    cache = SecretCache(runtime, ttl=60, min_refresh=0)
+    cache = SecretCache(runtime.engine, runtime.keys.for_token, ttl=60, min_refresh=0)
     cache.get(connected.id, "stage")
     cache.get(connected.id, "stage", fresh=True)
     assert len(reads) == 2
@@ -48,7 +48,7 @@ def test_a_forced_refresh_after_the_interval_reads_the_database(
 def test_unknown_data_sets_are_not_cached(
     runtime: Runtime, merchant: MerchantCtx, reads: list[str]
 ) -> None:
-    cache = SecretCache(runtime)
+    cache = SecretCache(runtime.engine, runtime.keys.for_token)
     assert cache.get(merchant.id, "stage") is None
     assert cache.peek(merchant.id, "stage") is None
     assert cache.get(merchant.id, "stage") is None

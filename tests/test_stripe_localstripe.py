@@ -34,13 +34,13 @@ import pytest
 import stripe
 import uvicorn
 
-from merchant_backend.api.app import create_app
+from merchant_backend.asgi import create_app
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import db, inbox
 from merchant_backend.stripe import reconcile as rec
-from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.sync.worker import Worker
+from merchant_backend.vocabulary import HANDLED_EVENTS
 from tests.conftest import SECRET_KEY, MerchantCtx, add_data_set, make_merchant
 from tests.foundation_helpers import REPO, free_port
 from tests.stripe_helpers import aimed_at, wait_for

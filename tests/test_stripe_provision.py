@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db
-from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.stripe.provision import live_url_problem, provision_webhook
+from merchant_backend.vocabulary import HANDLED_EVENTS
 from tests import stripe_factory as sf
 from tests.conftest import LIVE_SECRET_KEY, SECRET_KEY, SIGNING_SECRET, MerchantCtx, add_data_set
 from tests.fake_stripe import FakeStripe
@@ -158,7 +158,7 @@ def test_live_refuses_a_url_stripe_cannot_reach(
 def test_live_refusal_over_http_is_422(
     fake: FakeStripe, runtime: Runtime, merchant: MerchantCtx, settings: Settings
 ) -> None:
-    from merchant_backend.api.app import create_app
+    from merchant_backend.asgi import create_app
 
     add_data_set(runtime, merchant.id, "live")
     runtime.settings = settings.model_copy(update={"public_url": "http://127.0.0.1:8000"})

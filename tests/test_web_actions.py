@@ -11,15 +11,22 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from merchant_backend.api.app import create_app
+from merchant_backend.asgi import create_app
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
-from merchant_backend.store import datasets, db, inbox, objects
+from merchant_backend.store import datasets, db, inbox, objects, reconcile_state
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.stripe import reconcile as rec
 from merchant_backend.web import pages_dataset_actions
 from tests import stripe_factory as sf
-from tests.conftest import ADMIN_TOKEN, SECRET_KEY, SIGNING_SECRET, MerchantCtx, make_merchant
+from tests.conftest import (
+    ADMIN_TOKEN,
+    SECRET_KEY,
+    SIGNING_SECRET,
+    FakeClock,
+    MerchantCtx,
+    make_merchant,
+)
 from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import free_port
 from tests.stripe_helpers import aimed_at
@@ -102,12 +109,13 @@ def _inbox(runtime: Runtime, merchant_id: str) -> list[Any]:
 
 
 def test_roll_makes_the_new_secret_current_and_keeps_the_old_one_for_the_chosen_time(
-    web: TestClient, runtime: Runtime, signed_in: MerchantCtx
+    web: TestClient, runtime: Runtime, signed_in: MerchantCtx, clock: FakeClock
 ) -> None:
     m = signed_in
     evt = sf.event("customer.created", sf.obj("customer"))
     assert post(web, m.id, evt).status_code == 200  # the cache now holds the old secret
     page = f"{_base(m)}/stripe"
+    at = clock.freeze()
     r = web.post(
         f"{page}/roll",
         data={
@@ -120,7 +128,7 @@ def test_roll_makes_the_new_secret_current_and_keeps_the_old_one_for_the_chosen_
     assert r.status_code == 303 and r.headers["location"].startswith(f"{page}?done=rolled")
     got = _secrets(runtime, m.id)
     assert got.signing_secret == NEW_SECRET and got.previous_signing_secret == SIGNING_SECRET
-    assert got.previous_signing_secret_expires_at == pytest.approx(time.time() + 600, abs=30)
+    assert got.previous_signing_secret_expires_at == at + 600
     shown = web.get(r.headers["location"]).text
     assert "The new signing secret is in use." in shown
     stored = _stored(runtime, m.id)
@@ -280,8 +288,10 @@ def test_fetch_while_another_run_holds_the_data_set_is_409_and_asks_stripe_nothi
     web: TestClient, runtime: Runtime, fake: FakeStripe, signed_in: MerchantCtx
 ) -> None:
     with db.write(runtime.engine) as conn:
-        state = rec.take_lease(conn, signed_in.id, "stage", "cli-1", "the CLI", time.time())
-        rec.save_state(conn, signed_in.id, "stage", state)
+        state = reconcile_state.take_lease(
+            conn, signed_in.id, "stage", "cli-1", "the CLI", time.time()
+        )
+        reconcile_state.save_state(conn, signed_in.id, "stage", state)
     _history(fake)
     events_page = f"{_base(signed_in)}/events"
     r = web.post(f"{events_page}/reconcile", data={"csrf_token": csrf_of(web, events_page)})

@@ -23,14 +23,14 @@ import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import Engine, update
 
-from merchant_backend.api.app import create_app
+from merchant_backend.asgi import create_app
 from merchant_backend.crypto import mask
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db, inbox
 from merchant_backend.store.schema import events
-from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.sync.worker import Worker
+from merchant_backend.vocabulary import HANDLED_EVENTS
 from tests import fake_stripe
 from tests import stripe_factory as sf
 from tests.conftest import (

@@ -83,7 +83,7 @@ def test_sign_in_sets_a_strict_httponly_secure_host_cookie_and_stores_only_a_has
 def test_plain_http_public_url_drops_secure_but_keeps_httponly_and_strict(
     runtime: Runtime, merchant: MerchantCtx
 ) -> None:
-    from merchant_backend.api.app import create_app
+    from merchant_backend.asgi import create_app
 
     runtime.settings.public_url = "http://127.0.0.1:8000"
     with TestClient(create_app(runtime, run_worker=False)) as c:
@@ -558,7 +558,7 @@ def test_a_changed_data_set_drops_its_old_verify_report(
 def test_stripe_unreachable_shows_what_went_wrong_and_keeps_the_data_set(
     runtime: Runtime, connected: MerchantCtx, action: str, headline: str
 ) -> None:
-    from merchant_backend.api.app import create_app
+    from merchant_backend.asgi import create_app
     from tests.foundation_helpers import free_port
 
     unreachable = runtime.settings.model_copy(
@@ -591,7 +591,7 @@ def test_live_webhook_for_a_loopback_url_is_refused_as_a_setting_to_fix(
     runtime: Runtime, connected: MerchantCtx
 ) -> None:
     """Not a Stripe failure (502) but ours to fix: 422, saying why, with nothing sent."""
-    from merchant_backend.api.app import create_app
+    from merchant_backend.asgi import create_app
 
     loopback = runtime.settings.model_copy(update={"public_url": "http://127.0.0.1:8000"})
     app = create_app(Runtime(loopback, engine=runtime.engine), run_worker=False)

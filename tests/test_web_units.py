@@ -7,13 +7,13 @@ import time
 import pytest
 from sqlalchemy import select
 
+from merchant_backend.errors import FieldError
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, stats, web_sessions
 from merchant_backend.store.inbox import NewEvent, insert_new
 from merchant_backend.store.objects import apply_snapshots
 from merchant_backend.store.schema import web_sessions as web_sessions_table
 from merchant_backend.sync.handlers import snapshot_of
-from merchant_backend.validation import FieldError
 from merchant_backend.web import format as fmt
 from merchant_backend.web import stripe_form
 from merchant_backend.web.chart import bar_chart

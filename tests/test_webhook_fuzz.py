@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, inbox
-from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.sync.worker import Worker
+from merchant_backend.vocabulary import HANDLED_EVENTS
 from tests import stripe_factory as sf
 from tests.conftest import SIGNING_SECRET, MerchantCtx
 from tests.webhook_support import connected_merchant, post, url

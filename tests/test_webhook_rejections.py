@@ -17,6 +17,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+import merchant_backend.clock as seam
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
 from merchant_backend.stripe.signature import sign
@@ -25,6 +26,7 @@ from tests import stripe_factory as sf
 from tests.conftest import (
     LIVE_SIGNING_SECRET,
     SIGNING_SECRET,
+    FakeClock,
     MerchantCtx,
     add_data_set,
     make_merchant,
@@ -61,7 +63,7 @@ def signed_req(
     env: str = "stage",
 ) -> Req:
     raw = evt if isinstance(evt, bytes) else orjson.dumps(evt)
-    t = t or int(time.time())
+    t = t or int(seam.now())
     # HMAC over the raw bytes, as Stripe computes it (works for bodies that are not UTF-8).
     v1 = hmac.new(secret.encode(), f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
     return Req(raw, {"Stripe-Signature": f"t={t},v1={v1}"}, env)
@@ -70,7 +72,7 @@ def signed_req(
 def header_req(make_header: Callable[[bytes, int, str], str]) -> Req:
     """A request whose header is built from (body, now, a valid v1 signature)."""
     raw = orjson.dumps(a_event())
-    t = int(time.time())
+    t = int(seam.now())
     v1 = sign(raw, SIGNING_SECRET, t).split("v1=", 1)[1]
     return Req(raw, {"Stripe-Signature": make_header(raw, t, v1)})
 
@@ -144,13 +146,13 @@ CASES: list[tuple[str, Callable[[], Req], int, str]] = [
     ("tampered body", tampered, 400, "bad_signature"),
     (
         "stale timestamp",
-        lambda: signed_req(a_event(), t=int(time.time()) - 301),
+        lambda: signed_req(a_event(), t=int(seam.now()) - 301),
         400,
         "timestamp_out_of_tolerance",
     ),
     (
         "future timestamp",
-        lambda: signed_req(a_event(), t=int(time.time()) + 301),
+        lambda: signed_req(a_event(), t=int(seam.now()) + 301),
         400,
         "timestamp_out_of_tolerance",
     ),
@@ -210,7 +212,9 @@ def test_rejection_changes_nothing_and_is_counted(
     build: Callable[[], Req],
     status: int,
     reason: str,
+    clock: FakeClock,
 ) -> None:
+    clock.freeze()  # the request is built and checked at the same second
     req = build()
     before = store_rows(runtime.engine)
     counted = metric(client, REJECTED, env=req.env, reason=reason)
@@ -309,9 +313,9 @@ def test_headers_stripe_may_send_are_accepted(
 
 @pytest.mark.parametrize("offset", [-299, 299])
 def test_timestamps_within_the_tolerance_are_accepted(
-    client: TestClient, connected: MerchantCtx, offset: int
+    client: TestClient, connected: MerchantCtx, offset: int, clock: FakeClock
 ) -> None:
-    r = post(client, connected.id, a_event(), timestamp=int(time.time()) + offset)
+    r = post(client, connected.id, a_event(), timestamp=clock.freeze() + offset)
     assert r.status_code == 200, r.text
 
 
@@ -329,7 +333,7 @@ def test_previous_secret_is_valid_during_a_roll_and_rejected_after_it_expires(
     client: TestClient,
     runtime: Runtime,
     connected: MerchantCtx,
-    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
 ) -> None:
     new_secret = "whsec_" + "n3w" * 10
     with db.write(runtime.engine) as conn:
@@ -345,8 +349,7 @@ def test_previous_secret_is_valid_during_a_roll_and_rejected_after_it_expires(
     r = client.post(url(connected.id), content=raw, headers={"Stripe-Signature": both})
     assert r.status_code == 200
 
-    later = time.time() + 601
-    monkeypatch.setattr("merchant_backend.api.webhooks.now", lambda: later)
+    later = clock.set(time.time() + 601)
     assert (
         post(client, connected.id, a_event(), secret=new_secret, timestamp=int(later)).status_code
         == 200

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from merchant_backend.api.app import create_app
+from merchant_backend.asgi import create_app
 from merchant_backend.runtime import Runtime
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf

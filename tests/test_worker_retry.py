@@ -21,29 +21,18 @@ from merchant_backend.store.schema import events
 from merchant_backend.sync.retry import gives_up, retry_delay
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
-from tests.conftest import MerchantCtx
+from tests.conftest import FakeClock, MerchantCtx
 from tests.foundation_helpers import cli_env, run_cli
 from tests.webhook_support import inbox_rows, post_ok, projection, wait_for
 
 MAX_ATTEMPTS = 4
 
 
-class Clock:
-    """The worker's clock, moved by the test instead of waiting for backoffs to pass."""
-
-    def __init__(self) -> None:
-        # A little ahead, so events received during the test are due at once.
-        self.t = time.time() + 5
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr("merchant_backend.sync.worker.now", c)
-    return c
+def clock(clock: FakeClock) -> FakeClock:
+    """The clock stands still; the test moves it instead of waiting for backoffs to pass."""
+    clock.freeze()
+    return clock
 
 
 @pytest.fixture
@@ -92,7 +81,7 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
 
 
 def test_failure_retries_with_backoff_then_goes_dead_keeping_the_error(
-    client: TestClient, connected: MerchantCtx, retrying: Worker, clock: Clock
+    client: TestClient, connected: MerchantCtx, retrying: Worker, clock: FakeClock
 ) -> None:
     evt = malformed_event()
     post_ok(client, connected.id, evt)
@@ -125,7 +114,7 @@ def test_failure_retries_with_backoff_then_goes_dead_keeping_the_error(
 
 
 def test_events_failing_together_come_back_at_different_times(
-    client: TestClient, connected: MerchantCtx, retrying: Worker, clock: Clock
+    client: TestClient, connected: MerchantCtx, retrying: Worker, clock: FakeClock
 ) -> None:
     for _ in range(12):
         post_ok(client, connected.id, malformed_event())
@@ -135,7 +124,7 @@ def test_events_failing_together_come_back_at_different_times(
     assert max(due) - min(due) > 0.1
 
 
-def _fail_until_dead(retrying: Worker, clock: Clock, m: MerchantCtx) -> None:
+def _fail_until_dead(retrying: Worker, clock: FakeClock, m: MerchantCtx) -> None:
     for _ in range(MAX_ATTEMPTS):
         assert retrying.drain() == 1
         clock.t += 3600
@@ -147,7 +136,7 @@ def test_api_replay_puts_a_dead_event_back_and_it_applies(
     client: TestClient,
     connected: MerchantCtx,
     retrying: Worker,
-    clock: Clock,
+    clock: FakeClock,
     broken_database: dict[str, bool],
 ) -> None:
     succeeded = sf.pi_succeeds(1_760_000_000).events[-1]
@@ -182,7 +171,7 @@ def test_cli_replay_puts_a_dead_event_back_and_it_applies(
     settings: Settings,
     connected: MerchantCtx,
     retrying: Worker,
-    clock: Clock,
+    clock: FakeClock,
     broken_database: dict[str, bool],
 ) -> None:
     (evt,) = sf.dispute_lost(1_760_000_000).events[-1:]

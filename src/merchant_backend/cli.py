@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import gc
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,16 +22,18 @@ import sqlalchemy.exc
 import typer
 from typer.core import TyperGroup
 
-from merchant_backend import cli_output, config_report, logs
+from merchant_backend import cli_output, clock, config_report, logs
 from merchant_backend import settings as settings_module
 from merchant_backend.crypto import MasterKeyError, generate_key, parse_keys, write_key_file
+from merchant_backend.errors import Conflict, InvalidInput, NotFound
 from merchant_backend.runtime import Runtime
-from merchant_backend.settings import ConfigError
+from merchant_backend.settings import SERVE_NO_WORKER_ENV, ConfigError
 from merchant_backend.store import datasets, db, inbox
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.migrate import upgrade
+from merchant_backend.store.reconcile_state import Run
 from merchant_backend.stripe.errors import StripeProblem
-from merchant_backend.validation import DataSetInput, Env, ValidationFailed, validate_env
+from merchant_backend.validation import DataSetInput, Env, validate_env
 
 # Set by ``--json`` anywhere on the command line (see ``JsonUsageErrors.main``).
 _json_errors: contextvars.ContextVar[bool] = contextvars.ContextVar("json_errors", default=False)
@@ -177,13 +179,17 @@ def guarded(fn: Callable[..., None]) -> Callable[..., None]:
             fn(*args, **kwargs)
         except typer.Exit:
             raise
-        except ValidationFailed as exc:
+        except InvalidInput as exc:
             errs = [{"field": e.field, "message": e.message} for e in exc.errors]
             fail(2, "invalid_request", exc.errors[0].message, exc.errors[0].field, errs)
         except BadInput as exc:
             fail(2, "invalid_request", str(exc), exc.field, exc.errors)
         except StripeProblem as exc:
             fail(exc.exit_code, exc.code, exc.message, exc.param)
+        except Conflict as exc:
+            fail(1, exc.code, exc.message)
+        except NotFound as exc:
+            fail(2, exc.code, exc.message)
         except LookupError as exc:
             fail(2, "not_found", str(exc.args[0]) if exc.args else "not found")
         except MasterKeyError as exc:
@@ -276,19 +282,15 @@ def serve(
     """Run the HTTP service (with the event worker in-process unless --no-worker)."""
     import uvicorn
 
-    from merchant_backend.api.app import create_app
-
     with runtime() as rt:
         upgrade(rt.engine)
         rt.keys.get()  # fail now, not on the first request, if the key is unusable
-        application = create_app(rt, run_worker=not no_worker)
-        # Everything built so far lives as long as the process: out of the collector's sight,
-        # full collections no longer walk it (they were the slowest 1% of webhook answers).
-        gc.freeze()
-        # The inbox writer's thread must get the GIL back as soon as its fsync returns: the
-        # default 5 ms switch interval was added to group commits while the loop was busy.
-        sys.setswitchinterval(0.001)
-        uvicorn.run(application, host=host, port=port, **uvicorn_options())
+    # The app is built by its factory (merchant_backend.asgi), not here: the CLI is an adapter
+    # beside the API and the web pages and imports neither.
+    os.environ[SERVE_NO_WORKER_ENV] = "1" if no_worker else "0"
+    uvicorn.run(
+        "merchant_backend.asgi:factory", factory=True, host=host, port=port, **uvicorn_options()
+    )
 
 
 @app.command()
@@ -509,7 +511,7 @@ def reconcile(
                 # back in time the listing has come.
                 task = bar.add_task("", total=None, where=f"{merchant}/{e}", counts="")
 
-                def show(run: rec.Run) -> None:
+                def show(run: Run) -> None:
                     counts = f"fetched {run.fetched} · new {run.new} · known {run.known}"
                     if run.oldest_seen is not None:
                         back = datetime.fromtimestamp(run.oldest_seen, UTC)
@@ -530,12 +532,10 @@ def events_replay(
     event_id: Annotated[str, typer.Argument(help="evt_…")],
 ) -> None:
     """Put an event back in line for the worker (any state, also dead)."""
-    from merchant_backend.clock import now
-
     e = _env(env)
     with runtime() as rt, db.write(rt.engine) as conn:
         _merchant(conn, merchant)
-        if not inbox.replay(conn, merchant, e, event_id, now()):
+        if not inbox.replay(conn, merchant, e, event_id, clock.now()):
             raise LookupError(f"no event {event_id} in {e} for {merchant}")
         entry = inbox.get(conn, merchant, e, event_id)
         assert entry is not None

@@ -29,6 +29,10 @@ PREFIX = "MERCHANT_BACKEND_"
 CONFIG_VARIABLE = "MERCHANT_BACKEND_CONFIG"
 DEFAULT_CONFIG_FILE = "./merchant-backend.env"
 
+# ``serve --no-worker`` tells the app factory (``merchant_backend.asgi``) through the environment:
+# uvicorn builds the app in each server process it starts, which inherit the environment.
+SERVE_NO_WORKER_ENV = "MERCHANT_BACKEND_SERVE_NO_WORKER"
+
 
 class Settings(BaseSettings):
     # An empty variable (``NAME=``) counts as unset, in the environment and in the file.

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from merchant_backend.errors import FieldError, InvalidInput
+
 Env = Literal["stage", "live"]
 ENVS: tuple[Env, ...] = ("stage", "live")
 
@@ -42,21 +44,9 @@ WHERE = {
 _KEY_PREFIXES = ("pk_", "sk_", "rk_", "whsec_")
 
 
-@dataclass(frozen=True)
-class FieldError:
-    field: str
-    message: str
-
-
-class ValidationFailed(Exception):
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
-        self.errors = errors
-
-
 def validate_env(env: str) -> Env:
     if env not in ENVS:
-        raise ValidationFailed(
+        raise InvalidInput(
             [FieldError("env", f"environment must be 'stage' or 'live', not {env[:20]!r}")]
         )
     return env

@@ -5,28 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from pydantic import BaseModel, ConfigDict
 
 from merchant_backend.api.auth import merchant_access, runtime
 from merchant_backend.api.errors import not_found
 from merchant_backend.runtime import Runtime
+from merchant_backend.services.inputs import DataSetBody
 from merchant_backend.store import datasets, db
 from merchant_backend.validation import DataSetInput, Env
 
 router = APIRouter(prefix="/api/v1/merchants/{merchant_id}/stripe", tags=["stripe data sets"])
 
 EnvPath = Annotated[Env, Path(description="stage (Stripe test mode) or live")]
-
-
-class DataSetBody(BaseModel):
-    """Secrets may be left out to keep the stored ones (only the first save needs the key)."""
-
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    account_id: str | None = None
-    publishable_key: str | None = None
-    secret_key: str | None = None
-    webhook_signing_secret: str | None = None
 
 
 def _shown(rt: Runtime, stored: datasets.StoredDataSet) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from merchant_backend import logs
 from merchant_backend.crypto import DecryptionError
-from merchant_backend.validation import ValidationFailed
+from merchant_backend.errors import InvalidInput
 
 log = logs.get("merchant_backend.api")
 
@@ -49,7 +49,7 @@ def not_found(what: str = "not found") -> ApiError:
     return ApiError(404, "not_found", what)
 
 
-def from_validation(exc: ValidationFailed) -> ApiError:
+def from_validation(exc: InvalidInput) -> ApiError:
     errors = [{"field": e.field, "message": e.message} for e in exc.errors]
     first = exc.errors[0]
     return ApiError(422, "invalid_request", first.message, first.field, errors)
@@ -81,8 +81,8 @@ def install(app: FastAPI) -> None:
             error_body(exc.code, exc.message, exc.field, exc.errors), exc.status, headers=headers
         )
 
-    @app.exception_handler(ValidationFailed)
-    async def _validation(_request: Request, exc: ValidationFailed) -> JSONResponse:
+    @app.exception_handler(InvalidInput)
+    async def _validation(_request: Request, exc: InvalidInput) -> JSONResponse:
         err = from_validation(exc)
         return JSONResponse(error_body(err.code, err.message, err.field, err.errors), 422)
 

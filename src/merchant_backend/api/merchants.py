@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, StringConstraints
 
-from merchant_backend.api.auth import Principal, admin, runtime
+from merchant_backend.api.auth import admin, runtime
 from merchant_backend.runtime import Runtime
+from merchant_backend.services.access import Principal
+from merchant_backend.services.inputs import MerchantCreate
 from merchant_backend.store import db
 from merchant_backend.store import merchants as merchant_store
 
 router = APIRouter(prefix="/api/v1/merchants", tags=["merchants"])
-
-
-class MerchantCreate(BaseModel):
-    # Stripped before the length check, so "   " is refused rather than stored as "".
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 @router.post("", status_code=201)

@@ -6,14 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from merchant_backend import clock
 from merchant_backend.api.auth import merchant_access, runtime
 from merchant_backend.api.errors import ApiError, not_found
 from merchant_backend.api.pagination import Limit, StartingAfter, page
-from merchant_backend.clock import now
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db, inbox, objects
 from merchant_backend.sync.handlers import dispute_funds
 from merchant_backend.validation import Env
+from merchant_backend.vocabulary import INBOX_STATES
 
 router = APIRouter(prefix="/api/v1/merchants/{merchant_id}/{env}", tags=["synced state"])
 
@@ -116,7 +117,7 @@ def list_events(
     limit: Limit = 10,
     starting_after: StartingAfter = None,
     type: Annotated[str | None, Query(max_length=120)] = None,
-    state: Annotated[str | None, Query(pattern="^(" + "|".join(inbox.STATES) + ")$")] = None,
+    state: Annotated[str | None, Query(pattern="^(" + "|".join(INBOX_STATES) + ")$")] = None,
     object_id: Annotated[str | None, Query(max_length=255)] = None,
     merchant_id: str = Depends(merchant_access),
     rt: Runtime = Depends(runtime),
@@ -161,7 +162,7 @@ def replay_event(
 ) -> dict[str, Any]:
     """Put the event back in line; the worker applies it again (harmless if already applied)."""
     with db.write(rt.engine) as conn:
-        if not inbox.replay(conn, merchant_id, env, evt_id, now()):
+        if not inbox.replay(conn, merchant_id, env, evt_id, clock.now()):
             raise not_found(f"no event {evt_id} in {env}")
         entry = inbox.get(conn, merchant_id, env, evt_id)
     assert entry is not None

@@ -7,15 +7,15 @@ Stripe unreachable, 503 rate limited, ...).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from merchant_backend.api.auth import merchant_access, runtime
 from merchant_backend.api.errors import not_found
 from merchant_backend.runtime import Runtime
+from merchant_backend.services.inputs import CancelBody, CaptureBody, PaymentIntentBody
 from merchant_backend.store import datasets, db
 from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.stripe.payments import (
@@ -72,35 +72,6 @@ def webhook_endpoint(
     if result["action"] == "created":
         response.status_code = 201
     return result
-
-
-class PaymentIntentBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount: int = Field(ge=1, le=99_999_999, description="in the currency's smallest unit")
-    currency: str = Field(pattern=r"^[A-Za-z]{3}$", description="ISO code, e.g. usd")
-    customer: str | None = Field(default=None, max_length=255, pattern=r"^cus_[A-Za-z0-9]+$")
-    payment_method: str | None = Field(default=None, max_length=255, pattern=r"^pm_[A-Za-z0-9_]+$")
-    capture_method: Literal["automatic", "automatic_async", "manual"] | None = None
-    description: str | None = Field(default=None, max_length=1000)
-    metadata: (
-        dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(max_length=500)]] | None
-    ) = Field(default=None, max_length=50)
-    confirm: bool = False
-
-
-class CaptureBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount_to_capture: int | None = Field(default=None, ge=1, le=99_999_999)
-
-
-class CancelBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    cancellation_reason: (
-        Literal["duplicate", "fraudulent", "requested_by_customer", "abandoned"] | None
-    ) = None
 
 
 @router.post("/{env}/payment-intents")

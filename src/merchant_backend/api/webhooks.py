@@ -17,9 +17,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from merchant_backend import logs, metrics
+from merchant_backend import clock, logs, metrics
 from merchant_backend.api.errors import error_body
-from merchant_backend.clock import now
+from merchant_backend.errors import EventRejected
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db
 from merchant_backend.store import merchants as merchant_store
@@ -119,7 +119,7 @@ async def receive(request: Request) -> Response:
         )
 
     header = request.headers.get("stripe-signature")
-    at = now()
+    at = clock.now()
     try:
         try:
             verify(
@@ -151,7 +151,7 @@ async def receive(request: Request) -> Response:
             )
         event, _doc = parse_event(body)
         check_belongs(event, env, creds.account_id)
-    except SignatureRejected as exc:
+    except EventRejected as exc:
         return _reject(writer, merchant_id, env, 400, exc.reason, str(exc))
 
     try:

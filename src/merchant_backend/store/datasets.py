@@ -13,14 +13,13 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from merchant_backend.clock import now
+from merchant_backend import clock
 from merchant_backend.crypto import DecryptionError, Keyring, mask, secret_aad
+from merchant_backend.errors import FieldError, InvalidInput
 from merchant_backend.store.schema import stripe_datasets
 from merchant_backend.validation import (
     DataSetInput,
     Env,
-    FieldError,
-    ValidationFailed,
     check_signing_secret,
     validate_data_set,
 )
@@ -50,7 +49,7 @@ class StoredDataSet:
     updated_at: float
 
     def health(self, at: float | None = None) -> dict[str, Any]:
-        at = now() if at is None else at
+        at = clock.now() if at is None else at
         missing = [] if self.signing_secret_hint else ["webhook_signing_secret"]
         if missing:
             status = "incomplete"
@@ -79,7 +78,7 @@ class StoredDataSet:
         }
 
     def as_json(self, public_url: str) -> dict[str, Any]:
-        at = now()
+        at = clock.now()
         previous = None
         expires = self.previous_signing_secret_expires_at
         if self.previous_signing_secret_hint and expires is not None and expires > at:
@@ -208,9 +207,9 @@ def save(
         )
     errors = validate_data_set(data, env, require_secret_key=existing is None)
     if errors:
-        raise ValidationFailed(errors)
+        raise InvalidInput(errors)
     assert data.account_id is not None and data.publishable_key is not None
-    at = now()
+    at = clock.now()
     values: dict[str, Any] = {
         "account_id": data.account_id,
         "publishable_key": data.publishable_key,
@@ -264,7 +263,7 @@ def set_signing_secret(
     values: dict[str, Any] = {
         "signing_secret_enc": _enc(ring, merchant_id, env, "signing_secret", secret),
         "signing_secret_hint": mask(secret),
-        "updated_at": now(),
+        "updated_at": clock.now(),
         "version": stripe_datasets.c.version + 1,
     }
     if endpoint_id is not None:
@@ -277,7 +276,7 @@ def set_webhook_endpoint_id(conn: Connection, merchant_id: str, env: str, endpoi
     conn.execute(
         update(stripe_datasets)
         .where(_where(merchant_id, env))
-        .values(webhook_endpoint_id=endpoint_id, updated_at=now())
+        .values(webhook_endpoint_id=endpoint_id, updated_at=clock.now())
     )
 
 
@@ -306,8 +305,8 @@ def roll_signing_secret(
     if row is None:
         raise LookupError(f"no {env} data set for {merchant_id}: store one first (stripe set)")
     if errors:
-        raise ValidationFailed(errors)
-    at = now()
+        raise InvalidInput(errors)
+    at = clock.now()
     values: dict[str, Any] = {
         "signing_secret_enc": _enc(ring, merchant_id, env, "signing_secret", new_secret),
         "signing_secret_hint": mask(new_secret),
@@ -371,7 +370,7 @@ def record_verify_report(
     conn.execute(
         update(stripe_datasets)
         .where(_where(merchant_id, env))
-        .values(verify_report=json.dumps(report), verified_at=now())
+        .values(verify_report=json.dumps(report), verified_at=clock.now())
     )
 
 

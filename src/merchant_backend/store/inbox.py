@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Connection, and_, case, func, or_, select, update
@@ -17,11 +17,22 @@ from sqlalchemy.exc import OperationalError
 
 from merchant_backend.store.schema import events
 from merchant_backend.store.upsert import insert_for
-from merchant_backend.stripe.events import HANDLED_EVENTS
-from merchant_backend.stripe.webhook_event import IncomingEvent
+from merchant_backend.vocabulary import HANDLED_EVENTS, HANDLED_SET, INBOX_STATES
 
-STATES = ("pending", "processing", "applied", "ignored", "failed", "dead")
-SOURCES = ("webhook", "reconcile")
+
+class ParsedEvent(Protocol):
+    """What the store needs of a parsed event (``stripe.webhook_event.IncomingEvent`` is one)."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def created(self) -> int: ...
+    @property
+    def object_type(self) -> str | None: ...
+    @property
+    def object_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,7 @@ class NewEvent:
 
     @classmethod
     def of(
-        cls, event: IncomingEvent, merchant_id: str, env: str, payload: bytes, source: str
+        cls, event: ParsedEvent, merchant_id: str, env: str, payload: bytes, source: str
     ) -> NewEvent:
         """The inbox row of a parsed event, stored with the exact bytes it came as."""
         return cls(
@@ -52,7 +63,7 @@ class NewEvent:
             object_id=event.object_id,
             payload=payload,
             source=source,
-            handled=event.handled,
+            handled=event.type in HANDLED_SET,
         )
 
     def row(self, received_at: float) -> dict[str, Any]:
@@ -340,12 +351,21 @@ def list_page(
     return [InboxEntry(**r._mapping) for r in rows[:limit]], len(rows) > limit
 
 
+def backlog(conn: Connection) -> int:
+    """Events waiting to be applied (pending or failed), over all merchants."""
+    return int(
+        conn.execute(
+            select(func.count()).where(events.c.state.in_(("pending", "failed")))
+        ).scalar_one()
+    )
+
+
 def counts_by_state(conn: Connection, merchant_id: str, env: str) -> dict[str, int]:
     rows = conn.execute(
         select(events.c.state, func.count())
         .where(events.c.merchant_id == merchant_id, events.c.env == env)
         .group_by(events.c.state)
     )
-    counts = dict.fromkeys(STATES, 0)
+    counts = dict.fromkeys(INBOX_STATES, 0)
     counts.update({r[0]: int(r[1]) for r in rows})
     return counts

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from merchant_backend import logs, metrics
-from merchant_backend.clock import now
+from merchant_backend import clock, logs, metrics
 from merchant_backend.store import datasets, db, inbox
 from merchant_backend.store.rejections import record_rejections
 
@@ -182,7 +181,7 @@ class InboxWriter:
     def _commit_each(
         self, batch: list[_Pending]
     ) -> tuple[set[inbox.Key], dict[inbox.Key, Exception]]:
-        at = now()
+        at = clock.now()
         with db.write(self.engine) as conn:
             new, refused = inbox.insert_each(conn, [p.event for p in batch], at)
             recorded = self._record_deliveries(
@@ -200,7 +199,7 @@ class InboxWriter:
     def _commit(
         self, batch: list[_Pending], rejections: dict[tuple[str, str, str], int]
     ) -> set[tuple[str, str, str]]:
-        at = now()
+        at = clock.now()
         if not batch and not rejections:
             return set()
         with db.write(self.engine) as conn:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select
 
-from merchant_backend.clock import now
+from merchant_backend import clock
 from merchant_backend.crypto import new_token, token_hash
 from merchant_backend.store.schema import merchants
 
@@ -27,7 +27,7 @@ def create(conn: Connection, name: str) -> tuple[Merchant, str]:
     """A new merchant and its API token; the token is returned once and never stored."""
     merchant_id = "mer_" + secrets.token_hex(8)
     token = new_token("mbt")
-    created = now()
+    created = clock.now()
     conn.execute(
         insert(merchants).values(
             id=merchant_id, name=name, token_hash=token_hash(token), created_at=created

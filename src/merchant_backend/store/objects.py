@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select, tuple_
+from sqlalchemy import Connection, and_, func, or_, select
 
-from merchant_backend.clock import now
+from merchant_backend import clock
 from merchant_backend.store import outbox
+from merchant_backend.store.rows import Snapshot
 from merchant_backend.store.schema import object_events, stripe_objects
 from merchant_backend.store.upsert import insert_for
-from merchant_backend.sync.handlers import Snapshot
-
-OBJECT_TYPES = ("account", "payment_intent", "customer", "payment_method", "dispute")
 
 
 def newest_per_object(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
@@ -45,7 +43,7 @@ def apply_snapshots(
     """
     if not snapshots:
         return []
-    at = now()
+    at = clock.now()
     newest = newest_per_object(snapshots)
     rows = [
         {
@@ -239,20 +237,3 @@ def history(conn: Connection, merchant_id: str, env: str, stripe_id: str) -> lis
         }
         for r in rows
     ]
-
-
-def counts_by_key(
-    conn: Connection, merchant_id: str, env: str, keys: Sequence[tuple[str, str]]
-) -> int:
-    """How many of ``(object_type, stripe_id)`` exist (used by tests and reconcile)."""
-    if not keys:
-        return 0
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                stripe_objects.c.merchant_id == merchant_id,
-                stripe_objects.c.env == env,
-                tuple_(stripe_objects.c.object_type, stripe_objects.c.stripe_id).in_(keys),
-            )
-        ).scalar_one()
-    )

@@ -10,10 +10,13 @@ the clock seam's (tests move it); a clock that went back makes an entry stale, n
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
+
 from merchant_backend import clock
-from merchant_backend.runtime import Runtime
+from merchant_backend.crypto import Keyring
 from merchant_backend.store import datasets, db
 
 
@@ -25,8 +28,16 @@ class Credentials:
 
 
 class SecretCache:
-    def __init__(self, runtime: Runtime, ttl: float = 1.0, min_refresh: float = 1.0) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        engine: Engine,
+        ring_for: Callable[[str], Keyring],
+        ttl: float = 1.0,
+        min_refresh: float = 1.0,
+    ) -> None:
+        """``ring_for(token)``: a keyring that decrypts ``token`` (``KeyringSource.for_token``)."""
+        self.engine = engine
+        self.ring_for = ring_for
         self.ttl = ttl
         self.min_refresh = min_refresh
         self._entries: dict[tuple[str, str], Credentials] = {}
@@ -49,8 +60,8 @@ class SecretCache:
         if entry is not None and fresh and 0.0 <= age < self.min_refresh:
             # Forged signatures must not buy a database read and a decryption each.
             return entry
-        with db.read(self.runtime.engine) as conn:
-            found = datasets.secrets(conn, self.runtime.keys.for_token, merchant_id, env)
+        with db.read(self.engine) as conn:
+            found = datasets.secrets(conn, self.ring_for, merchant_id, env)
         if found is None:
             with self._lock:
                 self._entries.pop(key, None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from merchant_backend.clock import now
+from merchant_backend import clock
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, objects
 from merchant_backend.stripe.client import StripeConnection, as_json, connect, post_options
@@ -52,7 +52,7 @@ class NewPayment:
 
 def sync_payment_intent(rt: Runtime, merchant_id: str, env: str, pi: dict[str, Any]) -> None:
     snap = snapshot_of(
-        "payment_intent", pi, event_id=None, event_type=None, event_created=int(now())
+        "payment_intent", pi, event_id=None, event_type=None, event_created=int(clock.now())
     )
     with db.write(rt.engine) as conn:
         objects.apply_snapshots(conn, merchant_id, env, [snap])

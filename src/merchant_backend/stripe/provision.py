@@ -13,7 +13,8 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from merchant_backend.clock import now
+from merchant_backend import clock
+from merchant_backend.errors import FieldError, InvalidInput
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
 from merchant_backend.stripe.client import (
@@ -24,10 +25,9 @@ from merchant_backend.stripe.client import (
     post_options,
 )
 from merchant_backend.stripe.errors import StripeProblem
-from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.stripe.failure_report import failure_report
 from merchant_backend.stripe.verify import missing_events
-from merchant_backend.validation import FieldError, ValidationFailed
+from merchant_backend.vocabulary import HANDLED_EVENTS
 
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
@@ -177,7 +177,7 @@ def _complete(
 def provision_webhook(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]:
     """Make Stripe send the 15 events to our URL; store the signing secret when we get one.
 
-    Raises ValidationFailed (API 422, CLI exit 2) for a live URL Stripe could not deliver to,
+    Raises InvalidInput (API 422, CLI exit 2) for a live URL Stripe could not deliver to,
     LookupError without a data set, StripeProblem when Stripe says no or cannot be reached
     (after storing a report of it as the data set's health).
     """
@@ -185,7 +185,7 @@ def provision_webhook(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]
     if env == "live":
         problem = live_url_problem(url)
         if problem:
-            raise ValidationFailed([FieldError("public_url", problem)])
+            raise InvalidInput([FieldError("public_url", problem)])
     sc = connect(rt, merchant_id, env)
     try:
         ours = _find_ours(sc, url)
@@ -195,7 +195,9 @@ def provision_webhook(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]
         with db.write(rt.engine) as conn:
             stored = datasets.get(conn, merchant_id, env)
             previous = stored.verify_report if stored is not None else None
-            problem.report = failure_report("provision-webhook", problem, env, now(), previous)
+            problem.report = failure_report(
+                "provision-webhook", problem, env, clock.now(), previous
+            )
             datasets.record_verify_report(conn, merchant_id, env, problem.report)
         raise
     result["url"] = url

@@ -14,12 +14,9 @@ far as Stripe keeps events (30 days).
 ``types[]`` is not sent: the filtering is done here, which costs a little bandwidth on real
 Stripe but works with any server that implements the documented basic list parameters.
 
-One run at a time per data set: a run holds a lease stored with the state (owner, until),
-taken by compare-and-set in a write transaction, renewed with every page commit and released at
-the end, on success or failure. A second run that finds a live lease raises
-``ReconcileRunning`` (a ``StripeProblem``: 409, exit 1) without calling Stripe. A lease left by
-a crashed run expires after ``LEASE_SECONDS``; the next run takes it over and resumes the
-crashed run's cursor.
+One run at a time per data set: the run's state and its lease are kept by
+``store.reconcile_state``; a second run that finds a live lease gets ``ReconcileRunning`` (a
+``Conflict``) without calling Stripe, and a crashed run's lease expires and is taken over.
 """
 
 from __future__ import annotations
@@ -30,24 +27,29 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, update
 
-from merchant_backend import logs
-from merchant_backend.clock import now
+from merchant_backend import clock, logs
+from merchant_backend.errors import EventRejected
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db, inbox
-from merchant_backend.store.schema import reconcile_state
-from merchant_backend.store.upsert import insert_for
+from merchant_backend.store.reconcile_state import (
+    LEASE_SECONDS,
+    ReconcileRunning,
+    Run,
+    State,
+    check_still_ours,
+    release_lease,
+    save_state,
+    take_lease,
+)
 from merchant_backend.stripe.client import StripeConnection, connect
-from merchant_backend.stripe.errors import StripeProblem
-from merchant_backend.stripe.events import HANDLED_SET
-from merchant_backend.stripe.signature import SignatureRejected
 from merchant_backend.stripe.webhook_event import check_belongs, parse_event
+from merchant_backend.vocabulary import HANDLED_SET
 
 
 def log() -> Any:
@@ -59,101 +61,6 @@ def log() -> Any:
 PAGE_SIZE = 100
 OVERLAP_SECONDS = 300
 RETENTION_SECONDS = 30 * 86400
-# How long a run may go without committing a page before another run may take over. A page
-# is one request: with the default timeout and retries (20 s x 3, plus 429 back-off) well
-# under a minute, so 5 minutes means "this run is dead", and a crashed run blocks at most this.
-LEASE_SECONDS = 300.0
-
-
-@dataclass
-class Run:
-    """One pass over a window; persisted after every page."""
-
-    since: int
-    until: int
-    started_at: float
-    cursor: str | None = None
-    pages: int = 0
-    fetched: int = 0
-    new: int = 0
-    known: int = 0
-    skipped: int = 0
-    rejected: int = 0
-    oldest_seen: int | None = None
-    resumed: bool = False
-
-
-@dataclass
-class Lease:
-    """Who runs the data set's reconcile now; renewed with every page commit."""
-
-    owner: str
-    holder: str
-    started_at: float
-    until: float
-
-
-@dataclass
-class State:
-    synced_until: int | None = None
-    run: Run | None = None
-    last_summary: dict[str, Any] | None = field(default=None)
-    lease: Lease | None = None
-
-    def dumps(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def loads(cls, text: str) -> State:
-        raw = json.loads(text)
-        run = raw.get("run")
-        return cls(
-            synced_until=raw.get("synced_until"),
-            run=Run(**run) if run else None,
-            last_summary=raw.get("last_summary"),
-            lease=Lease(**lease) if (lease := raw.get("lease")) else None,
-        )
-
-
-def may_take(lease: Lease | None, owner: str, at: float) -> bool:
-    """May ``owner`` run now? Free, expired (its run died), or already ours. Pure."""
-    return lease is None or lease.until <= at or lease.owner == owner
-
-
-def _utc(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class ReconcileRunning(StripeProblem):
-    """Another run holds the data set's lease. A ``StripeProblem`` so that every caller that
-    already maps those (CLI exit code, API status, web page) reports it: 409, exit 1."""
-
-
-def already_running(merchant_id: str, env: str, lease: Lease) -> ReconcileRunning:
-    return ReconcileRunning(
-        status=409,
-        code="reconcile_running",
-        message=(
-            f"a reconcile for {merchant_id}/{env} is already running (started "
-            f"{_utc(lease.started_at)}, by {lease.holder}); wait for it or retry after "
-            f"{_utc(lease.until)}"
-        ),
-        exit_code=1,
-        extra={"retry_after": _utc(lease.until)},
-    )
-
-
-def lease_lost(merchant_id: str, env: str, lease: Lease | None) -> ReconcileRunning:
-    by = f" by {lease.holder}" if lease is not None else ""
-    return ReconcileRunning(
-        status=409,
-        code="reconcile_lease_lost",
-        message=(
-            f"this reconcile for {merchant_id}/{env} went longer than {LEASE_SECONDS:.0f} s "
-            f"without progress and another run{by} took over; it goes on from the saved cursor"
-        ),
-        exit_code=1,
-    )
 
 
 def default_holder() -> str:
@@ -192,81 +99,6 @@ def plan_run(state: State, since: int | None, at: float) -> Run:
     return Run(since=since, until=int(at), started_at=at)
 
 
-def load_state(conn: Connection, merchant_id: str, env: str, *, lock: bool = False) -> State:
-    """The stored state; ``lock`` holds the row until the transaction ends (PostgreSQL's
-    ``FOR UPDATE``; SQLite's writing transactions are serialised anyway)."""
-    query = select(reconcile_state.c.state).where(
-        reconcile_state.c.merchant_id == merchant_id, reconcile_state.c.env == env
-    )
-    row = conn.execute(query.with_for_update() if lock else query).first()
-    return State.loads(row[0]) if row else State()
-
-
-def save_state(conn: Connection, merchant_id: str, env: str, state: State) -> None:
-    stmt = insert_for(conn, reconcile_state).values(
-        merchant_id=merchant_id, env=env, state=state.dumps(), updated_at=now()
-    )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["merchant_id", "env"],
-            set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
-        )
-    )
-
-
-def _locked_state(conn: Connection, merchant_id: str, env: str) -> State:
-    # A row must exist to be locked: without it two first runs would both see no lease. On
-    # PostgreSQL the second insert waits for the first's commit and then does nothing.
-    blank = insert_for(conn, reconcile_state).values(
-        merchant_id=merchant_id, env=env, state=State().dumps(), updated_at=now()
-    )
-    conn.execute(blank.on_conflict_do_nothing(index_elements=["merchant_id", "env"]))
-    return load_state(conn, merchant_id, env, lock=True)
-
-
-def take_lease(
-    conn: Connection, merchant_id: str, env: str, owner: str, holder: str, at: float
-) -> State:
-    """Compare-and-set inside the caller's write transaction: the state with our lease, or
-    ``ReconcileRunning`` when another live run holds it."""
-    state = _locked_state(conn, merchant_id, env)
-    held = state.lease
-    if held is not None and not may_take(held, owner, at):
-        raise already_running(merchant_id, env, held)
-    if held is not None and held.owner != owner:
-        log().warning(
-            "reconcile takes over an expired lease",
-            merchant_id=merchant_id,
-            env=env,
-            previous=held.holder,
-            expired_at=_utc(held.until),
-        )
-    state.lease = Lease(owner=owner, holder=holder, started_at=at, until=at + LEASE_SECONDS)
-    return state
-
-
-def _still_ours(conn: Connection, merchant_id: str, env: str, owner: str) -> None:
-    """Before writing our state: a run that stalled past its lease must not overwrite the
-    cursor of the run that took over."""
-    held = load_state(conn, merchant_id, env, lock=True).lease
-    if held is None or held.owner != owner:
-        raise lease_lost(merchant_id, env, held)
-
-
-def release_lease(engine: Any, merchant_id: str, env: str, owner: str) -> None:
-    """Clear our lease, leaving the rest of the state as last committed (the cursor)."""
-    with db.write(engine) as conn:
-        state = load_state(conn, merchant_id, env, lock=True)
-        if state.lease is None or state.lease.owner != owner:
-            return
-        state.lease = None
-        conn.execute(
-            update(reconcile_state)
-            .where(reconcile_state.c.merchant_id == merchant_id, reconcile_state.c.env == env)
-            .values(state=state.dumps(), updated_at=now())
-        )
-
-
 @dataclass(frozen=True)
 class Sorted:
     keep: list[inbox.NewEvent]
@@ -288,8 +120,8 @@ def sort_page(events: list[dict[str, Any]], merchant_id: str, env: str, account_
             event, _ = parse_event(payload)
             # Listed with this environment's key, so a mismatch means a broken server.
             check_belongs(event, env, account_id)
-        except (SignatureRejected, orjson.JSONEncodeError) as exc:
-            reason = exc.reason if isinstance(exc, SignatureRejected) else "not_an_event"
+        except (EventRejected, orjson.JSONEncodeError) as exc:
+            reason = exc.reason if isinstance(exc, EventRejected) else "not_an_event"
             log().warning(
                 "reconcile skipped event", event_id=str(doc.get("id"))[:255], reason=reason
             )
@@ -357,7 +189,7 @@ def reconcile(
     owner = uuid.uuid4().hex
     who = holder or default_holder()
     with db.write(rt.engine) as conn:
-        at = now()
+        at = clock.now()
         state = take_lease(conn, merchant_id, env, owner, who, at)
         run = plan_run(state, since, at)
         state.run = run
@@ -366,7 +198,8 @@ def reconcile(
         summary = _run(rt, sc, merchant_id, env, state, run, owner, on_page)
     finally:
         try:
-            release_lease(rt.engine, merchant_id, env, owner)
+            with db.write(rt.engine) as conn:
+                release_lease(conn, merchant_id, env, owner)
         except Exception as exc:  # the run's own error matters more; the lease expires
             log().warning(
                 "reconcile lease not released",
@@ -395,10 +228,10 @@ def _run(
         events, has_more = _fetch_page(sc, run)
         page = sort_page(events, merchant_id, env, sc.account_id)
         with db.write(rt.engine) as conn:
-            _still_ours(conn, merchant_id, env, owner)
+            check_still_ours(conn, merchant_id, env, owner)
             # One event the database refuses fails alone (counted as rejected, and logged);
             # it must not stop the run at this page for ever.
-            new, refused = inbox.insert_isolated(conn, page.keep, now())
+            new, refused = inbox.insert_isolated(conn, page.keep, clock.now())
             for key, exc in refused.items():
                 log().warning(
                     "reconcile could not store event",
@@ -420,7 +253,7 @@ def _run(
             if events:
                 run.cursor = str(events[-1].get("id"))
             if state.lease is not None:  # always: take_lease put ours there
-                state.lease.until = now() + LEASE_SECONDS
+                state.lease.until = clock.now() + LEASE_SECONDS
             save_state(conn, merchant_id, env, state)
         if on_page is not None:
             on_page(run)
@@ -428,7 +261,7 @@ def _run(
             break
     summary = summary_of(merchant_id, env, run, finished=True)
     with db.write(rt.engine) as conn:
-        _still_ours(conn, merchant_id, env, owner)
+        check_still_ours(conn, merchant_id, env, owner)
         state.synced_until = max(state.synced_until or 0, run.until)
         state.run = None
         state.last_summary = summary

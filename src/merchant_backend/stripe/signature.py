@@ -21,16 +21,14 @@ from dataclasses import dataclass
 
 import stripe
 
+from merchant_backend.errors import EventRejected
+
 _ASCII_DIGITS = re.compile(r"[0-9]{1,12}")
 _HEX = re.compile(r"[0-9a-fA-F]{1,128}")
 
 
-class SignatureRejected(Exception):
-    """Carries a short machine reason (for metrics) and a message (never a secret)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+class SignatureRejected(EventRejected):
+    """The signature does not prove that Stripe sent this body (an ``EventRejected``)."""
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from merchant_backend.clock import now
+from merchant_backend import clock
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
 from merchant_backend.stripe.client import StripeConnection, as_json, connect
 from merchant_backend.stripe.errors import StripeProblem
-from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.stripe.failure_report import failure_report, stripe_error
 from merchant_backend.validation import MODE
+from merchant_backend.vocabulary import HANDLED_EVENTS
 
 OK, WARNING, FAILED = "ok", "warning", "failed"
 CHECK_NAMES = (
@@ -309,7 +309,7 @@ def verify_connection(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]
         with db.write(rt.engine) as conn:
             stored = datasets.get(conn, merchant_id, env)
             previous = stored.verify_report if stored is not None else None
-            problem.report = failure_report("verify", problem, env, now(), previous)
+            problem.report = failure_report("verify", problem, env, clock.now(), previous)
             datasets.record_verify_report(conn, merchant_id, env, problem.report)
         raise
     status, summary = summarise(checks)
@@ -318,7 +318,7 @@ def verify_connection(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]
         "summary": summary,
         "checks": [c.as_json() for c in checks],
         "env": env,
-        "checked_at": int(now()),
+        "checked_at": int(clock.now()),
     }
     with db.write(rt.engine) as conn:
         datasets.record_verify_report(conn, merchant_id, env, report)

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
+from merchant_backend.errors import EventRejected
 from merchant_backend.store import limits
-from merchant_backend.stripe.events import HANDLED_SET
-from merchant_backend.stripe.signature import SignatureRejected
+from merchant_backend.vocabulary import HANDLED_SET
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class IncomingEvent:
         return self.type in HANDLED_SET
 
 
-def _reject(message: str) -> SignatureRejected:
-    return SignatureRejected("not_an_event", message)
+def _reject(message: str) -> EventRejected:
+    return EventRejected("not_an_event", message)
 
 
 def _text(doc: dict[str, Any], key: str, what: str, limit: int) -> str | None:
@@ -117,13 +117,13 @@ def parse_event(body: bytes) -> tuple[IncomingEvent, dict[str, Any]]:
 def check_belongs(event: IncomingEvent, env: str, account_id: str) -> None:
     """Stage takes only test-mode events, live only live ones, and only for our account."""
     if event.livemode != (env == "live"):
-        raise SignatureRejected(
+        raise EventRejected(
             "livemode_mismatch",
             f"a {'live' if event.livemode else 'test'}-mode event was sent to the {env} "
             "endpoint: the webhook is registered in the wrong Stripe mode",
         )
     if event.account is not None and event.account != account_id:
-        raise SignatureRejected(
+        raise EventRejected(
             "account_mismatch",
             "the event belongs to another Stripe account than this data set's account id",
         )

@@ -15,7 +15,8 @@ import orjson
 from sqlalchemy import Connection
 
 from merchant_backend.store import inbox, objects
-from merchant_backend.sync.handlers import EventNotUnderstood, Snapshot, snapshots_for
+from merchant_backend.store.rows import Snapshot
+from merchant_backend.sync.handlers import EventNotUnderstood, snapshots_for
 
 
 @dataclass

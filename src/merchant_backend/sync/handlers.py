@@ -8,31 +8,14 @@ later event is simply created from it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from merchant_backend.store.rows import Snapshot
 from merchant_backend.sync.ordering import order_key
 
 
 class EventNotUnderstood(Exception):
     """The event's data.object does not have the shape its type promises."""
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    object_type: str
-    stripe_id: str
-    data: dict[str, Any]
-    status: str | None
-    customer_id: str | None
-    parent_id: str | None
-    amount: int | None
-    currency: str | None
-    created: int
-    order_key: str
-    event_id: str | None
-    event_created: int
-    event_type: str | None = None
 
 
 def _id_of(value: Any) -> str | None:

@@ -26,43 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-PAYMENT_INTENT_STATUS = {
-    "requires_payment_method": 0,
-    "requires_confirmation": 1,
-    "requires_action": 2,
-    "processing": 3,
-    "requires_capture": 4,
-    "canceled": 9,
-    "succeeded": 9,
-}
-DISPUTE_STATUS = {
-    "warning_needs_response": 0,
-    "needs_response": 0,
-    "warning_under_review": 1,
-    "under_review": 1,
-    "charge_refunded": 8,
-    "prevented": 8,
-    "won": 9,
-    "lost": 9,
-    "warning_closed": 9,
-}
-STATUS_RANKS: dict[str, dict[str, int]] = {
-    "payment_intent": PAYMENT_INTENT_STATUS,
-    "dispute": DISPUTE_STATUS,
-}
-EVENT_TYPE_RANK = {
-    "payment_intent.created": 0,
-    "payment_intent.payment_failed": 1,
-    "payment_intent.processing": 2,
-    "payment_intent.amount_capturable_updated": 3,
-    "payment_intent.canceled": 4,
-    "payment_intent.succeeded": 4,
-    "charge.dispute.created": 0,
-    "charge.dispute.funds_withdrawn": 1,
-    "charge.dispute.updated": 2,
-    "charge.dispute.closed": 3,
-    "charge.dispute.funds_reinstated": 4,
-}
+from merchant_backend.vocabulary import EVENT_TYPE_RANK, STATUS_RANKS
 
 
 def status_rank(object_type: str, status: str | None) -> int:
@@ -98,7 +62,3 @@ def order_key(
         EVENT_TYPE_RANK.get(event_type or "", 0),
         event_id or "",
     )
-
-
-def newest(keys: list[str]) -> str:
-    return max(keys)

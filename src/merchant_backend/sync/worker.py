@@ -15,14 +15,12 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from merchant_backend import logs, metrics
-from merchant_backend.clock import now
+from merchant_backend import clock, logs, metrics
 from merchant_backend.settings import Settings
 from merchant_backend.store import db, inbox
-from merchant_backend.store.schema import events
 from merchant_backend.sync.apply import apply_batch
 from merchant_backend.sync.retry import gives_up, retry_delay
 
@@ -54,7 +52,7 @@ class Worker:
     def run_once(self) -> int:
         """Claim and apply one batch; returns how many events it handled."""
         s = self.settings
-        at = now()
+        at = clock.now()
         with db.write(self.engine) as conn:
             batch = inbox.claim(
                 conn,
@@ -77,7 +75,7 @@ class Worker:
         started = time.perf_counter()
         try:
             with db.write(self.engine) as conn:
-                result = apply_batch(conn, batch, self.worker_id, now())
+                result = apply_batch(conn, batch, self.worker_id, clock.now())
         except Exception as exc:
             log.warning("batch failed", events=len(batch), error=type(exc).__name__)
             self._apply_one_by_one(batch)
@@ -95,7 +93,7 @@ class Worker:
         for n, item in enumerate(batch):
             try:
                 with db.write(self.engine) as conn:
-                    result = apply_batch(conn, [item], self.worker_id, now())
+                    result = apply_batch(conn, [item], self.worker_id, clock.now())
             except OperationalError as exc:
                 # The database itself is failing (gone, locked): no event is to blame, and
                 # trying the rest one by one would only wait on it once per event.
@@ -111,7 +109,7 @@ class Worker:
 
     def _fail(self, batch: list[inbox.ClaimedEvent], errors: dict[int, str]) -> None:
         s = self.settings
-        at = now()
+        at = clock.now()
         with db.write(self.engine) as conn:
             for item in batch:
                 dead = gives_up(item.attempts, s.worker_max_attempts)
@@ -148,11 +146,7 @@ class Worker:
 
     def backlog(self) -> int:
         with db.read(self.engine) as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(events.c.state.in_(("pending", "failed")))
-                ).scalar_one()
-            )
+            return inbox.backlog(conn)
 
     def run_forever(self) -> None:
         log.info("worker started", worker_id=self.worker_id)

@@ -13,25 +13,13 @@ import secrets
 from pydantic import ValidationError
 
 from merchant_backend import money
-from merchant_backend.api.merchants import MerchantCreate
-from merchant_backend.api.stripe_actions import PaymentIntentBody
+from merchant_backend.errors import FieldError
+from merchant_backend.services.inputs import MerchantCreate, PaymentIntentBody
 from merchant_backend.store.datasets import MAX_ROLL_SECONDS
 from merchant_backend.stripe.payments import NewPayment
-from merchant_backend.validation import FieldError
 
 _IDEMPOTENCY_KEY = re.compile(r"^web-[A-Za-z0-9_-]{16,64}$")
 
-# The statuses in which Stripe lets a PaymentIntent be captured / canceled.
-CAPTURABLE = frozenset({"requires_capture"})
-CANCELABLE = frozenset(
-    {
-        "requires_payment_method",
-        "requires_capture",
-        "requires_confirmation",
-        "requires_action",
-        "processing",
-    }
-)
 PAYMENT_NOTICES = {
     "created": "The payment is created.",
     "captured": "The payment is captured.",

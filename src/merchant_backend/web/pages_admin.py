@@ -9,10 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs
+from merchant_backend.errors import FieldError
 from merchant_backend.store import db
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.web_sessions import WebSession
-from merchant_backend.validation import FieldError
 from merchant_backend.web import action_forms
 from merchant_backend.web import session as sess
 from merchant_backend.web.layout import frame

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
-from merchant_backend import logs
-from merchant_backend.api.auth import authenticate
-from merchant_backend.clock import now
+from merchant_backend import clock, logs
+from merchant_backend.services.access import authenticate
 from merchant_backend.store import db, web_sessions
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.web import session as sess
@@ -97,7 +96,7 @@ def sign_in(
         if old:
             web_sessions.delete_(conn, old)
         session_id, session = web_sessions.create(
-            conn, merchant_id=principal.merchant_id, is_admin=principal.is_admin, at=now()
+            conn, merchant_id=principal.merchant_id, is_admin=principal.is_admin, at=clock.now()
         )
     log.info("web sign-in", merchant_id=principal.merchant_id, admin=principal.is_admin)
     response = redirect(next_path or _home(session))

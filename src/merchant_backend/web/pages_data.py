@@ -8,12 +8,27 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
-from merchant_backend import logs
-from merchant_backend.clock import now
-from merchant_backend.store import datasets, db, inbox, objects, rejections, stats, timeline
+from merchant_backend import clock, logs
+from merchant_backend.store import (
+    datasets,
+    db,
+    inbox,
+    objects,
+    reconcile_state,
+    rejections,
+    stats,
+    timeline,
+)
 from merchant_backend.store.web_sessions import WebSession
-from merchant_backend.stripe.events import HANDLED_EVENTS
 from merchant_backend.sync.handlers import dispute_funds
+from merchant_backend.vocabulary import (
+    CANCELABLE,
+    CAPTURABLE,
+    DISPUTE_STATUSES,
+    HANDLED_EVENTS,
+    INBOX_STATES,
+    PAYMENT_INTENT_STATUSES,
+)
 from merchant_backend.web import action_forms
 from merchant_backend.web import format as fmt
 from merchant_backend.web.chart import bar_chart
@@ -27,25 +42,6 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 PAGE_SIZE = 25
 CHART_DAYS = 14
-PAYMENT_STATUSES = (
-    "requires_payment_method",
-    "requires_confirmation",
-    "requires_action",
-    "processing",
-    "requires_capture",
-    "canceled",
-    "succeeded",
-)
-DISPUTE_STATUSES = (
-    "warning_needs_response",
-    "warning_under_review",
-    "warning_closed",
-    "needs_response",
-    "under_review",
-    "won",
-    "lost",
-    "prevented",
-)
 # Entries that may be put back in line from the events page.
 REPLAYABLE = frozenset({"dead", "failed", "applied"})
 OBJECT_PAGES = {"payment_intent": "payments", "dispute": "disputes", "customer": "customers"}
@@ -120,7 +116,7 @@ def object_href(base: str, object_type: str | None, object_id: str | None) -> st
 
 @router.get("/m/{merchant_id}/{env}")
 def overview(request: Request, mp: MerchantPage = Depends(merchant_page)) -> Response:
-    at = now()
+    at = clock.now()
     today = int(at // stats.DAY)
     days = list(range(today - CHART_DAYS + 1, today + 1))
     since = days[0] * stats.DAY
@@ -198,7 +194,7 @@ def payments(
         title=f"Payments · {mp.env}",
         items=items,
         filters=filters,
-        statuses=PAYMENT_STATUSES,
+        statuses=PAYMENT_INTENT_STATUSES,
         **_paging(f"{mp.base}/payments", filters, starting_after, _last_id(items, more)),
     )
     return page(request, "payments.html", context)
@@ -236,8 +232,8 @@ def render_payment(
         pi=item.data,
         applied=applied,
         waiting=waiting,
-        can_capture=status in action_forms.CAPTURABLE,
-        can_cancel=status in action_forms.CANCELABLE,
+        can_capture=status in CAPTURABLE,
+        can_cancel=status in CANCELABLE,
         # One key per button: Stripe refuses a key reused for another request.
         capture_key=action_forms.new_idempotency_key(),
         cancel_key=action_forms.new_idempotency_key(),
@@ -273,7 +269,7 @@ def disputes(
 ) -> Response:
     filters = {"status": _opt(status, 40)}
     items, more = _object_page(mp, "dispute", starting_after, filters["status"])
-    at = now()
+    at = clock.now()
     context = merchant_frame(
         mp,
         "/disputes",
@@ -296,7 +292,7 @@ def dispute(
         mp,
         "/disputes",
         title=f"Dispute {dispute_id}",
-        d=dispute_view(item, now()),
+        d=dispute_view(item, clock.now()),
         item=item,
         applied=applied,
         waiting=waiting,
@@ -372,10 +368,8 @@ def events(
 
 def reconcile_notice(mp: MerchantPage) -> str | None:
     """What the last "Fetch missed events" run did, from the progress reconcile stores."""
-    from merchant_backend.stripe import reconcile as rec
-
     with db.read(mp.rt.engine) as conn:
-        state = rec.load_state(conn, mp.merchant.id, mp.env)
+        state = reconcile_state.load_state(conn, mp.merchant.id, mp.env)
     if state.run is not None:
         r = state.run
         return (
@@ -425,7 +419,7 @@ def render_events(
         items=items,
         filters=filters,
         types=HANDLED_EVENTS,
-        states=inbox.STATES,
+        states=INBOX_STATES,
         replayable=REPLAYABLE,
         object_href=lambda t, i: object_href(mp.base, t, i),
         back=here,
@@ -480,7 +474,7 @@ def replay(
     mp: MerchantPage = Depends(merchant_form),
 ) -> Response:
     with db.write(mp.rt.engine) as conn:
-        if not inbox.replay(conn, mp.merchant.id, mp.env, event_id, now()):
+        if not inbox.replay(conn, mp.merchant.id, mp.env, event_id, clock.now()):
             raise not_found()
     log.info("web replay", merchant_id=mp.merchant.id, env=mp.env, event_id=event_id)
     # Back to the list or event page the button was on, never anywhere else.

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs
+from merchant_backend.errors import FieldError, InvalidInput
 from merchant_backend.store import datasets, db
-from merchant_backend.validation import FieldError, ValidationFailed
 from merchant_backend.web import action_forms
 from merchant_backend.web.pages_data import render_events
 from merchant_backend.web.pages_stripe import (
@@ -47,12 +47,12 @@ def roll_secret(
     seconds = action_forms.old_valid_for(old_valid_for)
     try:
         if isinstance(seconds, FieldError):
-            raise ValidationFailed([seconds])
+            raise InvalidInput([seconds])
         with db.write(mp.rt.engine) as conn:
             datasets.roll_signing_secret(
                 conn, mp.rt.keys.get(), mp.merchant.id, mp.env, new_signing_secret.strip(), seconds
             )
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         return render(
             request,
             mp,

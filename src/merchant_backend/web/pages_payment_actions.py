@@ -13,10 +13,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs, money
+from merchant_backend.errors import FieldError
 from merchant_backend.store import db, objects
 from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.stripe.payments import NewPayment
-from merchant_backend.validation import FieldError
 from merchant_backend.web import action_forms
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.pages_data import render_payment

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs
+from merchant_backend.errors import Conflict, DomainError, FieldError, InvalidInput
 from merchant_backend.store import datasets, db
 from merchant_backend.store.datasets import StoredDataSet, webhook_url
-from merchant_backend.stripe.events import DESCRIPTIONS, HANDLED_EVENTS
-from merchant_backend.validation import FieldError, ValidationFailed
+from merchant_backend.vocabulary import EVENT_DESCRIPTIONS, HANDLED_EVENTS
 from merchant_backend.web import stripe_form
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.render import WebError, WebRoute, page, redirect
@@ -56,7 +56,7 @@ def render(
         report=stored.verify_report if stored else None,
         stale=stripe_form.report_is_stale(stored),
         webhook_url=webhook_url(mp.rt.settings.public_url, mp.merchant.id, mp.env),
-        events=[(e, DESCRIPTIONS[e]) for e in HANDLED_EVENTS],
+        events=[(e, EVENT_DESCRIPTIONS[e]) for e in HANDLED_EVENTS],
         notice=notice,
         problem=problem,
         previous_secret=_previous_secret(stored),
@@ -99,7 +99,7 @@ def save_data_set(
     try:
         with db.write(mp.rt.engine) as conn:
             datasets.save(conn, mp.rt.keys.get(), mp.merchant.id, mp.env, data)
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         shown = {k: v.strip() for k, v in form.items() if k not in stripe_form.SECRET_FIELDS}
         return render(
             request, mp, stored_of(mp), submitted=shown, errors=exc.errors, status_code=422
@@ -123,10 +123,10 @@ def problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
     key); anything else is a bug, named only by its kind here and logged in full."""
     from merchant_backend.stripe.errors import StripeProblem
 
-    if isinstance(exc, StripeProblem):
-        text = exc.message
-    elif isinstance(exc, ValidationFailed):
+    if isinstance(exc, InvalidInput):
         text = "; ".join(e.message for e in exc.errors)
+    elif isinstance(exc, StripeProblem | DomainError):
+        text = exc.message
     else:
         log.exception(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env)
         return f"an unexpected error ({type(exc).__name__}); the server log has the details"
@@ -140,8 +140,10 @@ def failure_status(exc: Exception) -> int:
     an upstream failure (502, not the browser's 401/403), anything else 502."""
     from merchant_backend.stripe.errors import StripeProblem
 
-    if isinstance(exc, ValidationFailed):
+    if isinstance(exc, InvalidInput):
         return 422
+    if isinstance(exc, Conflict):
+        return 409
     if isinstance(exc, StripeProblem) and exc.status not in (401, 403):
         return exc.status
     return 502

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Form, Request, Response
 
-from merchant_backend.api.auth import Principal
-from merchant_backend.clock import now
+from merchant_backend import clock
 from merchant_backend.runtime import Runtime
+from merchant_backend.services.access import Principal
 from merchant_backend.store import db, web_sessions
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.merchants import Merchant
@@ -87,7 +87,7 @@ def current_session(request: Request) -> web_sessions.WebSession | None:
     if not session_id:
         return None
     with db.read(rt.engine) as conn:
-        session = web_sessions.get(conn, session_id, now())
+        session = web_sessions.get(conn, session_id, clock.now())
     # Turning the admin token off ends the operator's sessions too.
     if session is not None and session.is_admin and rt.settings.admin_token is None:
         return None

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from merchant_backend.errors import FieldError
 from merchant_backend.store.datasets import StoredDataSet
-from merchant_backend.validation import MODE, DataSetInput, Env, FieldError
+from merchant_backend.validation import MODE, DataSetInput, Env
 
 FIELD_NAMES = ("account_id", "publishable_key", "secret_key", "webhook_signing_secret")
 SECRET_FIELDS = frozenset({"secret_key", "webhook_signing_secret"})

@@ -1,0 +1,29 @@
+"""Plain row types the store writes, built by the layers above it. No SQL, no I/O.
+
+They live here, not with the code that builds them, so that ``store/`` never imports upwards:
+``sync.handlers`` turns an event into ``Snapshot``s, ``store.objects`` writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One state of a Stripe object, as a projection row (``stripe_objects``)."""
+
+    object_type: str
+    stripe_id: str
+    data: dict[str, Any]
+    status: str | None
+    customer_id: str | None
+    parent_id: str | None
+    amount: int | None
+    currency: str | None
+    created: int
+    order_key: str
+    event_id: str | None
+    event_created: int
+    event_type: str | None = None
