@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from merchant_backend.errors import EventRejected
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, inbox, limits
 from merchant_backend.store.inbox_writer import InboxUnavailable, InboxWriter
 from merchant_backend.store.schema import events as events_table
 from merchant_backend.stripe import reconcile as rec
-from merchant_backend.stripe.signature import SignatureRejected
 from merchant_backend.stripe.webhook_event import parse_event
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
@@ -45,7 +45,7 @@ def raw(evt: dict[str, Any]) -> bytes:
 def test_parse_event_refuses_a_value_that_does_not_fit_its_column(
     what: str, type_: str, mutate: Any
 ) -> None:
-    with pytest.raises(SignatureRejected) as caught:
+    with pytest.raises(EventRejected) as caught:
         parse_event(raw(poisoned_event(type_, mutate)))
     assert caught.value.reason == "not_an_event"
     # The message names the field and what is wrong with it, never the value itself.

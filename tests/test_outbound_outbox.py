@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from merchant_backend.stripe.events import HANDLED_EVENTS
 from sqlalchemy import func, select
 
 from merchant_backend.runtime import Runtime
@@ -27,6 +26,7 @@ from merchant_backend.store.schema import (
 from merchant_backend.stripe.payments import sync_payment_intent
 from merchant_backend.sync.handlers import snapshot_of
 from merchant_backend.sync.worker import Worker
+from merchant_backend.vocabulary import HANDLED_EVENTS
 from tests import stripe_factory as sf
 from tests.outbound_support import add_destination, messages, newest_per_object
 from tests.test_sync_properties import deliver, deliveries
