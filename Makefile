@@ -8,6 +8,10 @@ SUM := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # serve` after `make test` installs nothing; `make test` after `make serve` adds the extras.
 RUN_STAMP := $(VENV)/.installed-run-$(SUM)
 STAMP := $(VENV)/.installed-test-$(SUM)
+PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+PYTEST_ARGS ?=
+
+.PHONY: serve test test-sqlite test-postgres lint bench browser wrk clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv $(VENV)
