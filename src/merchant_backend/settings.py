@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # Let destinations point at loopback, private and link-local addresses (never metadata).
     outbound_allow_private: bool = False
 
+    # Days after which applied and ignored events' raw bodies are removed (store/retention.py);
+    # 0 keeps them for ever. `serve` prunes every EVENT_PRUNE_INTERVAL seconds.
+    event_retention_days: int = Field(default=90, ge=0)
+    event_prune_interval: float = Field(default=3600.0, gt=0)
+
     log_level: str = "INFO"
     # JSON lines, or text for a person; unset: text when stderr is a terminal, else JSON.
     log_json: bool | None = None

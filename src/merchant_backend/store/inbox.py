@@ -227,17 +227,23 @@ def mark_failed(
     )
 
 
+class EventPruned(Exception):
+    """The event's body was removed by retention: there is nothing left to apply."""
+
+
 def replay(conn: Connection, merchant_id: str, env: str, event_id: str, at: float) -> bool:
     """Put an event back in line, whatever its state (harmless: applying is idempotent).
 
     A type we do not handle stays ``ignored``: a worker would otherwise mark it ``applied``
-    although it changed nothing.
+    although it changed nothing. False if there is no such event; ``EventPruned`` if retention
+    removed its body.
     """
+    scope = and_(
+        events.c.merchant_id == merchant_id, events.c.env == env, events.c.event_id == event_id
+    )
     result = conn.execute(
         update(events)
-        .where(
-            events.c.merchant_id == merchant_id, events.c.env == env, events.c.event_id == event_id
-        )
+        .where(scope, func.length(events.c.payload) > 0)
         .values(
             state=case((events.c.type.in_(HANDLED_EVENTS), "pending"), else_="ignored"),
             attempts=0,
@@ -246,7 +252,14 @@ def replay(conn: Connection, merchant_id: str, env: str, event_id: str, at: floa
             locked_by=None,
         )
     )
-    return bool(result.rowcount)
+    if result.rowcount:
+        return True
+    if conn.execute(select(events.c.id).where(scope)).first() is not None:
+        raise EventPruned(
+            f"event {event_id}'s body was removed after the retention period "
+            "(MERCHANT_BACKEND_EVENT_RETENTION_DAYS): there is nothing left to replay"
+        )
+    return False
 
 
 @dataclass(frozen=True)
@@ -281,7 +294,9 @@ class InboxEntry:
         if self.state == "failed":
             out["next_attempt_at"] = int(self.next_attempt_at)
         if with_payload and self.payload is not None:
-            out["event"] = orjson.loads(self.payload)
+            # Retention (store/retention.py) empties an old applied or ignored event's body.
+            out["pruned"] = len(self.payload) == 0
+            out["event"] = orjson.loads(self.payload) if self.payload else None
         return out
 
 

@@ -1,0 +1,214 @@
+"""Retention: the raw bodies of applied and ignored events are dropped after a while.
+
+Every event's exact bytes are kept in the inbox until it is applied; after that nobody reads
+them again but the event page, and at a busy merchant's volume they grow the database by
+gigabytes a week. So, once an event is older than the retention period
+(``MERCHANT_BACKEND_EVENT_RETENTION_DAYS``, 90 by default; Stripe itself keeps events 30 days):
+
+- its **payload** (the body) is replaced by an empty one: that is all that is removed;
+- only events in state ``applied`` or ``ignored`` are touched; ``pending``, ``processing``,
+  ``failed`` and ``dead`` ones keep their bodies whatever their age (they may still be applied
+  or replayed);
+- its **row stays**: id, type, ``created``, object, state, attempts, times. So a late duplicate
+  from Stripe is still recognised (200 ``duplicate``, nothing changes), the events list still
+  shows it, and the projections and the per-object history (which never depended on the
+  body) are untouched;
+- such an event shows ``"pruned": true`` and no ``event`` body, and cannot be replayed (there
+  is nothing to apply; after 90 days Stripe no longer has it either).
+
+"Older" means received before the cut-off and not scheduled for processing since (a replay
+or a retry restarts the clock). Pruning walks the candidates in small batches, each its own
+short transaction, in the order of the ``(state, next_attempt_at)`` index, so it never holds
+the database for long and webhooks keep being committed between batches.
+
+The space is reused by new events at once. The files do not shrink by themselves: on SQLite run
+``VACUUM`` (``sqlite3 merchant-backend.db 'VACUUM'``, with the service stopped: it rewrites the
+file) and on PostgreSQL autovacuum makes the space reusable (``VACUUM FULL`` returns it to the
+operating system, under an exclusive lock).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+
+from merchant_backend import logs
+from merchant_backend.clock import now
+from merchant_backend.store import db, outbox
+from merchant_backend.store.schema import events
+
+log = logs.get("merchant_backend.retention")
+
+PRUNABLE_STATES = ("applied", "ignored")
+PRUNED = b""
+DAY = 86400.0
+
+
+def is_pruned(payload: bytes | None) -> bool:
+    """An event body that retention removed (a real body is never empty)."""
+    return payload is not None and len(payload) == 0
+
+
+@dataclass
+class PruneResult:
+    before: float
+    dry_run: bool
+    events: int = 0  # bodies removed (or that would be)
+    bytes: int = 0  # their size
+    outbound_messages: int = 0  # delivered outbound messages removed (issue 10)
+    finished: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "before": int(self.before),
+            "dry_run": self.dry_run,
+            "events": self.events,
+            "bytes": self.bytes,
+            "outbound_messages": self.outbound_messages,
+            "finished": self.finished,
+        }
+
+
+def cutoff(days: float, at: float) -> float:
+    return at - days * DAY
+
+
+def _old(before: float) -> Any:
+    return and_(events.c.next_attempt_at < before, events.c.received_at < before)
+
+
+def count_prunable(conn: Connection, before: float) -> tuple[int, int]:
+    """(events, bytes) whose bodies a prune with this cut-off would remove."""
+    size = func.length(events.c.payload)
+    row = conn.execute(
+        select(func.count(), func.coalesce(func.sum(size), 0)).where(
+            events.c.state.in_(PRUNABLE_STATES), _old(before), size > 0
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    id: int
+    next_attempt_at: float
+    size: int
+
+
+def _candidates(
+    conn: Connection, state: str, before: float, after: tuple[float, int] | None, limit: int
+) -> list[_Candidate]:
+    """The next ``limit`` old events of ``state`` past the keyset cursor ``after``."""
+    query = select(events.c.id, events.c.next_attempt_at, func.length(events.c.payload)).where(
+        events.c.state == state, _old(before)
+    )
+    if after is not None:
+        t, last_id = after
+        query = query.where(
+            or_(
+                events.c.next_attempt_at > t,
+                and_(events.c.next_attempt_at == t, events.c.id > last_id),
+            )
+        )
+    rows = conn.execute(query.order_by(events.c.next_attempt_at, events.c.id).limit(limit)).all()
+    return [_Candidate(r[0], r[1], int(r[2] or 0)) for r in rows]
+
+
+def _clear(conn: Connection, ids: list[int]) -> int:
+    """Remove the bodies; the state is checked again (a replay may have come in between)."""
+    result = conn.execute(
+        update(events)
+        .where(events.c.id.in_(ids), events.c.state.in_(PRUNABLE_STATES))
+        .values(payload=PRUNED)
+    )
+    return int(result.rowcount or 0)
+
+
+Progress = Callable[[PruneResult], None]
+
+
+def prune(
+    engine: Engine,
+    before: float,
+    *,
+    dry_run: bool = False,
+    batch_size: int = 500,
+    pause: Callable[[], bool] | None = None,
+    on_batch: Progress | None = None,
+) -> PruneResult:
+    """Remove the bodies of applied and ignored events older than ``before``, in batches.
+
+    ``pause`` runs between batches (to let ingest in, and to stop: it returns True to stop
+    early, leaving ``finished`` False). ``on_batch`` sees the running totals. Then delivered
+    outbound messages older than ``before`` go too (``store.outbox.prune``, issue 10): the
+    one seam for anything else kept under the same retention.
+    """
+    result = PruneResult(before=before, dry_run=dry_run)
+    if dry_run:
+        with db.read(engine) as conn:
+            result.events, result.bytes = count_prunable(conn, before)
+            result.outbound_messages = outbox.prune(conn, before, dry_run=True)
+        return result
+    for state in PRUNABLE_STATES:
+        cursor: tuple[float, int] | None = None
+        while True:
+            with db.write(engine) as conn:
+                found = _candidates(conn, state, before, cursor, batch_size)
+                if not found:
+                    break
+                cursor = (found[-1].next_attempt_at, found[-1].id)
+                todo = [c for c in found if c.size > 0]
+                if todo:
+                    result.events += _clear(conn, [c.id for c in todo])
+                    result.bytes += sum(c.size for c in todo)
+            if on_batch is not None:
+                on_batch(result)
+            if pause is not None and pause():
+                result.finished = False
+                return result
+    with db.write(engine) as conn:
+        result.outbound_messages = outbox.prune(conn, before)
+    return result
+
+
+class Pruner:
+    """Prunes every ``interval`` seconds, in a thread inside ``serve`` (off when days is 0)."""
+
+    def __init__(
+        self, engine: Engine, days: float, interval: float, *, pause_between: float = 0.05
+    ) -> None:
+        self.engine = engine
+        self.days = days
+        self.interval = interval
+        self.pause_between = pause_between
+        self._stop = threading.Event()
+
+    def run_once(self) -> PruneResult:
+        result = prune(
+            self.engine,
+            cutoff(self.days, now()),
+            pause=lambda: self._stop.wait(self.pause_between),
+        )
+        if result.events or result.outbound_messages:
+            log.info("pruned", **result.as_json())
+        return result
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception as exc:  # the database is away: try again next round
+                log.error("prune failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="event-pruner", daemon=True)
+        thread.start()
+        return thread

@@ -1,0 +1,182 @@
+"""Issue 9, item 6: retention of raw event bodies (store/retention.py).
+
+Only applied and ignored events older than the cut-off lose their bodies; pending, failed and
+dead ones, the projections and the per-object history stay exactly as they were; the rows stay,
+so a late duplicate is still a duplicate; batches are small and ingest goes on between them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from merchant_backend.runtime import Runtime
+from merchant_backend.store import db, inbox, retention
+from merchant_backend.store.schema import events, object_events, stripe_objects
+from merchant_backend.sync.worker import Worker
+from tests import stripe_factory as sf
+from tests.conftest import MerchantCtx
+from tests.test_worker_retry import malformed_event
+from tests.webhook_support import post, post_ok
+
+DAY = 86400.0
+NOW = 1_800_000_000.0
+BEFORE = NOW - 90 * DAY
+
+
+def rows(runtime: Runtime, table: Any) -> list[tuple[Any, ...]]:
+    with runtime.engine.connect() as conn:
+        return sorted((tuple(r) for r in conn.execute(select(table))), key=repr)
+
+
+def age(runtime: Runtime, event_ids: list[str], received_at: float) -> None:
+    """Make events look received (and last scheduled) at ``received_at``."""
+    with db.write(runtime.engine) as conn:
+        conn.execute(
+            update(events)
+            .where(events.c.event_id.in_(event_ids))
+            .values(received_at=received_at, next_attempt_at=received_at)
+        )
+
+
+def set_state(runtime: Runtime, event_id: str, state: str) -> None:
+    with db.write(runtime.engine) as conn:
+        conn.execute(update(events).where(events.c.event_id == event_id).values(state=state))
+
+
+def bodies(runtime: Runtime) -> dict[str, tuple[str, int]]:
+    """event id → (state, body size)."""
+    with runtime.engine.connect() as conn:
+        return {
+            r.event_id: (r.state, len(r.payload))
+            for r in conn.execute(select(events.c.event_id, events.c.state, events.c.payload))
+        }
+
+
+@pytest.fixture
+def inbox_of_all_kinds(
+    client: TestClient, runtime: Runtime, connected: MerchantCtx, worker: Worker
+) -> dict[str, dict[str, Any]]:
+    """Old events in every state, and recent applied ones."""
+    made = {
+        "applied": [sf.event("payment_intent.created", sf.payment_intent()) for _ in range(5)],
+        "ignored": [sf.event("charge.succeeded", sf.obj("charge")) for _ in range(3)],
+        "failed": [malformed_event()],
+        "recent": [sf.event("customer.updated", sf.obj("customer")) for _ in range(2)],
+    }
+    for group in made.values():
+        for evt in group:
+            post_ok(client, connected.id, evt)
+    worker.drain()
+    pending = sf.event("payment_intent.created", sf.payment_intent())
+    dead = sf.event("payment_intent.created", sf.payment_intent())
+    for evt in (pending, dead):
+        post_ok(client, connected.id, evt)
+    set_state(runtime, dead["id"], "dead")
+    made["pending"], made["dead"] = [pending], [dead]
+    old = [e["id"] for k, group in made.items() if k != "recent" for e in group]
+    age(runtime, old, BEFORE - 10 * DAY)
+    age(runtime, [e["id"] for e in made["recent"]], NOW - DAY)
+    return {e["id"]: e for group in made.values() for e in group} | {
+        f"group:{k}": {"ids": [e["id"] for e in g]} for k, g in made.items()
+    }
+
+
+def ids(made: dict[str, Any], group: str) -> list[str]:
+    return list(made[f"group:{group}"]["ids"])
+
+
+def test_only_old_applied_and_ignored_bodies_go_and_nothing_else_changes(
+    runtime: Runtime, inbox_of_all_kinds: dict[str, Any]
+) -> None:
+    made = inbox_of_all_kinds
+    before = bodies(runtime)
+    projections, history = rows(runtime, stripe_objects), rows(runtime, object_events)
+    prunable = ids(made, "applied") + ids(made, "ignored")
+    expected_bytes = sum(before[i][1] for i in prunable)
+
+    dry = retention.prune(runtime.engine, BEFORE, dry_run=True)
+    assert (dry.events, dry.bytes) == (len(prunable), expected_bytes)
+    assert bodies(runtime) == before  # a dry run changes nothing
+
+    done = retention.prune(runtime.engine, BEFORE)
+    assert (done.events, done.bytes, done.finished) == (len(prunable), expected_bytes, True)
+    after = bodies(runtime)
+    for event_id, (state, size) in before.items():
+        if event_id in prunable:
+            assert after[event_id] == (state, 0)
+        else:
+            assert after[event_id] == (state, size) and size > 0
+    assert {before[i][0] for i in prunable} == {"applied", "ignored"}
+    assert rows(runtime, stripe_objects) == projections
+    assert rows(runtime, object_events) == history
+    # Again: nothing left to do.
+    again = retention.prune(runtime.engine, BEFORE)
+    assert (again.events, again.bytes) == (0, 0)
+    assert retention.prune(runtime.engine, BEFORE, dry_run=True).events == 0
+
+
+def test_a_duplicate_after_pruning_is_still_a_duplicate_and_changes_nothing(
+    client: TestClient, runtime: Runtime, connected: MerchantCtx, inbox_of_all_kinds: dict[str, Any]
+) -> None:
+    made = inbox_of_all_kinds
+    retention.prune(runtime.engine, BEFORE)
+    state = (bodies(runtime), rows(runtime, stripe_objects), rows(runtime, object_events))
+    for event_id in ids(made, "applied") + ids(made, "ignored"):
+        r = post(client, connected.id, made[event_id])
+        assert r.status_code == 200 and r.json()["duplicate"] is True, r.text
+    assert (bodies(runtime), rows(runtime, stripe_objects), rows(runtime, object_events)) == state
+
+
+def test_a_pruned_event_reads_as_pruned_and_cannot_be_replayed(
+    client: TestClient, runtime: Runtime, connected: MerchantCtx, inbox_of_all_kinds: dict[str, Any]
+) -> None:
+    made = inbox_of_all_kinds
+    retention.prune(runtime.engine, BEFORE)
+    pruned, kept = ids(made, "applied")[0], ids(made, "recent")[0]
+    base = f"/api/v1/merchants/{connected.id}/stage/events"
+    got = client.get(f"{base}/{pruned}", headers=connected.auth).json()
+    assert (got["state"], got["pruned"], got["event"]) == ("applied", True, None)
+    got = client.get(f"{base}/{kept}", headers=connected.auth).json()
+    assert (got["pruned"], got["event"]["id"]) == (False, kept)
+    with db.write(runtime.engine) as conn, pytest.raises(inbox.EventPruned):
+        inbox.replay(conn, connected.id, "stage", pruned, NOW)
+    with db.write(runtime.engine) as conn:
+        assert inbox.replay(conn, connected.id, "stage", kept, NOW) is True
+        assert inbox.replay(conn, connected.id, "stage", "evt_nothere", NOW) is False
+
+
+def test_small_batches_let_webhooks_in_between_and_an_interrupted_run_resumes(
+    client: TestClient, runtime: Runtime, connected: MerchantCtx, inbox_of_all_kinds: dict[str, Any]
+) -> None:
+    made = inbox_of_all_kinds
+    total = len(ids(made, "applied") + ids(made, "ignored"))
+    seen: list[int] = []
+    between: list[int] = []
+
+    def pause() -> bool:
+        # Between two batches no transaction is open: a webhook commits at once.
+        evt = sf.event("payment_intent.created", sf.payment_intent())
+        between.append(post(client, connected.id, evt).status_code)
+        return len(seen) == 2  # stop after the second batch
+
+    first = retention.prune(
+        runtime.engine, BEFORE, batch_size=2, pause=pause, on_batch=lambda r: seen.append(r.events)
+    )
+    assert seen == [2, 4] and not first.finished and between == [200, 200]
+    rest = retention.prune(runtime.engine, BEFORE, batch_size=2)
+    assert first.events + rest.events == total and rest.finished
+
+
+def test_the_pruner_of_serve_uses_the_retention_days(
+    runtime: Runtime, inbox_of_all_kinds: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "now", lambda: NOW)
+    made = inbox_of_all_kinds
+    # 120 days: the old events (100 days) are not old enough yet.
+    assert retention.Pruner(runtime.engine, 120, 3600).run_once().events == 0
+    result = retention.Pruner(runtime.engine, 90, 3600).run_once()
+    assert result.events == len(ids(made, "applied") + ids(made, "ignored"))
