@@ -19,7 +19,7 @@ from types import FrameType
 
 import psycopg
 
-from bench import ingest, pg, processing, wrk
+from bench import ingest, pg, processing, retention, wrk
 from bench.procs import Children
 
 TARGET_RATIO = 0.5
@@ -145,6 +145,24 @@ def bench_processing(children: Children, tmp: Path, args: argparse.Namespace, us
     print(f"  target: >= {TARGET_EVENTS_S:.0f} events/s on SQLite (shown, not enforced)")
 
 
+def bench_retention(tmp: Path, args: argparse.Namespace, use_pg: bool) -> None:
+    print(
+        f"\n== Retention: {args.retention_events} applied events 100 days old, bodies pruned "
+        "(store/retention.py); sizes per 100,000 events =="
+    )
+    for label in ("SQLite", "PostgreSQL"):
+        if label == "PostgreSQL" and not use_pg:
+            continue
+        with (
+            contextlib.nullcontext(f"sqlite:///{tmp / 'retention.db'}")
+            if label == "SQLite"
+            else pg.database()
+        ) as url:
+            figures = retention.run_case(label, url, args.retention_events)
+        for line in retention.report(figures):
+            print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=30_000, help="events per ingest run")
@@ -152,14 +170,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3_000, help="events sent before the runs")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--events", type=int, default=30_000, help="events per processing run")
-    parser.add_argument("--only", choices=["ingest", "processing"])
+    parser.add_argument(
+        "--retention-events", type=int, default=100_000, help="events in the retention run"
+    )
+    parser.add_argument("--only", choices=["ingest", "processing", "retention"])
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
 
     # Ctrl-C and kill both end in the cleanup below (also when started with SIGINT ignored).
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    if not wrk.available() and args.only != "processing":
+    if not wrk.available() and args.only in (None, "ingest"):
         sys.exit("wrk is not installed: run 'make bench' (it installs it) or apt-get install wrk")
     use_pg = not args.no_postgres and pg.reachable()
     print("merchant-backend benchmark")
@@ -170,10 +191,12 @@ def main() -> None:
         tmp = Path(tmpdir)
         children = Children(tmp)
         try:
-            if args.only != "processing":
+            if args.only in (None, "ingest"):
                 bench_ingest(children, tmp, args, use_pg)
-            if args.only != "ingest":
+            if args.only in (None, "processing"):
                 bench_processing(children, tmp, args, use_pg)
+            if args.only in (None, "retention"):
+                bench_retention(tmp, args, use_pg)
         except KeyboardInterrupt:
             print("\ninterrupted: stopping servers, dropping databases", file=sys.stderr)
             raise SystemExit(130) from None

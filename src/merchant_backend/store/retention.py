@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 
 from merchant_backend import logs
 from merchant_backend.clock import now
@@ -120,12 +120,23 @@ def _candidates(
 
 def _clear(conn: Connection, ids: list[int]) -> int:
     """Remove the bodies; the state is checked again (a replay may have come in between)."""
-    result = conn.execute(
-        update(events)
-        .where(events.c.id.in_(ids), events.c.state.in_(PRUNABLE_STATES))
-        .values(payload=PRUNED)
-    )
-    return int(result.rowcount or 0)
+    where = and_(events.c.id.in_(ids), events.c.state.in_(PRUNABLE_STATES))
+    if conn.dialect.name != "sqlite":
+        # PostgreSQL writes new, small row versions; (auto)vacuum makes the old ones' space
+        # reusable by any new row.
+        return int(conn.execute(update(events).where(where).values(payload=PRUNED)).rowcount or 0)
+    # SQLite never rebalances a page when an UPDATE shrinks its rows, and new events (higher
+    # rowids) never land on those pages: the freed bytes would wait for a VACUUM. Deleting the
+    # rows does rebalance (emptied pages go to the free list, reused by new events at once);
+    # putting them back, same id and all, without the body, takes little room. One transaction:
+    # no reader ever sees them missing.
+    kept = [c for c in events.c if c.name != "payload"]
+    rows = [dict(r._mapping) for r in conn.execute(select(*kept).where(where))]
+    if not rows:
+        return 0
+    conn.execute(delete(events).where(events.c.id.in_([r["id"] for r in rows])))
+    conn.execute(insert(events), [{**r, "payload": PRUNED} for r in rows])
+    return len(rows)
 
 
 Progress = Callable[[PruneResult], None]
