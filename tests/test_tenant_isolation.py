@@ -8,8 +8,10 @@ and is applied; every one of A's is refused alone with 400 and a reason.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -213,3 +215,57 @@ def test_a_flood_of_poisoned_events_never_fails_another_merchants_webhooks(
     )
     assert set(projection(rt.engine, b.id)) == {evt["data"]["object"]["id"] for evt in good}
     assert states(rt.engine, a.id) == {}
+
+
+def _raw_request(base: str, head: bytes, timeout: float = 30.0) -> bytes:
+    """Send ``head`` on a raw socket (no client library would send such a thing); the reply."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        # The server may close as soon as it has answered.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("what", "head"),
+    [
+        (
+            "a 32 MiB header",
+            b"POST /webhooks/stripe/mer_x/stage HTTP/1.1\r\nHost: t\r\nX-Big: "
+            + b"a" * (32 * 1024 * 1024)
+            + b"\r\nContent-Length: 2\r\n\r\n{}",
+        ),
+        (
+            "a 1 MiB request line",
+            b"GET /healthz?" + b"q" * (1024 * 1024) + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+        ),
+        (
+            "many small headers",
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + b"X-A: b\r\n" * 20_000 + b"\r\n",
+        ),
+    ],
+)
+def test_request_line_and_headers_are_bounded_before_any_body_is_read(
+    serve: tuple[str, Runtime], what: str, head: bytes
+) -> None:
+    base, _rt = serve
+    reply = _raw_request(base, head)
+    status = reply.split(b"\r\n", 1)[0]
+    assert status.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), (what, reply[:300])
+    # The server is still there for everyone else.
+    assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+    # A normal request with the largest head we accept still goes through.
+    ok = _raw_request(
+        base,
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Fill: "
+        + b"f" * 30_000
+        + b"\r\nConnection: close\r\n\r\n",
+    )
+    assert ok.startswith(b"HTTP/1.1 200"), ok[:300]

@@ -263,10 +263,14 @@ def migrate() -> None:
 
 def uvicorn_options() -> dict[str, Any]:
     """How ``serve`` runs uvicorn; the benchmark's bare endpoint uses the same."""
+    from merchant_backend.http_limits import uvicorn_http_options
+
     return {
         "log_config": None,
         "access_log": False,
         "server_header": False,
+        # 431 for a request line and headers past 64 KiB, before any body is read (issue 9).
+        **uvicorn_http_options(),
     }
 
 
