@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from merchant_backend.asgi import create_app
 
+from merchant_backend.asgi import create_app
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
 from merchant_backend.stripe.client import insecure_base_problem

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# uvicorn[standard] (a dependency) brings httptools.
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
 MAX_HEAD_BYTES = 64 * 1024
 
 _BODY = b"request line and headers are too large\n"
@@ -29,45 +32,35 @@ _RESPONSE_431 = b"".join(
     ]
 )
 
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # pragma: no cover - uvicorn[standard] installs httptools
-    HttpToolsProtocol = None
-
 
 def uvicorn_http_options() -> dict[str, Any]:
     """The ``uvicorn.run``/``Config`` options that bound the request head."""
-    options: dict[str, Any] = {"h11_max_incomplete_event_size": MAX_HEAD_BYTES}
-    if HttpToolsProtocol is not None:
-        options["http"] = BoundedHttpToolsProtocol
-    return options
+    return {"http": BoundedHttpToolsProtocol, "h11_max_incomplete_event_size": MAX_HEAD_BYTES}
 
 
-if HttpToolsProtocol is not None:
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a bound on the request line and headers."""
 
-    class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc, valid-type]
-        """uvicorn's httptools protocol with a bound on the request line and headers."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._in_head = True
-            self._head_bytes = 0
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
 
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._in_head = True
-            self._head_bytes = 0
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
 
-        def on_headers_complete(self) -> None:
-            self._in_head = False
-            super().on_headers_complete()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if not self._in_head or self.transport.is_closing():
-                return
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self.logger.warning("request head too large: answered 431")
-                self.transport.write(_RESPONSE_431)
-                self.transport.close()
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self._in_head or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self.logger.warning("request head too large: answered 431")
+            self.transport.write(_RESPONSE_431)
+            self.transport.close()
