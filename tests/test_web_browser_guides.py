@@ -110,3 +110,80 @@ def _reject(site: Live, merchant_id: str, times: int) -> None:
             timeout=10,
         )
         assert r.status_code == 400
+
+
+def test_the_connection_page_shows_the_rejections_the_overview_counts(
+    site: Live, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    m = make_merchant(site.rt, "Rejection Shop")
+    add_data_set(site.rt, m.id, "stage")
+    _reject(site, m.id, 3)
+    sign_in(page, site, m.token)
+    overview = page.locator("article", has_text="Rejected deliveries (24 h)")
+    expect(overview.locator(".big")).to_have_text("3")
+    page.get_by_role("link", name="Stripe connection").first.click()
+    shown = page.locator("#webhook-rejections")
+    expect(shown).to_contain_text("Rejected deliveries (24 h): 3")
+    expect(shown).to_contain_text("bad signature: 3")
+    expect(shown).to_contain_text("paste it in the data set above")
+    shown.scroll_into_view_if_needed()
+    shot(page, "guides-stripe-rejections")
+
+
+def test_the_live_page_warns_that_stripe_needs_https(site: Live, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    m = make_merchant(site.rt, "Live Shop")
+    add_data_set(site.rt, m.id, "live")
+    sign_in(page, site, m.token)
+    page.goto(f"{site.url}/m/{m.id}/live/stripe")
+    warning = page.locator("#live-url-warning")
+    expect(warning).to_contain_text("Stripe will not send live webhooks to this URL")
+    expect(warning).to_contain_text("MERCHANT_BACKEND_PUBLIC_URL=https://")
+    expect(warning).to_contain_text(site.url)  # the http:// address it has now
+    warning.scroll_into_view_if_needed()
+    shot(page, "guides-live-https-warning")
+    # Stage has no such warning: Stripe's test mode may deliver to anything it can reach.
+    page.goto(f"{site.url}/m/{m.id}/stage/stripe")
+    expect(page.locator("#live-url-warning")).to_have_count(0)
+
+
+def test_actions_redirect_so_a_reload_repeats_nothing(site: Live, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    m = make_merchant(site.rt, "Reload Shop")
+    add_data_set(site.rt, m.id, "stage", account_id=ACCOUNT)
+    site.fake.add_key(SECRET_KEY, ACCOUNT)
+    sign_in(page, site, m.token)
+    stripe_page = f"{site.url}/m/{m.id}/stage/stripe"
+    page.goto(stripe_page)
+
+    # Create the webhook: what Stripe did is said once, on the page the redirect leads to.
+    page.get_by_role("button", name="Create webhook in Stripe").click()
+    expect(page.locator(".notice")).to_contain_text("Created webhook endpoint")
+    assert page.url.split("#", 1)[0] == stripe_page
+    asked = len(site.fake.requests)
+    page.reload()
+    expect(page.locator(".notice")).to_have_count(0)
+    assert len(site.fake.requests) == asked  # the reload sent nothing to Stripe
+
+    # Verify against a Stripe that answers 404 (a wrong API base): the failure is reported
+    # and stored; a reload shows the stored report and asks Stripe nothing.
+    site.fake.fail_next(404, {"detail": "Not Found"})
+    page.get_by_role("button", name="Verify connection").click()
+    expect(page.locator(".problem")).to_contain_text("Verifying did not finish")
+    report = page.locator("#verify-report")
+    expect(report).to_contain_text("answered HTTP 404")
+    expect(report).to_contain_text("MERCHANT_BACKEND_STRIPE_API_BASE may be wrong")
+    expect(report).to_contain_text(site.fake.url)
+    expect(page.get_by_role("region", name="Connection status")).to_contain_text(
+        "answered HTTP 404"
+    )
+    shot(page, "guides-verify-404")
+    asked = len(site.fake.requests)
+    page.reload()
+    expect(page.locator(".problem")).to_have_count(0)
+    expect(report).to_contain_text("answered HTTP 404")
+    assert len(site.fake.requests) == asked

@@ -13,15 +13,13 @@ from merchant_backend import logs
 from merchant_backend.errors import FieldError, InvalidInput
 from merchant_backend.store import datasets, db
 from merchant_backend.web import action_forms
-from merchant_backend.web.pages_data import render_events
 from merchant_backend.web.pages_stripe import (
-    failure_status,
     needs_data_set,
     problem_text,
     render,
     stored_of,
 )
-from merchant_backend.web.render import WebRoute, not_found, redirect
+from merchant_backend.web.render import WebRoute, not_found, redirect, redirect_with
 from merchant_backend.web.session import MerchantPage, merchant_form
 
 log = logs.get("merchant_backend.web")
@@ -122,12 +120,11 @@ def reconcile(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Re
         log.info("web reconcile paused", merchant_id=mp.merchant.id, env=mp.env)
     except Exception as exc:
         text = problem_text(exc, "reconcile", mp)
-        return render_events(
+        # To the events page with the message: reloading it does not fetch again.
+        return redirect_with(
             request,
-            mp,
-            {},
+            f"{mp.base}/events",
+            mp.session.csrf_token,
             problem=f"Fetching missed events did not finish: {text}",
-            # 409 when another run holds the data set; Stripe's own trouble keeps its status.
-            status_code=failure_status(exc),
         )
     return redirect(f"{mp.base}/events?reconciled=1")

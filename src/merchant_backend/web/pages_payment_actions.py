@@ -19,9 +19,8 @@ from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.stripe.payments import NewPayment
 from merchant_backend.web import action_forms
 from merchant_backend.web.layout import merchant_frame
-from merchant_backend.web.pages_data import render_payment
 from merchant_backend.web.pages_stripe import failure_status, needs_data_set, problem_text
-from merchant_backend.web.render import WebRoute, not_found, page, redirect
+from merchant_backend.web.render import WebRoute, not_found, page, redirect, redirect_with
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
 
 log = logs.get("merchant_backend.web")
@@ -173,12 +172,12 @@ def _act(
     except Exception as exc:
         text = problem_text(exc, action, mp)
         what = "captured" if action == "capture" else "canceled"
-        return render_payment(
+        # To the payment's page with the message: reloading it does not ask Stripe again.
+        return redirect_with(
             request,
-            mp,
-            payment_id,
+            f"{mp.base}/payments/{payment_id}",
+            mp.session.csrf_token,
             problem=f"The payment was not {what}: {text}",
-            status_code=failure_status(exc),
         )
     done = "captured" if action == "capture" else "canceled"
     log.info(f"web payment {done}", merchant_id=mp.merchant.id, env=mp.env, payment_id=payment_id)

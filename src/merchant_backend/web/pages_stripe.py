@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs
+from merchant_backend import clock
 from merchant_backend.errors import Conflict, DomainError, FieldError, InvalidInput
-from merchant_backend.store import datasets, db
+from merchant_backend.store import datasets, db, rejections
 from merchant_backend.store.datasets import StoredDataSet, webhook_url
 from merchant_backend.vocabulary import EVENT_DESCRIPTIONS, HANDLED_EVENTS
 from merchant_backend.web import stripe_form
 from merchant_backend.web.layout import merchant_frame
-from merchant_backend.web.render import WebError, WebRoute, page, redirect
+from merchant_backend.web.render import WebError, WebRoute, page, redirect, redirect_with
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
 
 log = logs.get("merchant_backend.web")
@@ -45,17 +46,27 @@ def render(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
+    from merchant_backend.stripe.provision import live_url_problem
+
+    url = webhook_url(mp.rt.settings.public_url, mp.merchant.id, mp.env)
+    with db.read(mp.rt.engine) as conn:
+        rejected = rejections.count_since(conn, mp.merchant.id, mp.env, clock.now() - 86400)
     context = merchant_frame(
         mp,
         "/stripe",
         title=f"Stripe connection · {mp.env}",
+        # Live webhooks go only to a public https:// address: say so before it is copied.
+        url_problem=live_url_problem(url) if mp.env == "live" else None,
+        public_url=mp.rt.settings.public_url,
+        rejected=rejected,
+        rejected_total=sum(rejected.values()),
         stored=stored,
         fields=stripe_form.fields(mp.env, stored, submitted, errors),
         errors=errors or [],
         health=stored.health() if stored else None,
         report=stored.verify_report if stored else None,
         stale=stripe_form.report_is_stale(stored),
-        webhook_url=webhook_url(mp.rt.settings.public_url, mp.merchant.id, mp.env),
+        webhook_url=url,
         events=[(e, EVENT_DESCRIPTIONS[e]) for e in HANDLED_EVENTS],
         notice=notice,
         problem=problem,
@@ -83,22 +94,25 @@ def stripe_page(
 @router.post("/m/{merchant_id}/{env}/stripe")
 def save_data_set(
     request: Request,
-    account_id: str = Form(""),
-    publishable_key: str = Form(""),
-    secret_key: str = Form(""),
-    webhook_signing_secret: str = Form(""),
+    account_id: str | None = Form(None),
+    publishable_key: str | None = Form(None),
+    secret_key: str | None = Form(None),
+    webhook_signing_secret: str | None = Form(None),
     mp: MerchantPage = Depends(merchant_form),
 ) -> Response:
-    form = {
+    """Only the fields the form sends change (a field left out keeps its stored value, an empty
+    secret too); the data set after the change is validated as a whole."""
+    sent = {
         "account_id": account_id,
         "publishable_key": publishable_key,
         "secret_key": secret_key,
         "webhook_signing_secret": webhook_signing_secret,
     }
+    form = {k: v for k, v in sent.items() if v is not None}
     data = stripe_form.to_input(form)
     try:
         with db.write(mp.rt.engine) as conn:
-            datasets.save(conn, mp.rt.keys.get(), mp.merchant.id, mp.env, data)
+            datasets.save(conn, mp.rt.keys.get(), mp.merchant.id, mp.env, data, partial=True)
     except InvalidInput as exc:
         shown = {k: v.strip() for k, v in form.items() if k not in stripe_form.SECRET_FIELDS}
         return render(
@@ -150,17 +164,16 @@ def failure_status(exc: Exception) -> int:
 
 
 def _failed(
-    request: Request, mp: MerchantPage, exc: Exception, what: str, headline: str
+    request: Request, mp: MerchantPage, exc: Exception, what: str, headline: str, anchor: str
 ) -> Response:
-    """The Stripe page again, saying what went wrong (called inside the ``except``)."""
+    """Back to the Stripe page, which says what went wrong (called inside the ``except``).
+
+    A redirect, not the page itself: reloading it must not ask Stripe again. A Stripe failure
+    of verify or provision is also in the stored report the page shows.
+    """
     problem = problem_text(exc, what, mp)
-    return render(
-        request,
-        mp,
-        stored_of(mp),
-        problem=f"{headline}: {problem}",
-        status_code=failure_status(exc),
-    )
+    target = f"{mp.base}/stripe#{anchor}"
+    return redirect_with(request, target, mp.session.csrf_token, problem=f"{headline}: {problem}")
 
 
 @router.post("/m/{merchant_id}/{env}/stripe/verify")
@@ -171,7 +184,7 @@ def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Respo
     try:
         report: dict[str, Any] = verify_connection(mp.rt, mp.merchant.id, mp.env)
     except Exception as exc:
-        return _failed(request, mp, exc, "verify", "Verifying did not finish")
+        return _failed(request, mp, exc, "verify", "Verifying did not finish", "verify-report")
     log.info("web verify", merchant_id=mp.merchant.id, env=mp.env, status=report.get("status"))
     # verify_connection stores the report: the page shows the stored one.
     return redirect(f"{mp.base}/stripe?done=verified#verify-report")
@@ -185,10 +198,16 @@ def create_webhook(request: Request, mp: MerchantPage = Depends(merchant_form)) 
     try:
         result = provision_webhook(mp.rt, mp.merchant.id, mp.env)
     except Exception as exc:
-        return _failed(request, mp, exc, "webhook", "The webhook could not be set up")
+        request.app.state.secret_cache.invalidate(mp.merchant.id, mp.env)
+        return _failed(request, mp, exc, "webhook", "The webhook could not be set up", "webhook-h")
     request.app.state.secret_cache.invalidate(mp.merchant.id, mp.env)
     log.info("web webhook", merchant_id=mp.merchant.id, env=mp.env, action=result.get("action"))
-    # Shown at once rather than after a redirect: the message says what Stripe did (created,
-    # completed, or found it complete) and what is left to do, which a fixed text cannot.
+    # The message says what Stripe did (created, completed, or found it complete) and what is
+    # left to do, which a fixed text cannot: it goes along with the redirect.
     message = str(result.get("message") or NOTICES["webhook"])
-    return render(request, mp, stored_of(mp), notice=message[:1].upper() + message[1:])
+    return redirect_with(
+        request,
+        f"{mp.base}/stripe#webhook-h",
+        mp.session.csrf_token,
+        notice=message[:1].upper() + message[1:],
+    )

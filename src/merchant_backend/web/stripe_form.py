@@ -98,8 +98,10 @@ def fields(
 
 
 def to_input(form: dict[str, str]) -> DataSetInput:
-    """Pasted values lose surrounding blanks; an empty secret keeps the stored one."""
-    clean = {k: form.get(k, "").strip() for k in FIELD_NAMES}
+    """Pasted values lose surrounding blanks; an empty secret keeps the stored one, and so
+    does any field the form did not send (None: a partial change). An emptied account id or
+    publishable key stays empty, to be refused as missing."""
+    clean = {k: form[k].strip() if k in form else None for k in FIELD_NAMES}
     return DataSetInput(
         account_id=clean["account_id"],
         publishable_key=clean["publishable_key"],
