@@ -29,7 +29,20 @@ def principal(request: Request, rt: Runtime = Depends(runtime)) -> Principal:
     return found
 
 
-def admin(p: Principal = Depends(principal)) -> Principal:
+def admin_api_on(rt: Runtime = Depends(runtime)) -> None:
+    """Refuse before the token is looked at: with no admin token set, none can be right."""
+    if rt.settings.admin_token is None:
+        raise ApiError(
+            403,
+            "admin_api_off",
+            "the admin API is off: set MERCHANT_BACKEND_ADMIN_TOKEN (in the environment or "
+            "./merchant-backend.env) and restart the service",
+        )
+
+
+def admin(
+    _on: None = Depends(admin_api_on), p: Principal = Depends(principal)
+) -> Principal:
     if not p.is_admin:
         raise ApiError(403, "forbidden", "this needs the operator's admin token")
     return p

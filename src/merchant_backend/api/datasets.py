@@ -1,4 +1,11 @@
-"""The Stripe data set of a merchant and environment: show (masked), replace, delete."""
+"""The Stripe data set of a merchant and environment: show (masked), store, change, delete.
+
+PUT stores the data set (create or replace): the account id and publishable key are the data
+set and must be sent; secrets left out keep their stored values (they cannot be read back to
+resend). PATCH changes only the fields sent, on a data set that exists. Either way the data
+set as it would be after the change is validated as a whole, and a refused change stores
+nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from merchant_backend.api.auth import merchant_access, runtime
-from merchant_backend.api.errors import not_found
+from merchant_backend.api.errors import ApiError, not_found
 from merchant_backend.runtime import Runtime
 from merchant_backend.services.inputs import DataSetBody
 from merchant_backend.store import datasets, db
@@ -50,6 +57,38 @@ def put_data_set(
     ring = rt.keys.get()
     with db.write(rt.engine) as conn:
         stored = datasets.save(conn, ring, merchant_id, env, data)
+    request.app.state.secret_cache.invalidate(merchant_id, env)
+    return _shown(rt, stored)
+
+
+@router.patch("/{env}")
+def patch_data_set(
+    request: Request,
+    env: EnvPath,
+    body: DataSetBody,
+    merchant_id: str = Depends(merchant_access),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """Change only the fields sent; the others keep their stored values."""
+    nulls = [name for name in body.model_fields_set if getattr(body, name) is None]
+    if nulls:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{nulls[0]} is null: leave a field out to keep its stored value",
+            nulls[0],
+        )
+    data = DataSetInput(
+        account_id=body.account_id,
+        publishable_key=body.publishable_key,
+        secret_key=body.secret_key,
+        webhook_signing_secret=body.webhook_signing_secret,
+    )
+    ring = rt.keys.get()
+    with db.write(rt.engine) as conn:
+        if datasets.get(conn, merchant_id, env) is None:
+            raise not_found(f"no {env} data set for this merchant yet: store one with PUT")
+        stored = datasets.save(conn, ring, merchant_id, env, data, partial=True)
     request.app.state.secret_cache.invalidate(merchant_id, env)
     return _shown(rt, stored)
 

@@ -85,12 +85,13 @@ def sign_in(
     principal = authenticate(rt, token) if token else None
     if principal is None:
         log.info("web sign-in refused")
-        return _sign_in_form(
-            request,
-            next_path=next_path,
-            error="That token is not valid. Paste the merchant's API token or the admin token.",
-            status_code=401,
-        )
+        error = "That token is not valid. Paste the merchant's API token or the admin token."
+        if rt.settings.admin_token is None:
+            error = (
+                "That token is not valid. Paste the merchant's API token (the admin sign-in is "
+                "off: set MERCHANT_BACKEND_ADMIN_TOKEN to use it)."
+            )
+        return _sign_in_form(request, next_path=next_path, error=error, status_code=401)
     old = request.cookies.get(sess.session_cookie(rt))
     with db.write(rt.engine) as conn:
         if old:
