@@ -46,7 +46,7 @@ def test_later_starts_and_an_admin_token() -> None:
     assert "created just now" not in shown
     assert "No merchant yet" not in shown and "3 merchant(s)" in shown
     assert "The admin API is on" in shown
-    assert "webhooks to https://shop.example/webhooks/" in shown
+    assert "Webhook URLs for Stripe start with https://shop.example" in shown
     assert "live mode needs" not in shown
 
 

@@ -22,7 +22,7 @@ import sqlalchemy.exc
 import typer
 from typer.core import TyperGroup
 
-from merchant_backend import cli_output, clock, config_report, logs
+from merchant_backend import cli_output, clock, config_report, logs, serve_guide
 from merchant_backend import settings as settings_module
 from merchant_backend.crypto import MasterKeyError, generate_key, parse_keys, write_key_file
 from merchant_backend.errors import Conflict, InvalidInput, NotFound
@@ -286,9 +286,16 @@ def serve(
     """Run the HTTP service (with the event worker in-process unless --no-worker)."""
     import uvicorn
 
+    found = settings_module.config_file()
     with runtime() as rt:
+        key_existed = Path(rt.settings.master_key_file).exists()
         upgrade(rt.engine)
         rt.keys.get()  # fail now, not on the first request, if the key is unusable
+        # Once it answers: the address, the first merchant, the master key and its backup.
+        url = serve_guide.browser_url(host, port)
+        serve_guide.announce_when_ready(
+            url, serve_guide.facts(rt, found, url, key_existed=key_existed)
+        )
     # The app is built by its factory (merchant_backend.asgi), not here: the CLI is an adapter
     # beside the API and the web pages and imports neither.
     os.environ[SERVE_NO_WORKER_ENV] = "1" if no_worker else "0"

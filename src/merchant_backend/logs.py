@@ -103,6 +103,8 @@ def setup(level: str = "INFO", json: bool | None = True) -> None:
     # The Stripe SDK logs two INFO lines per request: debugging detail, not news.
     debug = level.upper() == "DEBUG"
     logging.getLogger("stripe").setLevel(logging.DEBUG if debug else logging.WARNING)
+    # httpx logs every request at INFO (serve's own readiness probe, outbound deliveries).
+    logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def get(name: str) -> Any:

@@ -48,9 +48,10 @@ def cli_name(argv0: str | None = None, cwd: Path | None = None) -> str:
     if on_path and Path(on_path).resolve() == program.resolve():
         return program.name
     try:
-        return os.path.relpath(program.absolute(), cwd or Path.cwd())
+        relative = os.path.relpath(program.absolute(), cwd or Path.cwd())
     except ValueError:
-        return str(program)
+        relative = ".."
+    return str(program.absolute()) if relative.startswith("..") else relative
 
 
 def settings_from(found: ConfigFile) -> str:

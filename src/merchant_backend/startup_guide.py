@@ -80,7 +80,10 @@ def text(f: Facts) -> str:
             "./merchant-backend.env) to create merchants over the API or the web pages."
         )
     if f.public_url.rstrip("/") != f.url.rstrip("/"):
-        lines.append(f"Stripe is told to send webhooks to {f.public_url.rstrip('/')}/webhooks/…")
+        lines.append(
+            f"Webhook URLs for Stripe start with {f.public_url.rstrip('/')} "
+            "(MERCHANT_BACKEND_PUBLIC_URL), not this address: set it if that is wrong."
+        )
     elif not f.public_url.startswith("https://"):
         lines.append(
             "Stripe's live mode needs a public https:// address for webhooks: set "
