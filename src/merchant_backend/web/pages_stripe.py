@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
-from merchant_backend import logs
-from merchant_backend import clock
+from merchant_backend import clock, logs
 from merchant_backend.errors import Conflict, DomainError, FieldError, InvalidInput
 from merchant_backend.store import datasets, db, rejections
 from merchant_backend.store.datasets import StoredDataSet, webhook_url
