@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from merchant_backend.api.app import create_app
 
+from merchant_backend.asgi import create_app
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY, SIGNING_SECRET, MerchantCtx
