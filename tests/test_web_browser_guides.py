@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from merchant_backend.store import db, rejections
 from tests import stripe_factory as sf
 from tests.conftest import SECRET_KEY, add_data_set, make_merchant
-from tests.stripe_helpers import ACCOUNT
+from tests.stripe_helpers import ACCOUNT, wait_for
 from tests.test_web_browser import (  # noqa: F401  (fixtures)
     Live,
     browser,
@@ -120,6 +121,15 @@ def test_the_connection_page_shows_the_rejections_the_overview_counts(
     m = make_merchant(site.rt, "Rejection Shop")
     add_data_set(site.rt, m.id, "stage")
     _reject(site, m.id, 3)
+
+    def counted() -> bool:
+        # The inbox writer counts rejections in memory and writes them with its next commit.
+        with db.read(site.rt.engine) as conn:
+            return rejections.count_since(conn, m.id, "stage", time.time() - 3600) == {
+                "bad_signature": 3
+            }
+
+    wait_for("the 3 rejections to be counted", counted)
     sign_in(page, site, m.token)
     overview = page.locator("article", has_text="Rejected deliveries (24 h)")
     expect(overview.locator(".big")).to_have_text("3")
