@@ -351,7 +351,7 @@ def test_new_payment_is_created_and_confirmed_once_even_when_sent_twice(
     assert create.form["description"] == ["Order 7"]
     assert create.headers["idempotency-key"] == data["idempotency_key"]
     shown = web.get(r.headers["location"]).text
-    assert "The payment is created." in shown and "12.50 EUR" in shown
+    assert "The payment is created." in shown and "€12.50" in shown
     assert _pi(runtime, signed_in.id, pi_id).data["status"] == "succeeded"
 
 
@@ -437,7 +437,7 @@ def test_capture_from_the_payment_page(
     pi_id = _manual_payment(web, signed_in)
     path = f"{_base(signed_in)}/payments/{pi_id}"
     shown = web.get(path).text
-    assert "Capture 20.00 USD" in shown and "Cancel payment" in shown
+    assert "Capture US$20.00" in shown and "Cancel payment" in shown
     data = _form(web, path, f'{pi_id}/capture"')
     r = web.post(f"{path}/capture", data=data, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"{path}?done=captured"

@@ -7,6 +7,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from merchant_backend import i18n
 from merchant_backend.errors import FieldError
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, stats, web_sessions
@@ -24,20 +25,25 @@ DAY = 86400
 
 
 @pytest.mark.parametrize(
-    ("amount", "currency", "shown"),
+    ("amount", "currency", "english", "german"),
     [
-        (1234, "usd", "12.34 USD"),
-        (5, "eur", "0.05 EUR"),
-        (123456789, "usd", "1,234,567.89 USD"),
-        (1234, "jpy", "1,234 JPY"),  # zero-decimal: Stripe's 1234 is ¥1234
-        (1234, "kwd", "1.234 KWD"),  # three decimals
-        (-2500, "usd", "-25.00 USD"),
-        (None, "usd", "—"),
-        (True, "usd", "—"),
+        (1234, "usd", "US$12.34", "12,34\u00a0$"),
+        (5, "eur", "€0.05", "0,05\u00a0€"),
+        (123456789, "usd", "US$1,234,567.89", "1.234.567,89\u00a0$"),
+        (1234, "jpy", "JP¥1,234", "1.234\u00a0¥"),  # zero-decimal: Stripe's 1234 is ¥1234
+        (1234, "kwd", "KWD\u00a01.234", "1,234\u00a0KWD"),  # three decimals
+        (-2500, "usd", "-US$25.00", "-25,00\u00a0$"),
+        (1234, "xyz", "12.34 XYZ", "12.34 XYZ"),  # not a currency Stripe lists
+        (None, "usd", "—", "—"),
+        (True, "usd", "—", "—"),
     ],
 )
-def test_money_follows_stripes_smallest_units(amount: object, currency: str, shown: str) -> None:
-    assert fmt.money(amount, currency) == shown
+def test_money_follows_stripes_smallest_units_and_the_readers_language(
+    amount: object, currency: str, english: str, german: str
+) -> None:
+    assert fmt.money(amount, currency) == english  # outside a request: English
+    with i18n.use(i18n.Reader("de")):
+        assert fmt.money(amount, currency) == german
 
 
 def test_dispute_deadline_is_urgent_under_three_days_unless_closed() -> None:
@@ -50,12 +56,25 @@ def test_dispute_deadline_is_urgent_under_three_days_unless_closed() -> None:
     assert fmt.due_urgency(None, "needs_response", at) is None
 
 
-def test_ago_reads_naturally_both_ways() -> None:
-    assert fmt.ago(100, 130) == "less than a minute ago"
-    assert fmt.ago(0, 5 * 60) == "5 min ago"
-    assert fmt.ago(0, 3 * 3600) == "3 h ago"
+def test_ago_reads_naturally_both_ways_in_both_languages() -> None:
+    assert fmt.ago(100, 130) == "30 seconds ago"
+    assert fmt.ago(0, 5 * 60) == "5 minutes ago"
+    assert fmt.ago(0, 3 * 3600) == "3 hours ago"
     assert fmt.ago(0, 3 * DAY) == "3 days ago"
-    assert fmt.ago(47 * 3600 + 10, 0) == "in 47 h"
+    assert fmt.ago(10 * 3600, 0) == "in 10 hours"
+    with i18n.use(i18n.Reader("de")):
+        assert fmt.ago(0, 5 * 60) == "vor 5 Minuten"
+        assert fmt.ago(10 * 3600, 0) == "in 10 Stunden"
+
+
+def test_times_are_shown_in_the_readers_language_and_zone() -> None:
+    ts = 1_796_133_780  # 2026-12-01 14:03 UTC
+    assert fmt.when(ts) == "1 Dec 2026, 14:03 UTC"
+    with i18n.use(i18n.Reader("de", "Europe/Berlin")):
+        assert fmt.when(ts) == "01.12.2026, 15:03 MEZ"
+    with i18n.use(i18n.Reader("en", "America/New_York")):
+        assert fmt.when(ts) == "1 Dec 2026, 09:03 GMT-05:00"
+    assert fmt.iso(ts) == "2026-12-01T14:03:00+00:00"  # machine-readable stays UTC
 
 
 def test_chart_scales_bars_to_the_peak_and_keeps_small_days_visible() -> None:

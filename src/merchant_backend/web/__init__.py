@@ -16,11 +16,13 @@ from merchant_backend.web import (
     pages_dataset_actions,
     pages_payment_actions,
     pages_stripe,
+    preferences,
 )
 from merchant_backend.web.render import STATIC
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages_auth.router)
+router.include_router(preferences.router)
 router.include_router(pages_stripe.router)
 router.include_router(pages_admin.router)
 router.include_router(pages_dataset_actions.router)

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from merchant_backend import money
 from merchant_backend.errors import FieldError
+from merchant_backend.i18n import gettext
 from merchant_backend.services.inputs import MerchantCreate, PaymentIntentBody
 from merchant_backend.store.datasets import MAX_ROLL_SECONDS
 from merchant_backend.stripe.payments import NewPayment
@@ -81,7 +82,7 @@ def payment(form: dict[str, str], locale: str = "en") -> NewPayment | list[Field
     elif cur is not None:
         read = money.parse_amount(clean.get("amount", ""), cur, locale)
         if isinstance(read, money.AmountRefused):
-            errors.append(FieldError("amount", money.explain(read)))
+            errors.append(FieldError("amount", money.explain(read, gettext)))
         else:
             amount = read
     try:

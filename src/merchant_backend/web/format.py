@@ -2,38 +2,117 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from babel.dates import format_timedelta
+
+from merchant_backend import i18n
+from merchant_backend.i18n import N_
 from merchant_backend.money import currency as known_currency
+from merchant_backend.money import format_amount
+
+# How Stripe's and our own codes read on a page (statuses, states, reasons, checks). A code not
+# listed reads as itself with spaces for underscores.
+LABELS = {
+    # PaymentIntent statuses
+    "requires_payment_method": N_("requires payment method"),
+    "requires_confirmation": N_("requires confirmation"),
+    "requires_action": N_("requires action"),
+    "processing": N_("processing"),
+    "requires_capture": N_("requires capture"),
+    "canceled": N_("canceled"),
+    "succeeded": N_("succeeded"),
+    # dispute statuses
+    "warning_needs_response": N_("warning: needs response"),
+    "warning_under_review": N_("warning: under review"),
+    "warning_closed": N_("warning closed"),
+    "needs_response": N_("needs response"),
+    "under_review": N_("under review"),
+    "won": N_("won"),
+    "lost": N_("lost"),
+    "prevented": N_("prevented"),
+    # dispute reasons
+    "bank_cannot_process": N_("bank cannot process"),
+    "check_returned": N_("check returned"),
+    "credit_not_processed": N_("credit not processed"),
+    "customer_initiated": N_("customer initiated"),
+    "debit_not_authorized": N_("debit not authorized"),
+    "duplicate": N_("duplicate"),
+    "fraudulent": N_("fraudulent"),
+    "general": N_("general"),
+    "incorrect_account_details": N_("incorrect account details"),
+    "insufficient_funds": N_("insufficient funds"),
+    "product_not_received": N_("product not received"),
+    "product_unacceptable": N_("product unacceptable"),
+    "subscription_canceled": N_("subscription canceled"),
+    "unrecognized": N_("unrecognized"),
+    # event states
+    "pending": N_("pending"),
+    "applied": N_("applied"),
+    "ignored": N_("ignored"),
+    "failed": N_("failed"),
+    "dead": N_("dead"),
+    # connection health and checks
+    "ok": N_("ok"),
+    "warning": N_("warning"),
+    "incomplete": N_("incomplete"),
+    "unverified": N_("unverified"),
+    "not_connected": N_("not connected"),
+    "unknown": N_("unknown"),
+    "key_modes": N_("key modes"),
+    "secret_key_accepted": N_("secret key accepted"),
+    "account_matches": N_("account matches"),
+    "webhook_endpoint": N_("webhook endpoint"),
+    # capture methods
+    "automatic": N_("automatic"),
+    "automatic_async": N_("automatic (async)"),
+    "manual": N_("manual"),
+    # why a webhook was refused
+    "bad_signature": N_("bad signature"),
+    "missing_signature": N_("missing signature"),
+    "malformed_signature": N_("malformed signature"),
+    "no_signing_secret": N_("no signing secret"),
+    "timestamp_out_of_tolerance": N_("timestamp out of tolerance"),
+    "not_an_event": N_("not an event"),
+    "unknown_env": N_("unknown environment"),
+    "unknown_merchant": N_("unknown merchant"),
+    "no_data_set": N_("no data set"),
+}
+
+
+def label(code: Any) -> str:
+    """A code as a person reads it, in the reader's language: ``requires_capture`` →
+    ``requires capture`` / ``Erfassung erforderlich``; '—' when there is none."""
+    if not code:
+        return "—"
+    text = str(code)
+    return i18n.gettext(LABELS[text]) if text in LABELS else text.replace("_", " ")
+
 
 CLOSED_DISPUTE = frozenset({"won", "lost", "warning_closed", "prevented"})
 DUE_SOON_SECONDS = 3 * 86400
 
 
-def decimals(currency: str) -> int:
-    """How many digits Stripe's smallest unit of the currency has (``money.CURRENCIES``)."""
-    known = known_currency(currency)
-    return known.exponent if known else 2
-
-
 def money(amount: Any, currency: Any) -> str:
-    """``12.34 USD`` from Stripe's ``1234`` and ``usd``; '—' when unknown."""
+    """Stripe's ``1234`` ``usd`` for the reader: ``US$12.34`` (English), ``12,34 $`` (German);
+    a currency Stripe does not list as ``12.34 XYZ``; '—' when unknown."""
     if not isinstance(amount, int) or isinstance(amount, bool):
         return "—"
     code = str(currency or "").lower()
-    digits = decimals(code)
+    known = known_currency(code)
+    if known is not None:
+        return format_amount(amount, known, i18n.reader().locale)
     sign = "-" if amount < 0 else ""
-    whole, frac = divmod(abs(amount), 10**digits)
-    text = f"{whole:,}" + (f".{frac:0{digits}d}" if digits else "")
-    return f"{sign}{text} {code.upper()}".strip()
+    whole, frac = divmod(abs(amount), 100)
+    return f"{sign}{whole:,}.{frac:02d} {code.upper()}".strip()
 
 
 def when(ts: Any) -> str:
-    """A unix time as ``2026-05-01 14:03 UTC``; '—' when missing."""
+    """A unix time in the reader's language and zone (``1 Dec 2026, 14:03 UTC``); '—' if none."""
     if not isinstance(ts, int | float) or isinstance(ts, bool):
         return "—"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return i18n.when(ts)
 
 
 def iso(ts: Any) -> str:
@@ -44,21 +123,17 @@ def iso(ts: Any) -> str:
 
 
 def ago(ts: Any, at: float) -> str:
-    """``5 min ago``, ``3 h ago``, ``2 days ago``, or ``in 4 h`` for the future."""
+    """``5 minutes ago`` / ``vor 5 Minuten``, or ``in 4 hours`` for the future."""
     if not isinstance(ts, int | float) or isinstance(ts, bool):
         return ""
-    delta = at - ts
-    future = delta < 0
-    delta = abs(delta)
-    if delta < 60:
-        text = "less than a minute"
-    elif delta < 3600:
-        text = f"{int(delta // 60)} min"
-    elif delta < 2 * 86400:
-        text = f"{int(delta // 3600)} h"
-    else:
-        text = f"{int(delta // 86400)} days"
-    return f"in {text}" if future else f"{text} ago"
+    return str(
+        format_timedelta(
+            timedelta(seconds=ts - at),
+            add_direction=True,
+            threshold=1.5,
+            locale=i18n.reader().locale,
+        )
+    )
 
 
 def due_urgency(due_by: Any, status: Any, at: float) -> str | None:

@@ -5,19 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from merchant_backend.i18n import N_
+from merchant_backend.i18n import gettext as _
 from merchant_backend.store.merchants import Merchant
 from merchant_backend.store.web_sessions import WebSession
 from merchant_backend.web.session import MerchantPage
 
 SECTIONS: tuple[tuple[str, str], ...] = (
-    ("", "Overview"),
-    ("/stripe", "Stripe connection"),
-    ("/payments", "Payments"),
-    ("/disputes", "Disputes"),
-    ("/customers", "Customers"),
-    ("/events", "Events"),
+    ("", N_("Overview")),
+    ("/stripe", N_("Stripe connection")),
+    ("/payments", N_("Payments")),
+    ("/disputes", N_("Disputes")),
+    ("/customers", N_("Customers")),
+    ("/events", N_("Events")),
 )
-ENV_LABELS = {"stage": "Stage", "live": "Live"}
+ENV_LABELS = {"stage": N_("Stage"), "live": N_("Live")}
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,11 @@ def nav_for(mp: MerchantPage, section: str) -> Nav:
     return Nav(
         merchant=mp.merchant,
         env=mp.env,
-        env_label=ENV_LABELS[mp.env],
-        sections=[Link(f"{mp.base}{s}", label, s == section) for s, label in SECTIONS],
-        envs=[Link(f"{root}/{e}{section}", label, e == mp.env) for e, label in ENV_LABELS.items()],
+        env_label=_(ENV_LABELS[mp.env]),
+        sections=[Link(f"{mp.base}{s}", _(label), s == section) for s, label in SECTIONS],
+        envs=[
+            Link(f"{root}/{e}{section}", _(label), e == mp.env) for e, label in ENV_LABELS.items()
+        ],
     )
 
 

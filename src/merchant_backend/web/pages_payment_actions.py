@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
-from merchant_backend import logs, money
+from merchant_backend import i18n, logs, money
 from merchant_backend.errors import FieldError
 from merchant_backend.store import db, objects
 from merchant_backend.stripe.errors import StripeProblem
@@ -27,8 +27,7 @@ log = logs.get("merchant_backend.web")
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 CAPTURE_METHODS = ("automatic", "manual")
-# The pages are English until they can speak German too (issue 12); amounts follow it.
-PAGE_LOCALE = "en"
+EXAMPLE_CURRENCY = money.CURRENCIES["eur"]
 
 
 def _new_form(
@@ -54,6 +53,7 @@ def _new_form(
         },
         errors={e.field: e.message for e in errors or []},
         capture_methods=CAPTURE_METHODS,
+        amount_examples=money.examples(EXAMPLE_CURRENCY, i18n.reader().locale),
         # A fresh key for every form shown: after a decline or a fix, a new attempt is new.
         idempotency_key=action_forms.new_idempotency_key(),
         problem=problem,
@@ -80,7 +80,7 @@ def _confirm_form(
         title=f"Confirm the payment · {mp.env}",
         form=shown,
         payment=parsed,
-        charged=money.format_amount(parsed.amount, cur, PAGE_LOCALE),
+        charged=money.format_amount(parsed.amount, cur, i18n.reader().locale),
         idempotency_key=key,
     )
     return page(request, "payment_confirm.html", context)
@@ -116,7 +116,7 @@ def create(
     shown = {k: v.strip() for k, v in form.items()}
     if step == "edit":
         return _new_form(request, mp, submitted=shown)
-    parsed = action_forms.payment(form, PAGE_LOCALE)
+    parsed = action_forms.payment(form, i18n.reader().locale)
     if isinstance(parsed, list):
         return _new_form(request, mp, submitted=shown, errors=parsed, status_code=422)
     key = action_forms.idempotency_key(idempotency_key)

@@ -18,7 +18,8 @@ from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse
 from starlette.templating import Jinja2Templates
 
-from merchant_backend import __version__
+from merchant_backend import __version__, i18n
+from merchant_backend.i18n import gettext as _
 from merchant_backend.runtime import Runtime
 from merchant_backend.web import flash as flashes
 from merchant_backend.web import format as fmt
@@ -54,20 +55,72 @@ SECURITY_HEADERS = {
 }
 
 
+# The reader's preferences: not secrets, so readable by the page's script (which sets the zone).
+LANGUAGE_COOKIE = "mb_lang"
+ZONE_COOKIE = "mb_tz"  # the browser's zone, set by /static/app.js
+CHOSEN_ZONE_COOKIE = "mb_tz_chosen"  # a zone chosen on the preferences page wins
+PREFERENCE_SECONDS = 365 * 86400
+
+# Jinja's i18n extension: {% trans %} and _() in templates call i18n.gettext, which answers in
+# the language of the request being rendered (set per request by WebRoute).
+JINJA_OPTIONS: dict[str, Any] = {
+    "extensions": ["jinja2.ext.i18n"],
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+}
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.ChainableUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        **JINJA_OPTIONS,
     )
-    env.filters.update(money=fmt.money, when=fmt.when, iso=fmt.iso)
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        i18n.gettext, i18n.ngettext, newstyle=True
+    )
+    env.filters.update(money=fmt.money, when=fmt.when, iso=fmt.iso, label=fmt.label)
+    env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace collapsed
     env.globals.update(version=__version__)
     return env
 
 
-templates = Jinja2Templates(env=_env())
+def reader_of(request: Request) -> i18n.Reader:
+    """The language (switch, else Accept-Language, else English) and zone (chosen, else the
+    browser's, else UTC) this request's pages are written in."""
+    cookies = request.cookies
+    return i18n.Reader(
+        language=i18n.negotiate(
+            cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language")
+        ),
+        zone=i18n.valid_zone(cookies.get(CHOSEN_ZONE_COOKIE))
+        or i18n.valid_zone(cookies.get(ZONE_COOKIE))
+        or i18n.DEFAULT_ZONE,
+    )
+
+
+def _reader_context(request: Request) -> dict[str, Any]:
+    # The switch links carry no path: /language goes back to the page it was clicked on (its
+    # same-origin Referer), so no page repeats its own address (or an id from it) in its links.
+    who = i18n.reader()
+    return {
+        "lang": who.language,
+        "zone": who.zone,
+        "language_links": [
+            {
+                "code": code,
+                "name": i18n.LANGUAGE_NAMES[code],
+                "href": f"/language?set={code}",
+                "current": code == who.language,
+            }
+            for code in i18n.LANGUAGES
+        ],
+        "preferences_href": "/preferences",
+    }
+
+
+templates = Jinja2Templates(env=_env(), context_processors=[_reader_context])
 
 
 class WebError(Exception):
@@ -172,16 +225,20 @@ class WebRoute(APIRoute):
         inner = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
-            try:
-                response = await inner(request)
-            except WebError as exc:
-                response = error_page(request, exc)
-            except SignInRequired:
-                response = sign_in_redirect(request)
-            except RequestValidationError:
-                response = error_page(
-                    request, WebError(400, "Bad request", "The request could not be understood.")
-                )
+            with i18n.use(reader_of(request)):
+                try:
+                    response = await inner(request)
+                except WebError as exc:
+                    response = error_page(request, exc)
+                except SignInRequired:
+                    response = sign_in_redirect(request)
+                except RequestValidationError:
+                    response = error_page(
+                        request,
+                        WebError(400, _("Bad request"), _("The request could not be understood.")),
+                    )
+                response.headers.setdefault("Content-Language", i18n.reader().language)
+                response.headers.setdefault("Vary", "Accept-Language, Cookie")
             return secure_headers(response, runtime_of(request))
 
         return handler

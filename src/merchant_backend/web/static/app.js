@@ -67,3 +67,15 @@
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
 })();
+
+// Times on the pages follow the browser's time zone: tell the server which one it is (read on
+// the next page; a zone chosen on the preferences page wins). Not a secret, so not HttpOnly.
+(function () {
+  "use strict";
+  var zone;
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
+  if (!zone || !/^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) { return; }
+  if (document.cookie.split("; ").indexOf("mb_tz=" + zone) !== -1) { return; }
+  document.cookie = "mb_tz=" + zone + "; path=/; max-age=31536000; samesite=strict" +
+    (window.location.protocol === "https:" ? "; secure" : "");
+})();

@@ -1,0 +1,228 @@
+"""The pages in English and German (issue 12): the catalogue is complete, the language and time
+zone are chosen as documented, and amounts and times follow them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+from fastapi.testclient import TestClient
+
+from merchant_backend import i18n
+from merchant_backend.settings import Settings
+from tests.conftest import MerchantCtx
+from tests.fake_stripe import FakeStripe
+from tests.stripe_helpers import aimed_at
+from tests.web_support import hidden, sign_in
+
+ROOT = Path(__file__).resolve().parents[1]
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+TAG = re.compile(r"</?[a-z]+[^>]*>")
+
+
+def _extracted() -> dict[str | tuple[str, ...], str]:
+    """Every marked message in the code and templates (as ``make messages`` extracts them)."""
+    with (ROOT / "babel.cfg").open() as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)
+    found: dict[str | tuple[str, ...], str] = {}
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+        str(ROOT), method_map, options_map, keywords=DEFAULT_KEYWORDS
+    ):
+        key = tuple(message) if isinstance(message, list | tuple) else message
+        if key:
+            found.setdefault(key, f"{filename}:{lineno}")
+    return found
+
+
+def test_every_marked_message_has_a_german_translation() -> None:
+    """Fails when a string in a template or a marked Python message is missing from the German
+    catalogue (or only fuzzy): run ``make messages`` and translate the new entries."""
+    extracted = _extracted()
+    assert len(extracted) > 250  # the templates and the marked Python messages
+    with i18n.catalogue_path("de").open("rb") as po:
+        catalogue = read_po(po, locale="de")
+    problems = []
+    for key, where in sorted(extracted.items(), key=lambda kv: str(kv[0])):
+        msgid = key[0] if isinstance(key, tuple) else key
+        entry = catalogue.get(msgid)
+        strings = (
+            [] if entry is None else list(entry.string) if entry.pluralizable else [entry.string]
+        )
+        if entry is None or entry.fuzzy or not all(strings):
+            problems.append(f"{where}: {msgid!r} has no German translation")
+            continue
+        ids = list(key) if isinstance(key, tuple) else [key]
+        for text in strings:
+            if set(PLACEHOLDER.findall(text)) != set(PLACEHOLDER.findall(ids[-1])):
+                problems.append(f"{where}: {msgid!r}: placeholders differ in {text!r}")
+            if sorted(TAG.findall(text)) != sorted(TAG.findall(ids[0])):
+                problems.append(f"{where}: {msgid!r}: HTML tags differ in {text!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_german_catalogue_is_read_from_the_po_file_at_start_up() -> None:
+    german = i18n.translations("de")
+    assert german.gettext("Payments") == "Zahlungen"
+    assert german.ngettext("Please fix this:", "Please fix these:", 2) == (
+        "Bitte korrigieren Sie diese Punkte:"
+    )
+    assert i18n.translations("en").gettext("Payments") == "Payments"
+    with i18n.use(i18n.Reader("de")):
+        assert i18n.gettext("New payment") == "Neue Zahlung"
+    assert i18n.gettext("New payment") == "New payment"  # outside a request: English
+
+
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        ("de-DE,de;q=0.9,en;q=0.8", "de"),
+        ("en-US,en;q=0.9,de;q=0.8", "en"),
+        ("fr-FR,fr;q=0.9,de;q=0.5", "de"),  # French is not offered; German is asked for
+        ("fr-FR,fr;q=0.9", "en"),
+        ("de;q=0.2, en;q=0.7", "en"),  # q order, not written order
+        ("de;q=0", "en"),  # q=0: not wanted
+        ("*", "en"),
+        ("", "en"),
+        (None, "en"),
+        ("de;q=abc, xx-" + "y" * 600, "en"),  # nonsense is ignored
+    ],
+)
+def test_the_language_follows_accept_language(header: str | None, language: str) -> None:
+    assert i18n.negotiate(None, header) == language
+
+
+def test_the_switch_wins_over_the_browser_and_only_our_languages_count() -> None:
+    assert i18n.negotiate("en", "de-DE") == "en"
+    assert i18n.negotiate("de", "en") == "de"
+    assert i18n.negotiate("fr", "de") == "de"
+
+
+def test_only_known_time_zones_are_used() -> None:
+    assert i18n.valid_zone("Europe/Berlin") == "Europe/Berlin"
+    for bad in ("", None, "Mars/Olympus", "../../etc/passwd", "Europe/Berlin" * 10):
+        assert i18n.valid_zone(bad) is None
+    assert i18n.zone_names()[0] == "UTC" and "Europe/Berlin" in i18n.zone_names()
+
+
+# ----------------------------------------------------------------------------- the pages
+
+
+@pytest.fixture
+def settings(settings: Settings, fake: FakeStripe) -> Settings:
+    return aimed_at(settings, fake.url)
+
+
+@pytest.fixture
+def web(app: Any) -> Iterator[TestClient]:
+    with TestClient(app, base_url="https://testserver") as c:
+        yield c
+
+
+def test_pages_follow_accept_language_and_say_which_language_they_are_in(
+    web: TestClient, stage: MerchantCtx
+) -> None:
+    german = web.get("/sign-in", headers={"Accept-Language": "de-DE,de;q=0.9"})
+    assert german.headers["content-language"] == "de"
+    assert '<html lang="de">' in german.text and "<h1>Anmelden</h1>" in german.text
+    assert "Accept-Language" in german.headers["vary"]
+    english = web.get("/sign-in", headers={"Accept-Language": "en-GB"})
+    assert '<html lang="en">' in english.text and "<h1>Sign in</h1>" in english.text
+
+
+def test_the_language_switch_is_remembered_and_goes_back_to_the_same_page(
+    web: TestClient, stage: MerchantCtx
+) -> None:
+    sign_in(web, stage.token)
+    page = f"/m/{stage.id}/stage/payments?status=succeeded"
+    r = web.get(
+        "/language?set=de",
+        headers={"Referer": f"https://testserver{page}"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == page
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("mb_lang=de;") and "SameSite=strict" in cookie
+    assert "Secure" in cookie and "HttpOnly" in cookie
+    shown = web.get(page, headers={"Accept-Language": "en"})  # the switch wins
+    assert "<h1>Zahlungen" in shown.text and 'aria-current="true">Deutsch<' in shown.text
+    # Back to English; a Referer from another site or an unknown language goes nowhere else.
+    r = web.get("/language?set=en", headers={"Referer": "https://evil.example/x"})
+    assert r.url.path == "/" or r.url.path.startswith("/m/")
+    assert "<h1>Overview" in web.get(f"/m/{stage.id}/stage").text
+    r = web.get("/language?set=xx", follow_redirects=False)
+    assert r.status_code == 303 and "set-cookie" not in r.headers
+
+
+def test_times_follow_the_browsers_zone_a_chosen_zone_wins_and_utc_is_the_default(
+    web: TestClient, stage: MerchantCtx
+) -> None:
+    sign_in(web, stage.token)
+    page = "/preferences"
+    assert "Times in UTC" in web.get(page).text
+    web.cookies.set("mb_tz", "Europe/Berlin")  # what /static/app.js writes
+    assert "Times in Europe/Berlin" in web.get(page).text
+    web.cookies.set("mb_tz", "Not/AZone")
+    assert "Times in UTC" in web.get(page).text
+    form = web.get(page).text
+    assert '<option value="America/New_York">' in form and 'name="back"' in form
+    r = web.get(page, params={"zone": "Asia/Tokyo", "back": "/sign-in"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/sign-in"
+    assert r.headers["set-cookie"].startswith('mb_tz_chosen="Asia/Tokyo";')
+    web.cookies.set("mb_tz_chosen", "Asia/Tokyo")
+    web.cookies.set("mb_tz", "Europe/Berlin")
+    assert "Times in Asia/Tokyo" in web.get(page).text
+    r = web.get(page, params={"zone": "browser", "back": "//evil.example"}, follow_redirects=False)
+    assert r.headers["location"] == "/" and 'mb_tz_chosen=""' in r.headers["set-cookie"]
+
+
+# ----------------------------------------------------------------------------- new payment
+
+
+def _german_payment(web: TestClient, m: MerchantCtx, amount: str) -> Any:
+    web.cookies.set("mb_lang", "de")
+    path = f"/m/{m.id}/stage/payments/new"
+    form = web.get(path).text
+    data = {
+        "csrf_token": hidden(form, "csrf_token"),
+        "idempotency_key": hidden(form, "idempotency_key"),
+        "amount": amount,
+        "currency": "eur",
+        "payment_method": "pm_card_visa",
+        "capture_method": "automatic",
+    }
+    return web.post(path, data=data, follow_redirects=False)
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"), [("12,50", "12,50\u00a0€"), ("1.250,00", "1.250,00\u00a0€")]
+)
+def test_the_german_page_reads_german_amounts_and_shows_them_before_charging(
+    web: TestClient, fake: FakeStripe, stage: MerchantCtx, typed: str, shown: str
+) -> None:
+    sign_in(web, stage.token)
+    r = _german_payment(web, stage, typed)
+    assert r.status_code == 200, r.text
+    assert f'id="charged-amount">{shown}<' in r.text
+    assert f"{shown} belasten" in r.text and "Zahlung bestätigen" in r.text
+    assert fake.requests == []
+
+
+def test_the_german_page_refuses_an_english_thousands_amount_and_says_how_to_write_it(
+    web: TestClient, fake: FakeStripe, stage: MerchantCtx
+) -> None:
+    sign_in(web, stage.token)
+    r = _german_payment(web, stage, "1,250")
+    assert r.status_code == 422
+    error = r.text.split('id="f-amount-error">')[1].split("</p>")[0]
+    assert error == (
+        "„1,250“ kann 1,25\u00a0€ oder 1.250,00\u00a0€ bedeuten. Schreiben Sie 1,25 für das "
+        "eine oder 1.250,00 für das andere."
+    )
+    assert "Es wurde nichts an Stripe gesendet." in r.text
+    assert fake.requests == []
