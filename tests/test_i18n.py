@@ -226,3 +226,33 @@ def test_the_german_page_refuses_an_english_thousands_amount_and_says_how_to_wri
     )
     assert "Es wurde nichts an Stripe gesendet." in r.text
     assert fake.requests == []
+
+
+# Text in a template that is not marked for translation: what a person reads (words between
+# tags, and the attributes a person reads or hears) outside {% trans %} and _().
+_READ_ATTRIBUTES = re.compile(r'\b(?:aria-label|placeholder|title|alt|data-busy)="([^"]*)"')
+_NOT_WORDS = {"merchant-backend", "· merchant-backend", "pm_…", "cus_…", "pi_…, dp_…, cus_…", "whsec_…", "UTC"}
+
+
+def _unmarked(source: str) -> list[str]:
+    text = re.sub(r"{%-?\s*trans\b.*?{%-?\s*endtrans\s*-?%}", "", source, flags=re.S)
+    text = re.sub(r"{#.*?#}", "", text, flags=re.S)
+    text = re.sub(r"{{.*?}}|{%.*?%}", "\x00", text, flags=re.S)  # expressions and tags
+    found = [a.strip() for a in _READ_ATTRIBUTES.findall(text) if a.strip("\x00 ")]
+    for words in re.split(r"<[^>]*>", text):
+        words = words.replace("\x00", " ").strip()
+        if re.search(r"[A-Za-z]{2,}", words):
+            found.append(words)
+    return found
+
+
+def test_no_template_shows_text_that_is_not_marked_for_translation() -> None:
+    """Words a person reads must go through gettext, else a German page shows English."""
+    assert _unmarked('<p title="Hi">Hello {{ x }}</p>') == ["Hi", "Hello"]  # the check works
+    assert _unmarked('<p>{% trans %}Hello{% endtrans %} {{ _("World") }}</p>') == []
+    problems = {}
+    for path in sorted((ROOT / "src/merchant_backend/web/templates").glob("*.html")):
+        left = [t for t in _unmarked(path.read_text()) if t not in _NOT_WORDS]
+        if left:
+            problems[path.name] = left
+    assert not problems, problems
