@@ -231,7 +231,15 @@ def test_the_german_page_refuses_an_english_thousands_amount_and_says_how_to_wri
 # Text in a template that is not marked for translation: what a person reads (words between
 # tags, and the attributes a person reads or hears) outside {% trans %} and _().
 _READ_ATTRIBUTES = re.compile(r'\b(?:aria-label|placeholder|title|alt|data-busy)="([^"]*)"')
-_NOT_WORDS = {"merchant-backend", "· merchant-backend", "pm_…", "cus_…", "pi_…, dp_…, cus_…", "whsec_…", "UTC"}
+_NOT_WORDS = {
+    "merchant-backend",
+    "· merchant-backend",
+    "pm_…",
+    "cus_…",
+    "pi_…, dp_…, cus_…",
+    "whsec_…",
+    "UTC",
+}
 
 
 def _unmarked(source: str) -> list[str]:
