@@ -63,7 +63,7 @@ def test_new_payment_has_no_empty_panel_and_a_fresh_payment_says_no_webhook_yet(
     page.get_by_label("Amount").fill("12.50")
     page.get_by_label("Currency").fill("eur")
     page.get_by_label("Payment method").fill("pm_card_visa")
-    page.get_by_role("button", name="Create payment").click()
+    page.get_by_role("button", name="Review payment").click()
     page.get_by_role("button", name=re.compile(r"^Charge ")).click()
     page.wait_for_url(re.compile(r".*/payments/pi_[A-Za-z0-9]+\?done=created$"))
     pi_id = page.url.rsplit("/", 1)[1].split("?", 1)[0]
