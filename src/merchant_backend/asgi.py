@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from merchant_backend import __version__, logs, web
 from merchant_backend import settings as settings_module
 from merchant_backend.api import datasets, errors, merchants, ops, read, stripe_actions, webhooks
+from merchant_backend.api.no_store import NoStore
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import SERVE_NO_WORKER_ENV
 from merchant_backend.store.inbox_writer import InboxWriter
@@ -77,6 +78,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(NoStore)
     app.state.secret_cache = SecretCache(runtime.engine, runtime.keys.for_token)
     errors.install(app)
     app.add_route(

@@ -218,3 +218,43 @@ def validate_data_set(
         if message:
             errors.append(FieldError(field, message))
     return errors
+
+
+# ---- Bounded input (issue 9) --------------------------------------------------------------
+
+# Our merchant ids: "mer_" and 16 lowercase hex digits (store.merchants.create). A path that is
+# not one is refused before any lookup, and never written whole into a log line.
+_MERCHANT_ID = re.compile(r"mer_[0-9a-f]{16}")
+# Digits as people type them into forms and headers: ASCII only. str.isdigit() also says yes
+# to '²' or '٣', which int() then refuses (a 500 where a 400 belongs).
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+# Anything shaped like a Stripe secret key, restricted key or webhook signing secret.
+_SECRET_SHAPED = re.compile(r"\b((?:sk|rk)_(?:test|live)_|whsec_)[A-Za-z0-9_+/=-]{4,}")
+
+
+def is_merchant_id(text: str) -> bool:
+    return _MERCHANT_ID.fullmatch(text) is not None
+
+
+def loggable_id(text: str) -> str:
+    """An id from a URL as a log line may carry it: whole if it is one of ours, else cut short
+    and marked (a 60 KB path must not write a 60 KB line)."""
+    return text if len(text) <= 40 else f"{text[:40]}… ({len(text)} characters)"
+
+
+def parse_ascii_int(text: str, *, max_digits: int = 18) -> int | None:
+    """``text`` as a non-negative integer if it is ASCII digits only (at most ``max_digits``);
+    None otherwise."""
+    if len(text) > max_digits or _ASCII_DIGITS.fullmatch(text) is None:
+        return None
+    return int(text)
+
+
+def looks_like_secret(text: str) -> bool:
+    return _SECRET_SHAPED.search(text) is not None
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with anything shaped like a secret cut down to its kind (``sk_live_…``): for
+    every value a page or an error message shows back."""
+    return _SECRET_SHAPED.sub(lambda m: m.group(1) + "…", text)

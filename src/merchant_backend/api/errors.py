@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from merchant_backend import logs
 from merchant_backend.crypto import DecryptionError
 from merchant_backend.errors import InvalidInput
+from merchant_backend.validation import hide_secrets
 
 log = logs.get("merchant_backend.api")
 
@@ -39,9 +40,13 @@ def error_body(
     field: str | None = None,
     errors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "message": message, "field": field}
+    # Nothing shaped like a secret is ever shown back, whatever a message quotes (issue 9).
+    body: dict[str, Any] = {"code": code, "message": hide_secrets(message), "field": field}
     if errors:
-        body["errors"] = errors
+        body["errors"] = [
+            {**e, "message": hide_secrets(e["message"])} if isinstance(e.get("message"), str) else e
+            for e in errors
+        ]
     return {"error": body}
 
 

@@ -28,7 +28,7 @@ from merchant_backend.store.inbox_writer import InboxUnavailable, InboxWriter
 from merchant_backend.store.secret_cache import Credentials, SecretCache
 from merchant_backend.stripe.signature import SignatureRejected, verify
 from merchant_backend.stripe.webhook_event import check_belongs, parse_event
-from merchant_backend.validation import ENVS
+from merchant_backend.validation import ENVS, is_merchant_id, loggable_id, parse_ascii_int
 
 log = logs.get("merchant_backend.webhooks")
 
@@ -64,7 +64,8 @@ _COUNTED = {
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    size_declared = parse_ascii_int(declared) if declared is not None else None
+    if size_declared is not None and size_declared > limit:
         raise _TooLarge
     # The ASGI messages themselves: Starlette's stream() generator costs more than the copy.
     chunks: list[bytes] = []
@@ -95,8 +96,19 @@ async def receive(request: Request) -> Response:
         # (and a metrics label) must not take arbitrary values from the outside.
         metrics.WEBHOOKS.labels("unknown", "not_found").inc()
         metrics.WEBHOOK_REJECTIONS.labels("unknown", "unknown_env").inc()
-        log.warning("webhook rejected", merchant_id=merchant_id, reason="unknown_env")
+        log.warning("webhook rejected", merchant_id=loggable_id(merchant_id), reason="unknown_env")
         return _error(404, "not_found", "unknown environment: use stage or live")
+    if not is_merchant_id(merchant_id):
+        # Not one of our ids: no lookup, and only its start in the log (issue 9).
+        metrics.WEBHOOKS.labels(env, "not_found").inc()
+        metrics.WEBHOOK_REJECTIONS.labels(env, "unknown_merchant").inc()
+        log.warning(
+            "webhook rejected",
+            merchant_id=loggable_id(merchant_id),
+            env=env,
+            reason="unknown_merchant",
+        )
+        return _error(404, "not_found", "unknown merchant, or no data set for this environment")
     creds = cache.peek(merchant_id, env)
     if creds is None:
         try:
@@ -243,7 +255,7 @@ async def asgi(
             (app.exception_handlers[c] for c in type(exc).__mro__ if c in app.exception_handlers),
             None,
         )
-        log.error("webhook failed", merchant_id=params["merchant_id"], exc_info=True)
+        log.error("webhook failed", merchant_id=loggable_id(params["merchant_id"]), exc_info=True)
         if handler is None:
             response = _error(500, "internal_error", "internal error")
         else:

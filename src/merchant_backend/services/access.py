@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db
 from merchant_backend.store import merchants as merchant_store
+from merchant_backend.validation import is_merchant_id
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class Principal:
     merchant_id: str | None
 
     def can_see(self, merchant_id: str) -> bool:
-        return self.is_admin or self.merchant_id == merchant_id
+        # An id not of our format is nobody's: refused before any lookup (issue 9).
+        return is_merchant_id(merchant_id) and (self.is_admin or self.merchant_id == merchant_id)
 
 
 def authenticate(rt: Runtime, token: str) -> Principal | None:
@@ -34,5 +36,7 @@ def authenticate(rt: Runtime, token: str) -> Principal | None:
 
 
 def merchant_exists(rt: Runtime, merchant_id: str) -> bool:
+    if not is_merchant_id(merchant_id):
+        return False
     with db.read(rt.engine) as conn:
         return merchant_store.get(conn, merchant_id) is not None

@@ -49,6 +49,7 @@ from merchant_backend.store.reconcile_state import (
 )
 from merchant_backend.stripe.client import StripeConnection, connect
 from merchant_backend.stripe.webhook_event import check_belongs, parse_event
+from merchant_backend.validation import parse_ascii_int
 from merchant_backend.vocabulary import HANDLED_SET
 
 
@@ -70,8 +71,9 @@ def default_holder() -> str:
 def parse_since(text: str) -> int:
     """``--since``: unix seconds, or an ISO 8601 date/time (UTC unless it says otherwise)."""
     text = text.strip()
-    if text.isdigit():
-        return int(text)
+    seconds = parse_ascii_int(text)
+    if seconds is not None:
+        return seconds
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

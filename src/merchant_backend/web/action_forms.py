@@ -18,6 +18,7 @@ from merchant_backend.i18n import gettext
 from merchant_backend.services.inputs import MerchantCreate, PaymentIntentBody
 from merchant_backend.store.datasets import MAX_ROLL_SECONDS
 from merchant_backend.stripe.payments import NewPayment
+from merchant_backend.validation import parse_ascii_int
 
 _IDEMPOTENCY_KEY = re.compile(r"^web-[A-Za-z0-9_-]{16,64}$")
 
@@ -58,11 +59,12 @@ def old_valid_for(text: str) -> int | FieldError:
     text = text.strip()
     if not text:
         return MAX_ROLL_SECONDS
-    if not text.isdigit():
+    seconds = parse_ascii_int(text)
+    if seconds is None:
         return FieldError(
             "old_valid_for", f"Enter whole seconds from 0 to {MAX_ROLL_SECONDS} (24 h)."
         )
-    return int(text)
+    return seconds
 
 
 def payment(form: dict[str, str], locale: str = "en") -> NewPayment | list[FieldError]:

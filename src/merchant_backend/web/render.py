@@ -15,12 +15,14 @@ import jinja2
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from markupsafe import Markup
 from starlette.responses import RedirectResponse
 from starlette.templating import Jinja2Templates
 
 from merchant_backend import __version__, i18n
 from merchant_backend.i18n import gettext as _
 from merchant_backend.runtime import Runtime
+from merchant_backend.validation import hide_secrets, looks_like_secret
 from merchant_backend.web import flash as flashes
 from merchant_backend.web import format as fmt
 
@@ -70,10 +72,22 @@ JINJA_OPTIONS: dict[str, Any] = {
 }
 
 
+def _shown(value: Any) -> Any:
+    """Every value a page prints: nothing shaped like a secret (``sk_live_…``, ``whsec_…``)
+    is ever put back into a page, e.g. a secret key typed into the publishable key's field
+    (issue 9)."""
+    if isinstance(value, str) and looks_like_secret(value):
+        hidden = hide_secrets(str(value))
+        # Safe: already-safe markup with some [A-Za-z0-9_+/=-] runs replaced by "sk_live_…".
+        return Markup(hidden) if isinstance(value, Markup) else hidden  # noqa: S704
+    return value
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
+        finalize=_shown,
         undefined=jinja2.ChainableUndefined,
         **JINJA_OPTIONS,
     )
