@@ -82,7 +82,7 @@ clean:
 # to src/merchant_backend/locale/de/LC_MESSAGES/messages.po, to be translated there by hand.
 # Nothing is compiled: the service reads the .po at start-up (see merchant_backend/i18n.py).
 messages: $(STAMP)
-	$(BIN)/pybabel --quiet extract -F babel.cfg --no-location --sort-output -o .messages.pot .
+	$(BIN)/pybabel --quiet extract -F babel.cfg -k _t --no-location --sort-output -o .messages.pot .
 	$(BIN)/pybabel --quiet update -i .messages.pot -d src/merchant_backend/locale -D messages \
 	  --ignore-obsolete --no-fuzzy-matching -w 100
 	rm -f .messages.pot

@@ -32,7 +32,7 @@ def _extracted() -> dict[str | tuple[str, ...], str]:
         method_map, options_map = parse_mapping_cfg(cfg)
     found: dict[str | tuple[str, ...], str] = {}
     for filename, lineno, message, _comments, _context in extract_from_dir(
-        str(ROOT), method_map, options_map, keywords=DEFAULT_KEYWORDS
+        str(ROOT), method_map, options_map, keywords={**DEFAULT_KEYWORDS, "_t": None}
     ):
         key = tuple(message) if isinstance(message, list | tuple) else message
         if key:
@@ -264,3 +264,27 @@ def test_no_template_shows_text_that_is_not_marked_for_translation() -> None:
         if left:
             problems[path.name] = left
     assert not problems, problems
+
+
+def test_field_messages_of_the_data_set_form_are_german_on_a_german_page_only(
+    web: TestClient, stage: MerchantCtx
+) -> None:
+    from tests.web_support import csrf_of
+
+    sign_in(web, stage.token)
+    page = f"/m/{stage.id}/stage/stripe"
+    bad = {"account_id": "pk_test_" + "a" * 24, "publishable_key": "", "secret_key": ""}
+    web.cookies.set("mb_lang", "de")
+    german = web.post(page, data={**bad, "csrf_token": csrf_of(web, page)})
+    assert german.status_code == 422
+    assert (
+        "Das ist ein veröffentlichbarer Schlüssel (pk_…), nicht die Konto-ID: Die Konto-ID "
+        "beginnt mit acct_; Sie finden sie unter Stripe → Zahnrad → Profil → Konten"
+    ) in german.text
+    assert "Konto-ID" in german.text and "Veröffentlichbarer Schlüssel" in german.text
+    web.cookies.set("mb_lang", "en")
+    english = web.post(page, data={**bad, "csrf_token": csrf_of(web, page)})
+    assert (
+        "this is a publishable key (pk_…), not the account id: the account id starts with "
+        "acct_; find it under Stripe → gear → Profile → Accounts"
+    ) in english.text

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from merchant_backend.errors import FieldError, InvalidInput
+from merchant_backend.i18n import N_
+from merchant_backend.i18n import gettext as _
 
 Env = Literal["stage", "live"]
 ENVS: tuple[Env, ...] = ("stage", "live")
@@ -32,16 +34,36 @@ MAX_LENGTH = {
 MIN_BODY = 8  # characters after the prefix; a real key or secret has 24 or more
 
 MODE = {"stage": "test", "live": "live"}
-MODE_WORD = {"stage": "test", "live": "live"}
+MODE_WORD = {"stage": N_("test"), "live": N_("live")}
+# Where each value is in Stripe's dashboard (translated where shown).
 WHERE = {
-    "account_id": "Stripe → gear → Profile → Accounts",
-    "publishable_key": "Stripe → Developers → API keys",
-    "secret_key": "Stripe → Developers → API keys → Reveal key",
-    "webhook_signing_secret": (
+    "account_id": N_("Stripe → gear → Profile → Accounts"),
+    "publishable_key": N_("Stripe → Developers → API keys"),
+    "secret_key": N_("Stripe → Developers → API keys → Reveal key"),
+    "webhook_signing_secret": N_(
         "Stripe → Developers → Webhooks → your endpoint → Signing secret → Reveal"
     ),
 }
+# The fields as the messages name them.
+LABEL = {
+    "account_id": N_("account id"),
+    "publishable_key": N_("publishable key"),
+    "secret_key": N_("secret key"),
+    "webhook_signing_secret": N_("webhook signing secret"),
+}
 _KEY_PREFIXES = ("pk_", "sk_", "rk_", "whsec_")
+
+# The messages below are marked for the web pages' catalogue: a page shows them in its
+# reader's language; the API and the CLI, which set no reader, get them in English.
+
+
+def _t(message: str, **values: object) -> str:
+    """``message`` translated for the current reader, then filled in."""
+    return _(message) % values if values else _(message)
+
+
+def _where(field: str) -> str:
+    return _(WHERE[field])
 
 
 def validate_env(env: str) -> Env:
@@ -52,59 +74,78 @@ def validate_env(env: str) -> Env:
     return env
 
 
-def _common(field: str, value: str | None, label: str) -> str | None:
+def _common(field: str, value: str | None) -> str | None:
+    label = _(LABEL[field])
     if value is None or value == "":
-        return f"{label} is missing: copy it from {WHERE[field]}"
+        return _t("%(label)s is missing: copy it from %(where)s", label=label, where=_where(field))
     if _WHITESPACE.search(value):
-        return f"{label} contains spaces or line breaks: copy it again without them"
+        return _t(
+            "%(label)s contains spaces or line breaks: copy it again without them", label=label
+        )
     if len(value) > MAX_LENGTH[field]:
-        return (
-            f"{label} is too long ({len(value)} characters, at most {MAX_LENGTH[field]}): "
-            f"copy only the {label}"
+        return _t(
+            "%(label)s is too long (%(length)s characters, at most %(most)s): copy only the "
+            "%(label)s",
+            label=label,
+            length=len(value),
+            most=MAX_LENGTH[field],
         )
     return None
 
 
-def _body(label: str, body: str, pattern: re.Pattern[str], allowed: str) -> str | None:
+def _body(field: str, body: str, pattern: re.Pattern[str], allowed: str) -> str | None:
     """The part after a correct prefix: long enough, and only the characters Stripe uses."""
+    label = _(LABEL[field])
     if len(body) < MIN_BODY:
-        return f"{label} is too short: copy the whole {label}, not part of it"
+        return _t("%(label)s is too short: copy the whole %(label)s, not part of it", label=label)
     if not pattern.fullmatch(body):
-        return f"{label} contains characters other than {allowed}: copy it again from Stripe"
+        return _t(
+            "%(label)s contains characters other than %(allowed)s: copy it again from Stripe",
+            label=label,
+            allowed=allowed,
+        )
     return None
 
 
 def _kind(value: str) -> str:
     """What a pasted value is, named without showing it (for swapped-field messages)."""
+    if value.startswith("acct_"):
+        return _("the account id")
     if value.startswith("pk_"):
-        return "a publishable key (pk_…)"
+        return _("a publishable key (pk_…)")
     if value.startswith(("sk_", "rk_")):
-        return f"a secret key ({value[:3]}…)"
+        return _t("a secret key (%(prefix)s…)", prefix=value[:3])
     if value.startswith("whsec_"):
-        return "a webhook signing secret (whsec_…)"
-    return "something else"
+        return _("a webhook signing secret (whsec_…)")
+    return _("something else")
 
 
 def check_account_id(value: str | None) -> str | None:
-    problem = _common("account_id", value, "account id")
+    problem = _common("account_id", value)
     if problem:
         return problem
     assert value is not None
+    where = _where("account_id")
     if value.startswith(_KEY_PREFIXES):
-        return (
-            f"this is {_kind(value)}, not the account id: the account id starts with acct_; "
-            f"find it under {WHERE['account_id']}"
+        return _t(
+            "this is %(kind)s, not the account id: the account id starts with acct_; find it "
+            "under %(where)s",
+            kind=_kind(value),
+            where=where,
         )
     if not value.startswith("acct_"):
-        return (
+        return _t(
             "account id must be 'acct_' followed by letters and digits, e.g. acct_1A2b3C4d; "
-            f"find it under {WHERE['account_id']}"
+            "find it under %(where)s",
+            where=where,
         )
     body = value[len("acct_") :]
     if not body:
-        return f"account id is incomplete: copy the whole id from {WHERE['account_id']}"
+        return _t("account id is incomplete: copy the whole id from %(where)s", where=where)
     if not _ACCOUNT_BODY.fullmatch(body):
-        return "account id must be 'acct_' followed by letters and digits only, e.g. acct_1A2b3C4d"
+        return _t(
+            "account id must be 'acct_' followed by letters and digits only, e.g. acct_1A2b3C4d"
+        )
     return None
 
 
@@ -112,80 +153,109 @@ def _other(env: Env) -> Env:
     return "live" if env == "stage" else "stage"
 
 
+_KEY_CHARACTERS = N_("letters, digits and '_'")
+
+
 def check_publishable_key(value: str | None, env: Env) -> str | None:
-    problem = _common("publishable_key", value, "publishable key")
+    problem = _common("publishable_key", value)
     if problem:
         return problem
     assert value is not None
     want = f"pk_{MODE[env]}_"
     if value.startswith(f"pk_{MODE[_other(env)]}_"):
-        return (
-            f"publishable key is a {MODE_WORD[_other(env)]} key (pk_{MODE[_other(env)]}_…) but "
-            f"this is the {env} environment: copy the {MODE_WORD[env]} key ({want}…)"
+        return _t(
+            "publishable key is a %(other_word)s key (%(other_prefix)s…) but this is the %(env)s "
+            "environment: copy the %(word)s key (%(want)s…)",
+            other_word=_(MODE_WORD[_other(env)]),
+            other_prefix=f"pk_{MODE[_other(env)]}_",
+            env=env,
+            word=_(MODE_WORD[env]),
+            want=want,
         )
     if value.startswith(("sk_", "rk_")):
-        return (
-            f"this is a secret key, not the publishable key: copy the key that starts with {want}"
+        return _t(
+            "this is a secret key, not the publishable key: copy the key that starts with "
+            "%(want)s",
+            want=want,
         )
     if value.startswith(("whsec_", "acct_")):
-        return (
-            f"this is {'the account id' if value.startswith('acct_') else _kind(value)}, not the "
-            f"publishable key: copy the key that starts with {want} from {WHERE['publishable_key']}"
+        return _t(
+            "this is %(kind)s, not the publishable key: copy the key that starts with %(want)s "
+            "from %(where)s",
+            kind=_kind(value),
+            want=want,
+            where=_where("publishable_key"),
         )
     if not value.startswith(want):
-        return (
-            f"publishable key must start with {want} followed by letters and digits; "
-            f"find it under {WHERE['publishable_key']}"
+        return _t(
+            "publishable key must start with %(want)s followed by letters and digits; find it "
+            "under %(where)s",
+            want=want,
+            where=_where("publishable_key"),
         )
-    return _body("publishable key", value[len(want) :], _KEY_BODY, "letters, digits and '_'")
+    return _body("publishable_key", value[len(want) :], _KEY_BODY, _(_KEY_CHARACTERS))
 
 
 def check_secret_key(value: str | None, env: Env) -> str | None:
-    problem = _common("secret_key", value, "secret key")
+    problem = _common("secret_key", value)
     if problem:
         return problem
     assert value is not None
     mode, other = MODE[env], MODE[_other(env)]
     if value.startswith((f"sk_{other}_", f"rk_{other}_")):
-        return (
-            f"secret key is a {MODE_WORD[_other(env)]} key ({value[:3]}{other}_…) but this is the "
-            f"{env} environment: copy the {MODE_WORD[env]} key (sk_{mode}_… or rk_{mode}_…)"
+        return _t(
+            "secret key is a %(other_word)s key (%(other_prefix)s…) but this is the %(env)s "
+            "environment: copy the %(word)s key (sk_%(mode)s_… or rk_%(mode)s_…)",
+            other_word=_(MODE_WORD[_other(env)]),
+            other_prefix=f"{value[:3]}{other}_",
+            env=env,
+            word=_(MODE_WORD[env]),
+            mode=mode,
         )
     if value.startswith("pk_"):
-        return (
-            "this is the publishable key, not the secret key: reveal and copy the key that starts "
-            f"with sk_{mode}_"
+        return _t(
+            "this is the publishable key, not the secret key: reveal and copy the key that "
+            "starts with sk_%(mode)s_",
+            mode=mode,
         )
     if value.startswith(("whsec_", "acct_")):
-        return (
-            f"this is {'the account id' if value.startswith('acct_') else _kind(value)}, not the "
-            f"secret key: reveal and copy the key that starts with sk_{mode}_ from "
-            f"{WHERE['secret_key']}"
+        return _t(
+            "this is %(kind)s, not the secret key: reveal and copy the key that starts with "
+            "sk_%(mode)s_ from %(where)s",
+            kind=_kind(value),
+            mode=mode,
+            where=_where("secret_key"),
         )
     for prefix in (f"sk_{mode}_", f"rk_{mode}_"):
         if value.startswith(prefix):
-            return _body("secret key", value[len(prefix) :], _KEY_BODY, "letters, digits and '_'")
-    return f"secret key must start with sk_{mode}_ (or rk_{mode}_ for a restricted key)"
+            return _body("secret_key", value[len(prefix) :], _KEY_BODY, _(_KEY_CHARACTERS))
+    return _t(
+        "secret key must start with sk_%(mode)s_ (or rk_%(mode)s_ for a restricted key)", mode=mode
+    )
 
 
 def check_signing_secret(value: str | None) -> str | None:
-    problem = _common("webhook_signing_secret", value, "webhook signing secret")
+    problem = _common("webhook_signing_secret", value)
     if problem:
         return problem
     assert value is not None
+    where = _where("webhook_signing_secret")
     if value.startswith(("pk_", "sk_", "rk_", "acct_")):
-        return (
-            f"this is {'the account id' if value.startswith('acct_') else _kind(value)}, not the "
-            "webhook signing secret: copy the secret that starts with whsec_ from "
-            f"{WHERE['webhook_signing_secret']}"
+        return _t(
+            "this is %(kind)s, not the webhook signing secret: copy the secret that starts with "
+            "whsec_ from %(where)s",
+            kind=_kind(value),
+            where=where,
         )
     if not value.startswith("whsec_"):
-        return (
-            "webhook signing secret must start with whsec_; find it under "
-            f"{WHERE['webhook_signing_secret']}"
+        return _t(
+            "webhook signing secret must start with whsec_; find it under %(where)s", where=where
         )
     return _body(
-        "webhook signing secret", value[len("whsec_") :], _WHSEC_BODY, "letters, digits and +/=_-"
+        "webhook_signing_secret",
+        value[len("whsec_") :],
+        _WHSEC_BODY,
+        _("letters, digits and +/=_-"),
     )
 
 

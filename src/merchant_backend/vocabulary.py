@@ -7,6 +7,8 @@ buttons). Add a new event type here first; ``docs/architecture.md`` says what el
 
 from __future__ import annotations
 
+from merchant_backend.i18n import N_
+
 # The 15 event types of the help article: what the webhook subscribes to and what we sync.
 HANDLED_EVENTS: tuple[str, ...] = (
     "account.updated",
@@ -27,22 +29,23 @@ HANDLED_EVENTS: tuple[str, ...] = (
 )
 HANDLED_SET = frozenset(HANDLED_EVENTS)
 
+# Marked for the web pages' catalogue (translated where shown).
 EVENT_DESCRIPTIONS: dict[str, str] = {
-    "account.updated": "An account status or property has changed.",
-    "customer.source.updated": "Stored credit card has been updated.",
-    "customer.updated": "Credit card owner has been updated.",
-    "payment_intent.amount_capturable_updated": "Information on amount of intended payment.",
-    "payment_intent.canceled": "Payment intent has been canceled.",
-    "payment_intent.created": "Payment intent has been created.",
-    "payment_intent.payment_failed": "Payment intent has failed.",
-    "payment_intent.processing": "Payment intent is in process.",
-    "payment_intent.succeeded": "Payment intent has successfully been executed.",
-    "payment_method.automatically_updated": "Payment method has automatically been updated.",
-    "charge.dispute.closed": "Dispute closed: status becomes lost, warning_closed or won.",
-    "charge.dispute.created": "Payment dispute has been initiated with the bank.",
-    "charge.dispute.funds_reinstated": "Amount credited back after a dispute won (or partly).",
-    "charge.dispute.funds_withdrawn": "Amount withdrawn from your account due to a dispute.",
-    "charge.dispute.updated": "Payment dispute has been updated (usually with evidence).",
+    "account.updated": N_("An account status or property has changed."),
+    "customer.source.updated": N_("Stored credit card has been updated."),
+    "customer.updated": N_("Credit card owner has been updated."),
+    "payment_intent.amount_capturable_updated": N_("Information on amount of intended payment."),
+    "payment_intent.canceled": N_("Payment intent has been canceled."),
+    "payment_intent.created": N_("Payment intent has been created."),
+    "payment_intent.payment_failed": N_("Payment intent has failed."),
+    "payment_intent.processing": N_("Payment intent is in process."),
+    "payment_intent.succeeded": N_("Payment intent has successfully been executed."),
+    "payment_method.automatically_updated": N_("Payment method has automatically been updated."),
+    "charge.dispute.closed": N_("Dispute closed: status becomes lost, warning_closed or won."),
+    "charge.dispute.created": N_("Payment dispute has been initiated with the bank."),
+    "charge.dispute.funds_reinstated": N_("Amount credited back after a dispute won (or partly)."),
+    "charge.dispute.funds_withdrawn": N_("Amount withdrawn from your account due to a dispute."),
+    "charge.dispute.updated": N_("Payment dispute has been updated (usually with evidence)."),
 }
 
 # The projections we keep (``stripe_objects.object_type``).

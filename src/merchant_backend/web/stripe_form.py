@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from merchant_backend.errors import FieldError
+from merchant_backend.i18n import gettext as _
 from merchant_backend.store.datasets import StoredDataSet
 from merchant_backend.validation import MODE, DataSetInput, Env
 
@@ -33,30 +34,39 @@ class FormField:
 
 
 def _labels(env: Env) -> dict[str, tuple[str, str, str]]:
+    """Label, help and placeholder of each field, in the reader's language."""
     mode = MODE[env]
-    switch = "test mode" if env == "stage" else "live mode (test mode switched off)"
+    switch = _("test mode") if env == "stage" else _("live mode (test mode switched off)")
     return {
         "account_id": (
-            "Account ID",
-            "In Stripe click the gear symbol (top right) → Profile, scroll to the very bottom: "
-            "the ID is in the list under Accounts.",
+            _("Account ID"),
+            _(
+                "In Stripe click the gear symbol (top right) → Profile, scroll to the very "
+                "bottom: the ID is in the list under Accounts."
+            ),
             "acct_…",
         ),
         "publishable_key": (
-            "Publishable key",
-            f"In Stripe, in {switch}: Developers → API keys → Publishable key.",
+            _("Publishable key"),
+            _("In Stripe, in %(switch)s: Developers → API keys → Publishable key.")
+            % {"switch": switch},
             f"pk_{mode}_…",
         ),
         "secret_key": (
-            "Secret key",
-            f"In Stripe, in {switch}: Developers → API keys → Secret key → Reveal {mode} key. "
-            f"A restricted key (rk_{mode}_…) works too.",
+            _("Secret key"),
+            _(
+                "In Stripe, in %(switch)s: Developers → API keys → Secret key → Reveal "
+                "%(mode)s key. A restricted key (rk_%(mode)s_…) works too."
+            )
+            % {"switch": switch, "mode": mode},
             f"sk_{mode}_…",
         ),
         "webhook_signing_secret": (
-            "Webhook signing secret",
-            "In Stripe: Developers → Webhooks → your endpoint → Signing secret → Reveal. "
-            "Leave it empty if you let us create the webhook below: we keep its secret.",
+            _("Webhook signing secret"),
+            _(
+                "In Stripe: Developers → Webhooks → your endpoint → Signing secret → Reveal. "
+                "Leave it empty if you let us create the webhook below: we keep its secret."
+            ),
             "whsec_…",
         ),
     }
