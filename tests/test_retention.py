@@ -7,20 +7,25 @@ so a late duplicate is still a duplicate; batches are small and ingest goes on b
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from merchant_backend.asgi import create_app
 from merchant_backend.runtime import Runtime
+from merchant_backend.settings import Settings
 from merchant_backend.store import db, inbox, retention
 from merchant_backend.store.schema import events, object_events, stripe_objects
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
 from tests.conftest import MerchantCtx
+from tests.foundation_helpers import cli_env, run_cli
 from tests.test_worker_retry import malformed_event
-from tests.webhook_support import post, post_ok
+from tests.web_support import csrf_of, sign_in
+from tests.webhook_support import post, post_ok, wait_for
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -174,9 +179,86 @@ def test_small_batches_let_webhooks_in_between_and_an_interrupted_run_resumes(
 def test_the_pruner_of_serve_uses_the_retention_days(
     runtime: Runtime, inbox_of_all_kinds: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(retention, "now", lambda: NOW)
+    monkeypatch.setattr("merchant_backend.clock.now", lambda: NOW)
     made = inbox_of_all_kinds
     # 120 days: the old events (100 days) are not old enough yet.
     assert retention.Pruner(runtime.engine, 120, 3600).run_once().events == 0
     result = retention.Pruner(runtime.engine, 90, 3600).run_once()
     assert result.events == len(ids(made, "applied") + ids(made, "ignored"))
+
+
+# ---- the command, the service and the pages ------------------------------------------------
+
+
+def prunable_ids(made: dict[str, Any]) -> list[str]:
+    return ids(made, "applied") + ids(made, "ignored")
+
+
+def test_the_command_counts_prunes_and_refuses_a_bad_age(
+    runtime: Runtime, settings: Settings, inbox_of_all_kinds: dict[str, Any]
+) -> None:
+    made = inbox_of_all_kinds
+    env = cli_env(settings)
+    before = bodies(runtime)
+    # The old events were received 100 days before NOW, some 60 days before the real clock.
+    dry = run_cli(["events", "prune", "--older-than", "30d", "--dry-run"], env)
+    assert dry.exit_code == 0, dry.output
+    counted = json.loads(dry.stdout)
+    assert (counted["events"], counted["dry_run"]) == (len(prunable_ids(made)), True)
+    assert bodies(runtime) == before
+    assert json.loads(run_cli(["events", "prune", "--dry-run"], env).stdout)["events"] == 0
+    done = run_cli(["events", "prune", "--older-than", "30d"], env)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["events"] == len(prunable_ids(made))
+    assert all(bodies(runtime)[i][1] == 0 for i in prunable_ids(made))
+    for bad in ("30", "30x", "²d", "-3d", "d"):
+        r = run_cli(["events", "prune", "--older-than", bad], env)
+        assert r.exit_code == 2 and '"field": "older_than"' in r.stderr, (bad, r.output)
+    off = run_cli(["events", "prune"], {**env, "MERCHANT_BACKEND_EVENT_RETENTION_DAYS": "0"})
+    assert off.exit_code == 2 and "retention is off" in off.stderr
+
+
+def test_replaying_a_pruned_event_says_why_it_cannot_everywhere(
+    client: TestClient,
+    runtime: Runtime,
+    settings: Settings,
+    connected: MerchantCtx,
+    inbox_of_all_kinds: dict[str, Any],
+) -> None:
+    retention.prune(runtime.engine, BEFORE)
+    pruned = ids(inbox_of_all_kinds, "applied")[0]
+    r = client.post(
+        f"/api/v1/merchants/{connected.id}/stage/events/{pruned}/replay", headers=connected.auth
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "event_pruned", r.text
+    cli = run_cli(
+        ["events", "replay", "--merchant", connected.id, "--env", "stage", pruned],
+        cli_env(settings),
+    )
+    assert cli.exit_code == 1 and "event_pruned" in cli.stderr, cli.output
+    with TestClient(client.app, base_url="https://testserver") as web:
+        sign_in(web, connected.token)
+        page = f"/m/{connected.id}/stage/events/{pruned}"
+        shown = web.get(page)
+        assert shown.status_code == 200 and "retention period" in shown.text
+        assert "Replay this event" not in shown.text
+        replayed = web.post(f"{page}/replay", data={"csrf_token": csrf_of(web, page)})
+        assert replayed.status_code == 409 and "nothing left to replay" in replayed.text
+
+
+def test_serve_prunes_by_itself_and_not_when_retention_is_off(
+    runtime: Runtime, inbox_of_all_kinds: dict[str, Any]
+) -> None:
+    made = inbox_of_all_kinds
+    off = Runtime(runtime.settings.model_copy(update={"event_retention_days": 0}), runtime.engine)
+    with TestClient(create_app(off, run_worker=False)) as c:
+        assert c.get("/healthz").status_code == 200
+        assert not hasattr(c.app.state, "prune_thread")  # type: ignore[attr-defined]
+    assert all(bodies(runtime)[i][1] > 0 for i in prunable_ids(made))
+    on = Runtime(runtime.settings.model_copy(update={"event_retention_days": 30}), runtime.engine)
+    with TestClient(create_app(on, run_worker=False)):
+        wait_for(
+            lambda: all(bodies(runtime)[i][1] == 0 for i in prunable_ids(made)),
+            what="serve's pruner to remove the old bodies",
+        )
+    assert bodies(runtime)[ids(made, "recent")[0]][1] > 0

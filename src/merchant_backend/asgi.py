@@ -24,6 +24,7 @@ from merchant_backend.api.no_store import NoStore
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import SERVE_NO_WORKER_ENV
 from merchant_backend.store.inbox_writer import InboxWriter
+from merchant_backend.store.retention import Pruner
 from merchant_backend.store.secret_cache import SecretCache
 from merchant_backend.stripe.reconcile import Scheduler
 from merchant_backend.sync.worker import Worker
@@ -55,6 +56,13 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
         if run_worker:
             worker = Worker(runtime.engine, settings)
             app.state.worker_thread = worker.start_thread()
+        pruner = None
+        if settings.event_retention_days > 0:
+            # Old applied and ignored events' bodies, in small batches (store/retention.py).
+            pruner = Pruner(
+                runtime.engine, settings.event_retention_days, settings.event_prune_interval
+            )
+            app.state.prune_thread = pruner.start_thread()
         reconciler = None
         if settings.reconcile_interval > 0:
             reconciler = Scheduler(runtime, settings.reconcile_interval)
@@ -63,6 +71,9 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            if pruner is not None:
+                pruner.stop()
+                app.state.prune_thread.join(timeout=10)
             if reconciler is not None:
                 reconciler.stop()
                 app.state.reconcile_thread.join(timeout=10)

@@ -33,7 +33,7 @@ from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.migrate import upgrade
 from merchant_backend.store.reconcile_state import Run
 from merchant_backend.stripe.errors import StripeProblem
-from merchant_backend.validation import DataSetInput, Env, validate_env
+from merchant_backend.validation import DataSetInput, Env, parse_duration, validate_env
 
 # Set by ``--json`` anywhere on the command line (see ``JsonUsageErrors.main``).
 _json_errors: contextvars.ContextVar[bool] = contextvars.ContextVar("json_errors", default=False)
@@ -551,6 +551,63 @@ def events_replay(
         entry = inbox.get(conn, merchant, e, event_id)
         assert entry is not None
         out(entry.as_json())
+
+
+@events_app.command("prune")
+@guarded
+def events_prune(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            help="age of the events to prune, e.g. 90d or 36h "
+            "(default: MERCHANT_BACKEND_EVENT_RETENTION_DAYS)",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only count what would be removed")
+    ] = False,
+) -> None:
+    """Remove the raw bodies of applied and ignored events older than the retention period.
+
+    Their rows stay (a late duplicate from Stripe is still recognised), and so do pending,
+    failed and dead events, the projections and each object's history. Small batches: the
+    service keeps taking webhooks meanwhile.
+    """
+    from merchant_backend.store import retention
+
+    with runtime() as rt:
+        if older_than is not None:
+            try:
+                age = parse_duration(older_than)
+            except ValueError as exc:
+                raise BadInput(str(exc), "older_than") from None
+        elif rt.settings.event_retention_days > 0:
+            age = rt.settings.event_retention_days * retention.DAY
+        else:
+            raise BadInput(
+                "retention is off (MERCHANT_BACKEND_EVENT_RETENTION_DAYS=0): "
+                "pass --older-than, e.g. --older-than 90d",
+                "older_than",
+            )
+        before = clock.now() - age
+        if dry_run or not sys.stderr.isatty():
+            result = retention.prune(rt.engine, before, dry_run=dry_run)
+        else:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            with db.read(rt.engine) as conn:
+                total, _bytes = retention.count_prunable(conn, before)
+            columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("prune", total=total)
+                result = retention.prune(
+                    rt.engine,
+                    before,
+                    on_batch=lambda r: bar.update(task, completed=r.events),
+                )
+    out(result.as_json())
 
 
 @app.command("rotate-master-key")

@@ -328,3 +328,14 @@ def hide_secrets(text: str) -> str:
     """``text`` with anything shaped like a secret cut down to its kind (``sk_live_…``): for
     every value a page or an error message shows back."""
     return _SECRET_SHAPED.sub(lambda m: m.group(1) + "…", text)
+
+
+_DURATION = re.compile(r"([0-9]{1,6})([dh])")
+
+
+def parse_duration(text: str) -> float:
+    """``90d`` or ``12h`` (ASCII digits) as seconds; ValueError with what to write otherwise."""
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"write a number of days or hours, such as 90d or 36h, not {text[:20]!r}")
+    return int(found.group(1)) * (86400.0 if found.group(2) == "d" else 3600.0)

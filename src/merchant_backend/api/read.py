@@ -161,9 +161,12 @@ def replay_event(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     """Put the event back in line; the worker applies it again (harmless if already applied)."""
-    with db.write(rt.engine) as conn:
-        if not inbox.replay(conn, merchant_id, env, evt_id, clock.now()):
-            raise not_found(f"no event {evt_id} in {env}")
-        entry = inbox.get(conn, merchant_id, env, evt_id)
+    try:
+        with db.write(rt.engine) as conn:
+            if not inbox.replay(conn, merchant_id, env, evt_id, clock.now()):
+                raise not_found(f"no event {evt_id} in {env}")
+            entry = inbox.get(conn, merchant_id, env, evt_id)
+    except inbox.EventPruned as exc:
+        raise ApiError(409, exc.code, exc.message) from None
     assert entry is not None
     return entry.as_json()

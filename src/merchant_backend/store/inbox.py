@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Connection, and_, case, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
+from merchant_backend.errors import Conflict
 from merchant_backend.store.schema import events
 from merchant_backend.store.upsert import insert_for
 from merchant_backend.vocabulary import HANDLED_EVENTS, HANDLED_SET, INBOX_STATES
@@ -227,8 +228,10 @@ def mark_failed(
     )
 
 
-class EventPruned(Exception):
+class EventPruned(Conflict):
     """The event's body was removed by retention: there is nothing left to apply."""
+
+    code = "event_pruned"
 
 
 def replay(conn: Connection, merchant_id: str, env: str, event_id: str, at: float) -> bool:

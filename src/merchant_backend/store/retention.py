@@ -36,8 +36,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 
-from merchant_backend import logs
-from merchant_backend.clock import now
+from merchant_backend import clock, logs
 from merchant_backend.store import db, outbox
 from merchant_backend.store.schema import events
 
@@ -201,7 +200,7 @@ class Pruner:
     def run_once(self) -> PruneResult:
         result = prune(
             self.engine,
-            cutoff(self.days, now()),
+            cutoff(self.days, clock.now()),
             pause=lambda: self._stop.wait(self.pause_between),
         )
         if result.events or result.outbound_messages:

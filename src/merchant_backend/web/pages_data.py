@@ -453,6 +453,9 @@ def event(
         title=f"Event {event_id}",
         e=entry,
         payload=_pretty(body),
+        # Retention removed the body (store/retention.py): the row and its effects stay.
+        pruned=entry.payload is not None and len(entry.payload) == 0,
+        retention_days=mp.rt.settings.event_retention_days,
         object_link=object_href(mp.base, entry.object_type, entry.object_id),
         replayable=REPLAYABLE,
         back=request.url.path,
@@ -473,9 +476,12 @@ def replay(
     back: str = Form(""),
     mp: MerchantPage = Depends(merchant_form),
 ) -> Response:
-    with db.write(mp.rt.engine) as conn:
-        if not inbox.replay(conn, mp.merchant.id, mp.env, event_id, clock.now()):
-            raise not_found()
+    try:
+        with db.write(mp.rt.engine) as conn:
+            if not inbox.replay(conn, mp.merchant.id, mp.env, event_id, clock.now()):
+                raise not_found()
+    except inbox.EventPruned as exc:
+        raise WebError(409, "Nothing left to replay", exc.message) from None
     log.info("web replay", merchant_id=mp.merchant.id, env=mp.env, event_id=event_id)
     # Back to the list or event page the button was on, never anywhere else.
     parts = urlsplit(back)
