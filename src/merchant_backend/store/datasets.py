@@ -16,6 +16,8 @@ from sqlalchemy import Connection, delete, insert, select, update
 from merchant_backend import clock
 from merchant_backend.crypto import DecryptionError, Keyring, mask, secret_aad
 from merchant_backend.errors import FieldError, InvalidInput
+from merchant_backend.i18n import N_
+from merchant_backend.i18n import gettext as _
 from merchant_backend.store.schema import stripe_datasets
 from merchant_backend.validation import (
     DataSetInput,
@@ -49,17 +51,20 @@ class StoredDataSet:
     updated_at: float
 
     def health(self, at: float | None = None) -> dict[str, Any]:
+        """The data set's state for the API and the pages (whose templates translate the
+        ``message``: the API's stays English)."""
         at = clock.now() if at is None else at
         missing = [] if self.signing_secret_hint else ["webhook_signing_secret"]
         if missing:
             status = "incomplete"
-            message = (
+            message = N_(
                 "the webhook signing secret is missing: create the webhook in Stripe (or let us "
                 "create it) and paste its signing secret"
             )
         elif self.verify_report is None:
             # The web page's button is "Verify connection", the CLI's command "stripe verify".
-            status, message = "unverified", "not verified against Stripe yet: verify the connection"
+            status = "unverified"
+            message = N_("not verified against Stripe yet: verify the connection")
         else:
             status = str(self.verify_report.get("status", "unverified"))
             message = str(self.verify_report.get("summary", ""))
@@ -297,8 +302,8 @@ def roll_signing_secret(
         errors.append(
             FieldError(
                 "old_valid_for",
-                f"the old secret may stay valid 0 to {MAX_ROLL_SECONDS} seconds (24 h), "
-                "as in Stripe's roll",
+                _("the old secret may stay valid 0 to %(most)s seconds (24 h), as in Stripe's roll")
+                % {"most": MAX_ROLL_SECONDS},
             )
         )
     row = conn.execute(select(stripe_datasets).where(_where(merchant_id, env))).first()
