@@ -156,7 +156,9 @@ class SignInRequired(Exception):
 
 def not_found() -> WebError:
     # Another merchant's page looks exactly like a missing one.
-    return WebError(404, "Page not found", "There is no such page, or it is not yours to see.")
+    return WebError(
+        404, _("Page not found"), _("There is no such page, or it is not yours to see.")
+    )
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fastapi import Depends, Form, Request, Response
 
 from merchant_backend import clock
+from merchant_backend.i18n import gettext as _
 from merchant_backend.runtime import Runtime
 from merchant_backend.services.access import Principal
 from merchant_backend.store import db, web_sessions
@@ -109,8 +110,8 @@ def check_csrf(session: web_sessions.WebSession, submitted: str) -> None:
     if not submitted or not hmac.compare_digest(session.csrf_token.encode(), submitted.encode()):
         raise WebError(
             403,
-            "This form has expired",
-            "The form was not sent from this session. Reload the page and try again.",
+            _("This form has expired"),
+            _("The form was not sent from this session. Reload the page and try again."),
         )
 
 
