@@ -110,27 +110,39 @@ def test_json_flag_anywhere(args: list[str], expected: list[str], found: bool) -
 # ---- help --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        [],
-        ["serve"],
-        ["stripe"],
-        ["stripe", "set"],
-        ["stripe", "roll-secret"],
-        ["events", "replay"],
-        ["reconcile"],
-        ["merchants", "create"],
-    ],
-)
+def _all_commands() -> list[list[str]]:
+    import typer
+
+    from merchant_backend.cli import app
+
+    found: list[list[str]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        found.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+@pytest.mark.parametrize("command", _all_commands(), ids=lambda c: " ".join(c) or "root")
 def test_help_has_no_type_labels(settings: Settings, command: list[str]) -> None:
     result = run_cli([*command, "--help"], {**cli_env(settings), "COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for label in ("<bool>", "<str>", "<int>", "<float>"):
+    for label in ("<bool>", "<str>", "<int>", "<float>", "<path>"):
         assert label not in result.stdout
     if command == ["stripe", "set"]:
         assert "--merchant" in result.stdout and "ID" in result.stdout
         assert "acct_…" in result.stdout
+
+
+def test_help_paragraphs_are_reflowed_but_lists_keep_their_lines() -> None:
+    assert cli_output.reflow("One line\n    broken here.\n\n    Second.") == (
+        "One line broken here.\n\nSecond."
+    )
+    listed = "Steps:\n1. first\n2. second"
+    assert cli_output.reflow(listed) == listed
 
 
 # ---- the real program at a terminal --------------------------------------------------------

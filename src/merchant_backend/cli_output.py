@@ -14,7 +14,9 @@ and flags none, before the help is drawn.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -111,7 +113,21 @@ METAVAR = {
     "--signing-secret": "whsec_…|-",
     "--old-valid-for": "SECONDS",
     "--since": "WHEN",
+    "--older-than": "AGE",
 }
+
+
+def reflow(text: str | None) -> str | None:
+    """A docstring's paragraphs as single lines: the help is wrapped to the terminal, and the
+    line breaks of the source would otherwise cut its lines in the middle."""
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if _LIST.search(p) else " ".join(p.split()) for p in paragraphs)
+
+
+# A paragraph written as a list keeps its lines.
+_LIST = re.compile(r"^\s*(?:[-*]|\d+[.)])\s", re.MULTILINE)
 
 
 def _no_type_label(ctx: Any) -> None:
@@ -133,7 +149,9 @@ def _tidy(param: Any) -> None:
 
 
 def readable_help(command: TyperCommand | TyperGroup) -> None:
-    """Give every option of ``command`` and its subcommands a label a person understands."""
+    """Give every option of ``command`` and its subcommands a label a person understands, and
+    its help text paragraphs that the terminal wraps."""
+    command.help = reflow(command.help)
     for param in command.params:
         _tidy(param)
     help_option = command.get_help_option(command.context_class(command))
