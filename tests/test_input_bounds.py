@@ -282,3 +282,18 @@ def test_every_answer_with_a_token_a_client_secret_or_a_data_set_is_no_store(
         static = c.get("/static/app.css")
         if static.status_code == 200:
             assert static.headers.get("cache-control") != "no-store"
+
+
+def test_a_nul_in_an_address_or_a_name_is_refused_not_a_500(
+    client: TestClient, connected: MerchantCtx, admin_auth: dict[str, str]
+) -> None:
+    """Found by schemathesis on PostgreSQL: ``?object_id=%00`` reached the database (500)."""
+    base = f"/api/v1/merchants/{connected.id}/stage"
+    for path in (f"{base}/events?object_id=%00", f"{base}/events/evt_%00", f"{base}%00/events"):
+        r = client.get(path, headers=connected.auth)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", path
+        assert r.headers["cache-control"] == "no-store"
+    r = client.post("/api/v1/merchants", json={"name": "Shop\u0000"}, headers=admin_auth)
+    assert r.status_code == 422, r.text
+    r = client.post("/api/v1/merchants", json={"name": "Shop\nINFO forged"}, headers=admin_auth)
+    assert r.status_code == 422, r.text

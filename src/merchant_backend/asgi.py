@@ -21,6 +21,7 @@ from merchant_backend import __version__, logs, web
 from merchant_backend import settings as settings_module
 from merchant_backend.api import datasets, errors, merchants, ops, read, stripe_actions, webhooks
 from merchant_backend.api.no_store import NoStore
+from merchant_backend.api.nul_guard import RefuseNul
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import SERVE_NO_WORKER_ENV
 from merchant_backend.store.inbox_writer import InboxWriter
@@ -90,6 +91,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
     )
     app.state.runtime = runtime
     app.add_middleware(NoStore)
+    app.add_middleware(RefuseNul)
     app.state.secret_cache = SecretCache(runtime.engine, runtime.keys.for_token)
     errors.install(app)
     app.add_route(
@@ -99,9 +101,9 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
         include_in_schema=False,
     )
     app.include_router(ops.router)
-    app.include_router(merchants.router)
-    app.include_router(datasets.router)
-    app.include_router(read.router)
+    app.include_router(merchants.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(datasets.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(read.router, responses=errors.ERROR_RESPONSES)
     stripe_actions.install(app)
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")

@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from merchant_backend import logs
@@ -15,6 +17,46 @@ from merchant_backend.errors import InvalidInput
 from merchant_backend.validation import hide_secrets
 
 log = logs.get("merchant_backend.api")
+
+
+class FieldMessage(BaseModel):
+    field: str | None
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")  # e.g. stripe_request_id, decline_code, retry_after
+
+    code: str
+    message: str
+    field: str | None = None
+    errors: list[FieldMessage] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API: ``{"error": {"code", "message", "field"}}``."""
+
+    error: ErrorDetail
+
+
+# Documented on every API route (the OpenAPI document says what an error looks like, so a
+# client, and schemathesis, can check it). 422 replaces FastAPI's own validation error shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "The request is malformed (e.g. an unknown pagination cursor).",
+        401: "No valid API token.",
+        403: "The token may not do this (e.g. it is not the admin token).",
+        404: "No such merchant, data set or object (or not this token's to see).",
+        409: "The action clashes with the current state (e.g. a reconcile already runs).",
+        413: "The body is too large.",
+        422: "A field breaks a rule; one message per field.",
+        429: "Too many requests; see Retry-After.",
+        502: "Stripe refused or could not be reached; the message says what to do.",
+        503: "The database or Stripe is unavailable right now; try again.",
+        504: "Stripe did not answer in time.",
+    }.items()
+}
 
 
 class ApiError(Exception):
@@ -101,6 +143,15 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         return JSONResponse(
             error_body("invalid_request", first["message"] or "", first["field"], errors), 422
+        )
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value as data (too long, out of range, a NUL): the request's
+        # doing, so a 400, never a 500. The inputs are checked before; this is the safety net.
+        log.warning("database refused a value", error=type(exc.orig).__name__)
+        return JSONResponse(
+            error_body("invalid_request", "a value in the request cannot be stored"), 400
         )
 
     @app.exception_handler(DecryptionError)

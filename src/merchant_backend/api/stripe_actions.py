@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from merchant_backend.api.auth import merchant_access, runtime
-from merchant_backend.api.errors import not_found
+from merchant_backend.api.errors import ERROR_RESPONSES, not_found
 from merchant_backend.runtime import Runtime
 from merchant_backend.services.inputs import CancelBody, CaptureBody, PaymentIntentBody
 from merchant_backend.store import datasets, db
@@ -57,7 +57,10 @@ def verify(
     return verify_connection(rt, merchant_id, env)
 
 
-@router.post("/stripe/{env}/webhook-endpoint")
+@router.post(
+    "/stripe/{env}/webhook-endpoint",
+    responses={201: {"description": "The endpoint was created (200: it existed, events added)."}},
+)
 def webhook_endpoint(
     request: Request,
     response: Response,
@@ -137,4 +140,4 @@ def install(app: FastAPI) -> None:
     async def _stripe_problem(_request: Request, exc: StripeProblem) -> JSONResponse:
         return JSONResponse(exc.body(), exc.status)
 
-    app.include_router(router)
+    app.include_router(router, responses=ERROR_RESPONSES)

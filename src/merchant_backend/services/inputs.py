@@ -12,7 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 class MerchantCreate(BaseModel):
     # Stripped before the length check, so "   " is refused rather than stored as "".
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    # No NUL (PostgreSQL text cannot hold it) and no line break (it would forge a line
+    # wherever the name is printed) (issue 9).
+    name: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00\r\n]+$"
+        ),
+    ]
 
 
 class DataSetBody(BaseModel):
