@@ -64,6 +64,18 @@ def stored(runtime: Runtime, merchant_id: str) -> dict[str, tuple[str, str]]:
         return {r[0]: (r[1], r[2]) for r in rows}
 
 
+def test_a_run_that_inserts_events_wakes_the_worker_of_its_process(
+    fake: FakeStripe, runtime: Runtime, stage: MerchantCtx
+) -> None:
+    history(fake)
+    runtime.inbox_bell.clear()
+    rec.reconcile(runtime, stage.id, "stage", since=T0)
+    assert runtime.inbox_bell.wait(0)  # rung after the page's commit (issue 11)
+    runtime.inbox_bell.clear()
+    rec.reconcile(runtime, stage.id, "stage", since=T0)  # nothing new: no ring
+    assert not runtime.inbox_bell.wait(0)
+
+
 def test_first_run_inserts_the_handled_events_and_the_worker_applies_them(
     fake: FakeStripe,
     runtime: Runtime,

@@ -272,8 +272,9 @@ def test_an_event_whose_workers_keep_dying_goes_dead(
         with db.write(runtime.engine) as conn:
             assert len(inbox.claim(conn, "doomed", now=t, lease_seconds=1, limit=10)) == 1
         t += 2
-    with db.write(runtime.engine) as conn:
-        conn.execute(update(events).values(lease_until=time.time() - 1))
+    with db.write(runtime.engine) as conn:  # the last lease ran out (it ends when it is due)
+        gone = time.time() - 1
+        conn.execute(update(events).values(lease_until=gone, next_attempt_at=gone))
     assert Worker(runtime.engine, s).drain() == 1
     (row,) = inbox_rows(runtime.engine, connected.id)
     assert row.state == "dead"

@@ -50,12 +50,16 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        writer = InboxWriter(runtime.engine, timeout=settings.ingest_commit_timeout)
+        writer = InboxWriter(
+            runtime.engine,
+            timeout=settings.ingest_commit_timeout,
+            on_commit=runtime.inbox_bell.ring,
+        )
         await writer.start()
         app.state.inbox_writer = writer
         worker = None
         if run_worker:
-            worker = Worker(runtime.engine, settings)
+            worker = Worker(runtime.engine, settings, bell=runtime.inbox_bell)
             app.state.worker_thread = worker.start_thread()
         pruner = None
         if settings.event_retention_days > 0:

@@ -33,6 +33,31 @@ WORKER_BATCH_SECONDS = Histogram(
     "merchant_backend_worker_batch_seconds",
     "Time to apply one batch of events.",
 )
+EVENT_APPLY_LAG = Histogram(
+    "merchant_backend_event_apply_lag_seconds",
+    "From an event's arrival (its 2xx, or its fetch by reconcile) to its projection being "
+    "applied and committed, by source (webhook, reconcile); retries included.",
+    ["source"],
+    buckets=(
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+        5.0,
+        10.0,
+        30.0,
+        60.0,
+        300.0,
+        3600.0,
+    ),
+)
 INBOX_BACKLOG = Gauge(
     "merchant_backend_inbox_backlog",
     "Events waiting to be applied (pending or failed), as last seen by this process's worker.",

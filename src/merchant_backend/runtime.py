@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from merchant_backend.crypto import Keyring, load_or_create_key_file, parse_keys
 from merchant_backend.settings import Settings
 from merchant_backend.store.db import create_db_engine
+from merchant_backend.store.inbox_signal import Doorbell
 
 
 @dataclass
@@ -77,6 +78,8 @@ class Runtime:
             settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
         self.keys = KeyringSource(settings)
+        # Rung after events are committed to the inbox in this process; its worker waits on it.
+        self.inbox_bell = Doorbell()
 
     def close(self) -> None:
         self.engine.dispose()

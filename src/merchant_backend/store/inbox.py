@@ -7,16 +7,33 @@ handle are stored as ``ignored``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, and_, case, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    update,
+    values,
+)
 from sqlalchemy.exc import OperationalError
 
 from merchant_backend.errors import Conflict
 from merchant_backend.store.schema import events
+from merchant_backend.store.inbox_signal import notify
+from merchant_backend.store.schema import UNAPPLIED_SQL, events
 from merchant_backend.store.upsert import insert_for
 from merchant_backend.vocabulary import HANDLED_EVENTS, HANDLED_SET, INBOX_STATES
 
@@ -104,7 +121,10 @@ def insert_new(
         .on_conflict_do_nothing(index_elements=["merchant_id", "env", "event_id"])
         .returning(events.c.merchant_id, events.c.env, events.c.event_id)
     )
-    return {(r[0], r[1], r[2]) for r in conn.execute(stmt, rows)}
+    new = {(r[0], r[1], r[2]) for r in conn.execute(stmt, rows)}
+    if new and any(unique[key].handled for key in new):
+        notify(conn)
+    return new
 
 
 Key = tuple[str, str, str]
@@ -156,33 +176,176 @@ class ClaimedEvent:
     created: int
     payload: bytes
     attempts: int
+    received_at: float = 0.0
+    source: str = "webhook"
+
+
+# A lane is what the worker takes turns between: one data set's live deliveries, or the events
+# a reconcile run fetched for it. A storm in one lane (a migration, 30 days of reconcile) then
+# delays another lane by at most one batch, and never a data set's own live deliveries.
+Lane = tuple[str, str, str]  # (merchant_id, env, source)
+
+
+# The lanes with unapplied events, in key order after a given one, found by a loose index scan
+# of ix_events_due: one step per lane, however long the backlog. A step finds the first entry
+# after lane (m, e, s) with three index seeks, the first that finds one wins (COALESCE stops
+# there): a later source in the same (m, e), a later env of m, a later merchant. (A row-value
+# comparison would say it in one, but SQLite seeks on its first column only and would walk all
+# of m's backlog.) Each WHERE repeats the partial index's predicate word for word, which is
+# what lets SQLite use the index.
+def _next_lane(m: str, e: str, s: str) -> str:
+    # Built from constants and parameter names at import, never from data.
+    pick = f"SELECT id FROM events WHERE {UNAPPLIED_SQL} AND "  # noqa: S608
+    return (
+        f"COALESCE(({pick}merchant_id = {m} AND env = {e} AND source > {s} "
+        "ORDER BY source LIMIT 1), "
+        f"({pick}merchant_id = {m} AND env > {e} ORDER BY env, source LIMIT 1), "
+        f"({pick}merchant_id > {m} ORDER BY merchant_id, env, source LIMIT 1))"
+    )
+
+
+_LANES_SQL = text(
+    f"""
+WITH RECURSIVE lane(id, m, e, s) AS (
+  SELECT id, merchant_id, env, source FROM events WHERE id = {_next_lane(":m", ":e", ":s")}
+  UNION ALL
+  SELECT n.id, n.merchant_id, n.env, n.source FROM lane JOIN events AS n
+  ON n.id = {_next_lane("lane.m", "lane.e", "lane.s")}
+)
+SELECT m, e, s FROM lane LIMIT :k
+"""  # noqa: S608 (constants only)
+)
+
+
+def lanes(conn: Connection, *, after: Lane | None, limit: int) -> list[Lane]:
+    """Up to ``limit`` lanes with unapplied events, in key order from just after ``after``,
+    wrapping round to the first ones (so every lane gets its turn when there are more lanes
+    than events in a batch)."""
+    start = after or ("", "", "")
+    found: list[Lane] = [
+        (r[0], r[1], r[2])
+        for r in conn.execute(_LANES_SQL, {"m": start[0], "e": start[1], "s": start[2], "k": limit})
+    ]
+    if after is not None and len(found) < limit:
+        wrapped = conn.execute(_LANES_SQL, {"m": "", "e": "", "s": "", "k": limit - len(found)})
+        found += [(r[0], r[1], r[2]) for r in wrapped if (r[0], r[1], r[2]) <= after]
+    return found
+
+
+def _due(now: float) -> Any:
+    # Claiming moves next_attempt_at to the end of the lease, so one column says when any
+    # unapplied event is due: pending at once, failed after its backoff, processing once its
+    # worker's lease ran out.
+    return and_(text(f"events.{UNAPPLIED_SQL}"), events.c.next_attempt_at <= now)
+
+
+_LANE_ORDER = (events.c.next_attempt_at, events.c.id)
+
+
+def _pick_sqlite(
+    conn: Connection, lanes_: list[Lane], now: float, per_lane: int
+) -> list[list[int]]:
+    # One index range scan per lane; SQLite runs them in-process inside our write lock.
+    stmt = (
+        select(events.c.id)
+        .where(
+            events.c.merchant_id == bindparam("m"),
+            events.c.env == bindparam("e"),
+            events.c.source == bindparam("s"),
+            _due(now),
+        )
+        .order_by(*_LANE_ORDER)
+        .limit(per_lane)
+    )
+    return [[r[0] for r in conn.execute(stmt, {"m": m, "e": e, "s": s})] for (m, e, s) in lanes_]
+
+
+def _pick_postgresql(
+    conn: Connection, lanes_: list[Lane], now: float, per_lane: int
+) -> list[list[int]]:
+    # One statement: per lane (LATERAL), its oldest due events, locked with SKIP LOCKED so
+    # workers side by side take different ones. (A window function cannot be combined with
+    # FOR UPDATE; a LIMIT per lane can, and walks ix_events_due.)
+    lane_rows = values(
+        column("n", String),
+        column("m", String),
+        column("e", String),
+        column("s", String),
+        name="lane",
+    ).data([(str(i), m, e, s) for i, (m, e, s) in enumerate(lanes_)])
+    pick = (
+        select(events.c.id, events.c.next_attempt_at)
+        .where(
+            events.c.merchant_id == lane_rows.c.m,
+            events.c.env == lane_rows.c.e,
+            events.c.source == lane_rows.c.s,
+            _due(now),
+        )
+        .order_by(*_LANE_ORDER)
+        .limit(per_lane)
+        .with_for_update(skip_locked=True)
+        .lateral("pick")
+    )
+    rows = conn.execute(
+        select(lane_rows.c.n, pick.c.id)
+        .select_from(lane_rows.join(pick, true()))
+        .order_by(lane_rows.c.n, pick.c.next_attempt_at, pick.c.id)
+    )
+    picked: list[list[int]] = [[] for _ in lanes_]
+    for n, id_ in rows:
+        picked[int(n)].append(id_)
+    return picked
+
+
+def round_robin(per_lane: Sequence[Sequence[int]], limit: int) -> list[int]:
+    """Pure: the first of every lane, then the second of every lane, … up to ``limit``."""
+    out: list[int] = []
+    depth = max((len(p) for p in per_lane), default=0)
+    for rank in range(depth):
+        for picked in per_lane:
+            if rank < len(picked):
+                out.append(picked[rank])
+                if len(out) == limit:
+                    return out
+    return out
 
 
 def claim(
-    conn: Connection, worker_id: str, *, now: float, lease_seconds: float, limit: int
+    conn: Connection,
+    worker_id: str,
+    *,
+    now: float,
+    lease_seconds: float,
+    limit: int,
+    after: Lane | None = None,
 ) -> list[ClaimedEvent]:
-    """Lease up to ``limit`` due events to this worker.
+    """Lease up to ``limit`` due events to this worker, taking turns between lanes.
 
-    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side by side; an
-    expired lease (a worker that died) makes the event due again.
+    Round robin across (merchant, env, source), oldest due first within each; ``after`` is
+    the last lane the caller served, so with more lanes than ``limit`` the next batch goes on
+    from there. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side
+    by side; an expired lease (a worker that died) makes the event due again.
     """
-    due = or_(
-        and_(events.c.state.in_(("pending", "failed")), events.c.next_attempt_at <= now),
-        and_(events.c.state == "processing", events.c.lease_until < now),
-    )
-    pick = select(events.c.id).where(due).order_by(events.c.id).limit(limit)
+    found = lanes(conn, after=after, limit=limit)
+    if not found:
+        return []
+    per_lane = math.ceil(limit / len(found))
     if conn.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    ids = [r[0] for r in conn.execute(pick)]
+        picked = _pick_postgresql(conn, found, now, per_lane)
+    else:
+        picked = _pick_sqlite(conn, found, now, per_lane)
+    ids = round_robin(picked, limit)
     if not ids:
         return []
+    lease_until = now + lease_seconds
     rows = conn.execute(
         update(events)
         .where(events.c.id.in_(ids))
         .values(
             state="processing",
             locked_by=worker_id,
-            lease_until=now + lease_seconds,
+            lease_until=lease_until,
+            next_attempt_at=lease_until,
             attempts=events.c.attempts + 1,
         )
         .returning(
@@ -194,10 +357,13 @@ def claim(
             events.c.created,
             events.c.payload,
             events.c.attempts,
+            events.c.received_at,
+            events.c.source,
         )
     ).all()
+    order = {id_: n for n, id_ in enumerate(ids)}
     claimed = [ClaimedEvent(*r) for r in rows]
-    claimed.sort(key=lambda c: c.id)
+    claimed.sort(key=lambda c: order[c.id])
     return claimed
 
 
@@ -279,6 +445,7 @@ class InboxEntry:
     object_type: str | None
     object_id: str | None
     next_attempt_at: float
+    applied_at: float | None = None
     payload: bytes | None = None
 
     def as_json(self, with_payload: bool = False) -> dict[str, Any]:
@@ -286,7 +453,9 @@ class InboxEntry:
             "id": self.event_id,
             "type": self.type,
             "created": self.created,
-            "received_at": int(self.received_at),
+            # Unix seconds to the millisecond: their difference is the event's apply lag.
+            "received_at": _ms(self.received_at),
+            "applied_at": _ms(self.applied_at) if self.applied_at is not None else None,
             "source": self.source,
             "attempts": self.attempts,
             "last_error": self.last_error,
@@ -303,6 +472,10 @@ class InboxEntry:
         return out
 
 
+def _ms(t: float) -> float:
+    return round(t, 3)
+
+
 # Everything an InboxEntry holds but the payload: lists leave it out, `get` adds it.
 ENTRY_COLUMNS = (
     events.c.id,
@@ -317,6 +490,7 @@ ENTRY_COLUMNS = (
     events.c.object_type,
     events.c.object_id,
     events.c.next_attempt_at,
+    events.c.applied_at,
 )
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
@@ -46,8 +47,11 @@ class InboxWriter:
         max_batch: int = 256,
         max_queue: int = 20_000,
         timeout: float = 10.0,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
+        # Called once a batch with new events has committed: wakes this process's worker.
+        self.on_commit = on_commit
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.timeout = timeout
@@ -135,6 +139,8 @@ class InboxWriter:
                 )
                 await self._one_by_one(batch, exc)
                 continue
+            if new and self.on_commit is not None:
+                self.on_commit()
             metrics.INGEST_COMMIT_SECONDS.observe(time.perf_counter() - started)
             metrics.INGEST_BATCH.observe(len(batch))
             for item in batch:

@@ -69,6 +69,11 @@ stripe_datasets = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# Inbox states an event is still to be applied in; ix_events_due holds exactly these rows.
+UNAPPLIED_STATES = ("pending", "failed", "processing")
+# Literal, not bound: SQLite uses a partial index only for a query that repeats its predicate.
+UNAPPLIED_SQL = "state IN (" + ", ".join(f"'{s}'" for s in UNAPPLIED_STATES) + ")"
+
 events = Table(
     "events",
     metadata,
@@ -94,7 +99,19 @@ events = Table(
     Column("locked_by", String(80)),
     Column("applied_at", Float),
     UniqueConstraint("merchant_id", "env", "event_id"),
-    Index("ix_events_claim", "state", "next_attempt_at"),
+    # The worker's queue: unapplied events by lane (see store/inbox.py), then by when due.
+    # Partial, so applied events (nearly all of them) leave it and it stays the size of the
+    # backlog; SQLite's rowid is the id.
+    Index(
+        "ix_events_due",
+        "merchant_id",
+        "env",
+        "source",
+        "next_attempt_at",
+        "id",
+        sqlite_where=text(UNAPPLIED_SQL),
+        postgresql_where=text(UNAPPLIED_SQL),
+    ),
     Index("ix_events_list", "merchant_id", "env", "created", "id"),
     Index("ix_events_object", "merchant_id", "env", "object_id"),
     # Overview counts and the events page filtered by state (e.g. dead) without a scan.

@@ -257,6 +257,8 @@ def _run(
             if state.lease is not None:  # always: take_lease put ours there
                 state.lease.until = clock.now() + LEASE_SECONDS
             save_state(conn, merchant_id, env, state)
+        if new:
+            rt.inbox_bell.ring()  # committed: this process's worker takes them now
         if on_page is not None:
             on_page(run)
         if not has_more or not events:

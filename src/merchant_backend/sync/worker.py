@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from merchant_backend import clock, logs, metrics
 from merchant_backend.settings import Settings
 from merchant_backend.store import db, inbox
+from merchant_backend.store.inbox_signal import Doorbell, Listener
 from merchant_backend.sync.apply import apply_batch
 from merchant_backend.sync.retry import gives_up, retry_delay
 
@@ -35,19 +36,41 @@ def describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _observe_lag(batch: list[inbox.ClaimedEvent], applied: list[int], at: float) -> None:
+    done = set(applied)
+    for b in batch:
+        if b.id in done:
+            metrics.EVENT_APPLY_LAG.labels(b.source).observe(max(0.0, at - b.received_at))
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _last_lane(batch: list[inbox.ClaimedEvent]) -> inbox.Lane:
+    """The last lane to take its first turn in a claimed batch (claims list lanes in turn)."""
+    seen: dict[inbox.Lane, None] = {}
+    for b in batch:
+        seen.setdefault((b.merchant_id, b.env, b.source))
+    return next(reversed(seen))
+
+
 @dataclass
 class Worker:
+    """``bell`` wakes the worker when events are committed (the process's inbox writer rings
+    it); the poll interval is only a fallback. On PostgreSQL ``run_forever`` also listens for
+    the NOTIFY other processes send when they insert events."""
+
     engine: Engine
     settings: Settings
     worker_id: str = ""
+    bell: Doorbell = field(default_factory=Doorbell)
 
     def __post_init__(self) -> None:
         self.worker_id = self.worker_id or new_worker_id()
         self._stop = threading.Event()
+        # Where the round robin between lanes goes on from (see inbox.claim).
+        self._after: inbox.Lane | None = None
 
     def run_once(self) -> int:
         """Claim and apply one batch; returns how many events it handled."""
@@ -60,9 +83,11 @@ class Worker:
                 now=at,
                 lease_seconds=s.worker_lease_seconds,
                 limit=s.worker_batch_size,
+                after=self._after,
             )
         if not batch:
             return 0
+        self._after = _last_lane(batch)
         lost = [b for b in batch if b.attempts > s.worker_max_attempts]
         if lost:
             # Only a lease that ran out raises attempts past the limit (a failure at the limit
@@ -82,6 +107,7 @@ class Worker:
             return len(batch) + len(lost)
         metrics.WORKER_BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_PROCESSED.labels("applied").inc(len(result.applied))
+        _observe_lag(batch, result.applied, clock.now())
         if result.failed:
             self._fail([b for b in batch if b.id in result.failed], result.failed)
         return len(batch) + len(lost)
@@ -103,6 +129,7 @@ class Worker:
                 errors[item.id] = describe(exc)
                 continue
             metrics.EVENTS_PROCESSED.labels("applied").inc(len(result.applied))
+            _observe_lag([item], result.applied, clock.now())
             errors.update(result.failed)
         if errors:
             self._fail([b for b in batch if b.id in errors], errors)
@@ -150,14 +177,29 @@ class Worker:
 
     def run_forever(self) -> None:
         log.info("worker started", worker_id=self.worker_id)
+        listener = None
+        if not db.is_sqlite(self.engine):
+            listener = Listener(self.engine, self.bell)
+            listener.start()
+        try:
+            self._run_forever()
+        finally:
+            if listener is not None:
+                listener.stop()
+        log.info("worker stopped", worker_id=self.worker_id)
+
+    def _run_forever(self) -> None:
         idle_rounds = 0
         while not self._stop.is_set():
+            # Cleared before looking, so a ring while we claim or apply is never lost.
+            self.bell.clear()
             try:
                 handled = self.run_once()
             except Exception as exc:  # database unreachable: wait and try again
                 log.error("worker round failed", error=f"{type(exc).__name__}: {exc}"[:300])
                 handled = 0
                 self._stop.wait(min(5.0, self.settings.worker_poll_interval * 10))
+                continue
             if handled:
                 idle_rounds = 0
                 continue
@@ -165,11 +207,12 @@ class Worker:
             if idle_rounds % 50 == 1:
                 with contextlib.suppress(Exception):  # a gauge is not worth a crash
                     metrics.INBOX_BACKLOG.set(self.backlog())
-            self._stop.wait(self.settings.worker_poll_interval)
-        log.info("worker stopped", worker_id=self.worker_id)
+            # Until the inbox writer (or another process's NOTIFY) rings; polling is the fallback.
+            self.bell.wait(self.settings.worker_poll_interval)
 
     def stop(self) -> None:
         self._stop.set()
+        self.bell.ring()
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="event-worker", daemon=True)
