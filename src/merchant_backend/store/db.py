@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -100,11 +102,30 @@ def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
     conn.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
+# SQLite has one writer at a time. Threads of one process (the inbox writer, the worker, a
+# request) queue for it on this lock instead of in SQLite's busy handler, which sleeps 1, 2,
+# 5, 10 … ms between tries: a group commit waiting behind a worker batch would otherwise
+# lose milliseconds after the lock is free. Other processes still meet the busy timeout.
+_sqlite_writers: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_registry_lock = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock | None:
+    if not is_sqlite(engine):
+        return None
+    lock = _sqlite_writers.get(engine)
+    if lock is None:
+        with _registry_lock:
+            lock = _sqlite_writers.setdefault(engine, threading.RLock())
+    return lock
+
+
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
     """A writing transaction, committed on success and rolled back on any error."""
     callbacks: list[Callable[[], None]] = []
-    with engine.begin() as conn:
+    lock = _writer_lock(engine)
+    with lock if lock is not None else contextlib.nullcontext(), engine.begin() as conn:
         try:
             yield conn
         finally:
