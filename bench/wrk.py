@@ -22,6 +22,7 @@ from bench.procs import Children
 LUA = r"""
 local path = os.getenv("BENCH_REQUESTS_FILE")
 local target = os.getenv("BENCH_PATH")
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local requests_list = {}
 local n = 0
 local i = 0
@@ -54,6 +55,13 @@ function request()
     return requests_list[n]
   end
   return requests_list[i]
+end
+
+-- A paced run (a rate below the maximum): each connection waits before its next request.
+if pause > 0 then
+  function delay()
+    return pause
+  end
 end
 
 function done(summary, latency, requests)
@@ -104,10 +112,16 @@ def run(
     connections: int,
     cpu: int,
     max_seconds: int = 120,
+    delay_ms: int = 0,
 ) -> LoadResult:
     script = children.logdir / "cycle.lua"
     script.write_text(LUA)
-    env = {"BENCH_REQUESTS_FILE": str(requests_file), "BENCH_PATH": path, "PATH": "/usr/bin:/bin"}
+    env = {
+        "BENCH_REQUESTS_FILE": str(requests_file),
+        "BENCH_PATH": path,
+        "BENCH_DELAY_MS": str(delay_ms),
+        "PATH": "/usr/bin:/bin",
+    }
     proc = children.start(
         name,
         [

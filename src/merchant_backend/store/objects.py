@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -66,9 +67,39 @@ def apply_snapshots(
         }
         for s in newest
     ]
-    stmt = insert_for(conn, stripe_objects)
+    # RETURNING gives the rows inserted or replaced; one the WHERE kept (a duplicate or an
+    # older snapshot) is not among them.
+    replaced = {(r[0], r[1]): r[2] for r in conn.execute(_upsert(conn.dialect.name), rows)}
+    changes = [
+        outbox.Change(
+            object_type=s.object_type,
+            stripe_id=s.stripe_id,
+            data=s.data,
+            previous_status=replaced[(s.object_type, s.stripe_id)],
+            event_id=s.event_id,
+            event_type=s.event_type,
+            event_created=s.event_created,
+        )
+        for s in newest
+        if (s.object_type, s.stripe_id) in replaced
+    ]
+    outbox.append(conn, merchant_id, env, changes, at)
+    return changes
+
+
+def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    conn.execute(_history_insert(conn.dialect.name), rows)
+
+
+# The worker's statements, built once per dialect: building an upsert (its ``excluded`` alias,
+# the SET clause) took more of a batch's CPU than SQLite took to run it.
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    stmt = insert_for(dialect, stripe_objects)
     excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["merchant_id", "env", "object_type", "stripe_id"],
         set_={
             c: getattr(excluded, c)
@@ -97,31 +128,11 @@ def apply_snapshots(
         stripe_objects.c.stripe_id,
         stripe_objects.c.previous_status,
     )
-    # RETURNING gives the rows inserted or replaced; one the WHERE kept (a duplicate or an
-    # older snapshot) is not among them.
-    replaced = {(r[0], r[1]): r[2] for r in conn.execute(stmt, rows)}
-    changes = [
-        outbox.Change(
-            object_type=s.object_type,
-            stripe_id=s.stripe_id,
-            data=s.data,
-            previous_status=replaced[(s.object_type, s.stripe_id)],
-            event_id=s.event_id,
-            event_type=s.event_type,
-            event_created=s.event_created,
-        )
-        for s in newest
-        if (s.object_type, s.stripe_id) in replaced
-    ]
-    outbox.append(conn, merchant_id, env, changes, at)
-    return changes
 
 
-def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    stmt = insert_for(conn, object_events).on_conflict_do_nothing()
-    conn.execute(stmt, rows)
+@functools.cache
+def _history_insert(dialect: str) -> Any:
+    return insert_for(dialect, object_events).on_conflict_do_nothing()
 
 
 @dataclass(frozen=True)

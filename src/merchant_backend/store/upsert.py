@@ -8,9 +8,11 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def insert_for(conn: Connection, table: Table) -> Any:
-    if conn.dialect.name == "postgresql":
+def insert_for(conn: Connection | str, table: Table) -> Any:
+    """The dialect's INSERT (with ``on_conflict_…``) for a connection or a dialect name."""
+    name = conn if isinstance(conn, str) else conn.dialect.name
+    if name == "postgresql":
         return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
+    if name == "sqlite":
         return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database {conn.dialect.name!r}: use SQLite or PostgreSQL")
+    raise RuntimeError(f"unsupported database {name!r}: use SQLite or PostgreSQL")

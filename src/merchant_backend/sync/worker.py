@@ -27,6 +27,8 @@ from merchant_backend.sync.retry import gives_up, retry_delay
 
 log = logs.get("merchant_backend.worker")
 
+BACKLOG_GAUGE_EVERY = 5.0  # seconds
+
 
 def describe(exc: Exception) -> str:
     """An error as kept in ``last_error``: the driver's message, not SQLAlchemy's text, which
@@ -189,7 +191,7 @@ class Worker:
         log.info("worker stopped", worker_id=self.worker_id)
 
     def _run_forever(self) -> None:
-        idle_rounds = 0
+        gauge_due = 0.0
         while not self._stop.is_set():
             # Cleared before looking, so a ring while we claim or apply is never lost.
             self.bell.clear()
@@ -201,10 +203,11 @@ class Worker:
                 self._stop.wait(min(5.0, self.settings.worker_poll_interval * 10))
                 continue
             if handled:
-                idle_rounds = 0
                 continue
-            idle_rounds += 1
-            if idle_rounds % 50 == 1:
+            # Idle: the gauge at most every few seconds (woken per commit, a worker is idle
+            # hundreds of times a second under load, and counting is not free).
+            if time.monotonic() >= gauge_due:
+                gauge_due = time.monotonic() + BACKLOG_GAUGE_EVERY
                 with contextlib.suppress(Exception):  # a gauge is not worth a crash
                     metrics.INBOX_BACKLOG.set(self.backlog())
             # Until the inbox writer (or another process's NOTIFY) rings; polling is the fallback.
