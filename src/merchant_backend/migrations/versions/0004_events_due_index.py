@@ -4,8 +4,8 @@ Replaces ix_events_claim (state, next_attempt_at): claims now take turns between
 (merchant, env, source) and walk this index per lane; applied events leave it. Claiming now
 also moves next_attempt_at to the end of the lease, so rows already being processed get it.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
