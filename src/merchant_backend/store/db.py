@@ -120,17 +120,39 @@ def _writer_lock(engine: Engine) -> threading.RLock | None:
     return lock
 
 
+def _pragma(conn: Connection, setting: str) -> None:
+    # On the driver's connection: through SQLAlchemy the statement would begin a transaction,
+    # and SQLite refuses to change the safety level inside one.
+    raw: Any = conn.connection.dbapi_connection
+    raw.execute(f"PRAGMA {setting}")
+
+
 @contextmanager
-def write(engine: Engine) -> Iterator[Connection]:
-    """A writing transaction, committed on success and rolled back on any error."""
+def write(engine: Engine, *, flush: bool = True) -> Iterator[Connection]:
+    """A writing transaction, committed on success and rolled back on any error.
+
+    ``flush=False`` commits without waiting for the disk (SQLite ``synchronous=NORMAL``,
+    PostgreSQL ``synchronous_commit = off``): only for what may be lost in a power cut without
+    harm, such as a worker's lease (the event is then simply due again). A later flushed
+    commit flushes it too: both logs are written in order.
+    """
     callbacks: list[Callable[[], None]] = []
     lock = _writer_lock(engine)
-    with lock if lock is not None else contextlib.nullcontext(), engine.begin() as conn:
+    with lock if lock is not None else contextlib.nullcontext(), engine.connect() as conn:
+        if not flush and lock is not None:
+            _pragma(conn, "synchronous=NORMAL")
         try:
-            yield conn
+            with conn.begin():
+                if not flush and lock is None:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                try:
+                    yield conn
+                finally:
+                    # Taken off the pooled connection whatever happens, so they never leak
+                    # into the next transaction that borrows it.
+                    callbacks = conn.info.pop(AFTER_COMMIT, [])
         finally:
-            # Taken off the pooled connection whatever happens, so they never leak into the
-            # next transaction that borrows it.
-            callbacks = conn.info.pop(AFTER_COMMIT, [])
+            if not flush and lock is not None:
+                _pragma(conn, "synchronous=FULL")
     for callback in callbacks:
         callback()
