@@ -282,13 +282,32 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="do not apply events in this process")
     ] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            help="HTTP processes sharing the port, each with its own inbox writer and worker "
+            "(PostgreSQL only)",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP service (with the event worker in-process unless --no-worker)."""
     import uvicorn
 
     found = settings_module.config_file()
+    if processes < 1:
+        raise BadInput("--processes must be 1 or more", "--processes")
     with runtime() as rt:
         key_existed = Path(rt.settings.master_key_file).exists()
+        if processes > 1 and db.is_sqlite(rt.engine):
+            raise BadInput(
+                f"--processes {processes} needs PostgreSQL: SQLite lets one process write at a "
+                "time, so more processes would only wait on each other for its lock (and answer "
+                "503 when the wait runs out). On SQLite run one process, which already commits "
+                "many deliveries at once; for more, set MERCHANT_BACKEND_DATABASE_URL to a "
+                "PostgreSQL database.",
+                "--processes",
+            )
         upgrade(rt.engine)
         rt.keys.get()  # fail now, not on the first request, if the key is unusable
         # Once it answers: the address, the first merchant, the master key and its backup.
@@ -299,8 +318,15 @@ def serve(
     # The app is built by its factory (merchant_backend.asgi), not here: the CLI is an adapter
     # beside the API and the web pages and imports neither.
     os.environ[SERVE_NO_WORKER_ENV] = "1" if no_worker else "0"
+    # More than one: uvicorn's supervisor starts that many processes on the one socket; each
+    # builds its own app (inbox writer, worker) through the factory.
     uvicorn.run(
-        "merchant_backend.asgi:factory", factory=True, host=host, port=port, **uvicorn_options()
+        "merchant_backend.asgi:factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes if processes > 1 else None,
+        **uvicorn_options(),
     )
 
 
