@@ -32,7 +32,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from merchant_backend.errors import Conflict
-from merchant_backend.store.schema import events
 from merchant_backend.store.inbox_signal import notify
 from merchant_backend.store.schema import UNAPPLIED_SQL, events
 from merchant_backend.vocabulary import HANDLED_EVENTS, HANDLED_SET, INBOX_STATES
