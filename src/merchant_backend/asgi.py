@@ -19,7 +19,16 @@ from starlette.types import Receive, Scope, Send
 
 from merchant_backend import __version__, logs, web
 from merchant_backend import settings as settings_module
-from merchant_backend.api import datasets, errors, merchants, ops, read, stripe_actions, webhooks
+from merchant_backend.api import (
+    datasets,
+    docs,
+    errors,
+    merchants,
+    ops,
+    read,
+    stripe_actions,
+    webhooks,
+)
 from merchant_backend.api.no_store import NoStore
 from merchant_backend.api.nul_guard import RefuseNul
 from merchant_backend.runtime import Runtime
@@ -92,6 +101,8 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
         version=__version__,
         description="Connects merchants' Stripe accounts and keeps their payment state true.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by api/docs.py
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.add_middleware(NoStore)
@@ -104,6 +115,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
         methods=["POST"],
         include_in_schema=False,
     )
+    docs.install(app)
     app.include_router(ops.router)
     app.include_router(merchants.router, responses=errors.ERROR_RESPONSES)
     app.include_router(datasets.router, responses=errors.ERROR_RESPONSES)

@@ -18,7 +18,8 @@ class NoStore:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+        # The static files and Swagger UI's assets (api/docs.py) hold no one's data.
+        if scope["type"] != "http" or scope["path"].startswith(("/static/", "/docs/assets/")):
             await self.app(scope, receive, send)
             return
 
