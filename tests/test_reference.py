@@ -16,7 +16,7 @@ import typer
 
 from merchant_backend.cli import app as cli_app
 from merchant_backend.settings import CONFIG_VARIABLE, Settings
-from merchant_backend.stripe.events import HANDLED_EVENTS
+from merchant_backend.vocabulary import HANDLED_EVENTS
 
 REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference.md"
 TEXT = REFERENCE.read_text()
