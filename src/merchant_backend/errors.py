@@ -74,6 +74,24 @@ class Unavailable(DomainError):
     code = "unavailable"
 
 
+class RateLimited(DomainError):
+    """Too many of these from this caller just now; ``retry_after`` says when to try again
+    (whole seconds, at least 1). Adapters answer 429 with ``Retry-After``."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, int(retry_after))
+
+
+class Busy(RateLimited):
+    """A concurrency limit is full (e.g. this merchant's requests waiting on Stripe): refused
+    at once rather than queued behind others."""
+
+    code = "busy"
+
+
 # What Stripe's answer (or its absence) meant; each adapter has one table for these.
 UpstreamKind = Literal[
     "declined",  # a card decline (Stripe's 402)

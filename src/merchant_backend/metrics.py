@@ -81,3 +81,18 @@ OUTBOUND_DISABLED = Counter(
     "merchant_backend_outbound_destinations_disabled_total",
     "Destinations disabled because every delivery failed for the disable period.",
 )
+BULKHEAD_IN_USE = Gauge(
+    "merchant_backend_bulkhead_in_use",
+    "Requests running inside a bulkhead (e.g. waiting on Stripe), in this process.",
+    ["bulkhead"],
+)
+BULKHEAD_REFUSALS = Counter(
+    "merchant_backend_bulkhead_refusals_total",
+    "Requests refused with 429 because a bulkhead was full, by which bound (per_key, total).",
+    ["bulkhead", "scope"],
+)
+AUTH_FAILURES = Counter(
+    "merchant_backend_auth_failures_total",
+    "Failed authentications by channel (api, web) and answer (refused = 401, limited = 429).",
+    ["channel", "outcome"],
+)

@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import limits
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "MERCHANT_BACKEND_"
@@ -64,6 +65,19 @@ class Settings(BaseSettings):
     stripe_max_network_retries: int = Field(default=2, ge=0)
     # Seconds between automatic reconcile runs inside `serve`; 0 turns it off.
     reconcile_interval: float = Field(default=0.0, ge=0)
+    # Bulkheads: requests that wait on Stripe, at once, per merchant and in all (per process);
+    # past either, 429 at once. Each such request gets this many seconds for all its Stripe
+    # calls together (every try, every retry), then 504.
+    stripe_concurrency: int = Field(default=16, ge=1)
+    stripe_concurrency_per_merchant: int = Field(default=4, ge=1)
+    stripe_request_budget: float = Field(default=30.0, gt=0)
+
+    # Failed authentications allowed per client address and per target (a merchant, the
+    # admin, the sign-in form) before 429; `limits` notation. Where the counts live:
+    # memory:// (one process) or redis://host:port (several processes share them).
+    auth_failures_per_address: str = "20/minute"
+    auth_failures_per_target: str = "100/minute"
+    rate_limit_storage: str = "memory://"
 
     # Outbound notifications (issue 10). The first retry after RETRY_BASE seconds, doubling
     # (with jitter, each delay at most 6 h) for RETRY_WINDOW seconds, then the delivery is failed.
@@ -89,6 +103,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # JSON lines, or text for a person; unset: text when stderr is a terminal, else JSON.
     log_json: bool | None = None
+
+    @field_validator("auth_failures_per_address", "auth_failures_per_target")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate: write it like '20/minute' or '100 per hour'"
+            ) from None
+        return value
 
 
 SECRET_SETTINGS = tuple(

@@ -3,6 +3,11 @@
 Every client has the pinned API version, the configured base URL, a timeout, the SDK's network
 retries, and an idempotency key on every POST; every call goes through ``StripeConnection.call``
 so errors come out as ``StripeProblem`` (errors.py) and rate limits are retried.
+
+A request of ours may make several Stripe calls, each with the SDK's retries: without a bound
+that is calls × tries × timeout. ``time_budget(seconds)`` gives all the Stripe calls made inside
+it one deadline: each try waits at most what is left, no retry starts after it, and a call
+asked for after it fails at once with ``stripe_timeout`` (504).
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -73,6 +80,72 @@ def insecure_base_problem(base: str, secret_key: str) -> str | None:
     return None
 
 
+# The monotonic time by which the Stripe calls of the current request must be done.
+_deadline: ContextVar[float | None] = ContextVar("stripe_deadline", default=None)
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Every Stripe call made inside shares one deadline, ``seconds`` from now."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def within_budget(seconds: float, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` inside ``time_budget(seconds)`` (for handing to a worker thread)."""
+    with time_budget(seconds):
+        return fn(*args)
+
+
+def budget_left() -> float | None:
+    """Seconds left of the current budget (<= 0 when spent); None outside any budget."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+class BudgetedRequestsClient(stripe.RequestsClient):
+    """The SDK's requests client, keeping each try and each retry within the time budget.
+
+    The SDK reads ``self._timeout`` for every try and asks ``_should_retry`` / sleeps
+    ``_sleep_time_seconds`` between tries; one client serves many threads at once, so these
+    read the calling thread's budget instead of storing anything. (SDK internals, pinned by
+    ``stripe<17`` and by tests/test_bulkheads.py against a Stripe that never answers.)
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._base_timeout = timeout
+        super().__init__(timeout=timeout)
+
+    @property
+    def _timeout(self) -> float:
+        left = budget_left()
+        if left is None:
+            return self._base_timeout
+        return max(0.01, min(self._base_timeout, left))
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._base_timeout = value
+
+    def _should_retry(self, *args: Any, **kwargs: Any) -> bool:
+        left = budget_left()
+        if left is not None and left <= HTTP_RETRY_FLOOR:
+            return False
+        return bool(super()._should_retry(*args, **kwargs))
+
+    def _sleep_time_seconds(self, num_retries: int) -> float:
+        delay = float(super()._sleep_time_seconds(num_retries))
+        left = budget_left()
+        return delay if left is None else max(0.0, min(delay, left - HTTP_RETRY_FLOOR))
+
+
+# A retry is not started with less than this left: it could not get an answer in time.
+HTTP_RETRY_FLOOR = 0.5
+
+
 def build_client(settings: Settings, secret_key: str) -> stripe.StripeClient:
     problem = insecure_base_problem(api_base(settings), secret_key)
     if problem is not None:
@@ -82,7 +155,7 @@ def build_client(settings: Settings, secret_key: str) -> stripe.StripeClient:
         stripe_version=STRIPE_API_VERSION,
         base_addresses={"api": api_base(settings)},
         max_network_retries=settings.stripe_max_network_retries,
-        http_client=stripe.RequestsClient(timeout=settings.stripe_timeout),
+        http_client=BudgetedRequestsClient(timeout=settings.stripe_timeout),
     )
 
 
@@ -130,10 +203,12 @@ class StripeConnection:
         """
         attempt = 0
         while True:
+            self._check_budget(operation, action)
             try:
                 result = fn()
             except stripe.RateLimitError as exc:
-                if attempt < self.context.retries:
+                left = budget_left()
+                if attempt < self.context.retries and (left is None or left > RATE_LIMIT_MAX_DELAY):
                     delay = rate_limit_delay(attempt)
                     attempt += 1
                     log().info(
@@ -149,6 +224,27 @@ class StripeConnection:
                 raise self._problem(operation, exc, action) from None
             metrics.STRIPE_API_CALLS.labels(operation, "ok").inc()
             return result
+
+    def _check_budget(self, operation: str, action: str) -> None:
+        left = budget_left()
+        if left is None or left > 0:
+            return
+        metrics.STRIPE_API_CALLS.labels(operation, "stripe_timeout").inc()
+        log().warning(
+            "stripe time budget spent",
+            merchant_id=self.merchant_id,
+            env=self.env,
+            operation=operation,
+        )
+        raise StripeProblem(
+            504,
+            "stripe_timeout",
+            f"Stripe did not answer in time while trying to {action}: this request's calls to "
+            "Stripe ran out of their time budget (MERCHANT_BACKEND_STRIPE_REQUEST_BUDGET); try "
+            "again; if it persists check https://status.stripe.com",
+            api_base=self.context.api_base,
+            operation=operation,
+        )
 
     def _problem(self, operation: str, exc: stripe.StripeError, action: str) -> StripeProblem:
         problem = problem_from(exc, self.context, action)
