@@ -41,6 +41,8 @@ merchants = Table(
     Column("name", String(200), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    # Set while the operator has turned the merchant's API and web access off.
+    Column("disabled_at", Float),
 )
 
 stripe_datasets = Table(
@@ -193,6 +195,9 @@ web_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+    # An admin session is bound to (a hash of) the admin token it signed in with: when the
+    # operator changes MERCHANT_BACKEND_ADMIN_TOKEN, the session no longer matches and ends.
+    Column("credential_hash", String(64)),
 )
 
 

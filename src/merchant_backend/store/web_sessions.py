@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, insert, select
 
 from merchant_backend.crypto import new_token
-from merchant_backend.store.schema import web_sessions
+from merchant_backend.store.schema import merchants, web_sessions
 
 # An absolute lifetime: a forgotten browser tab does not stay signed in for days.
 SESSION_SECONDS = 12 * 3600
@@ -27,11 +27,20 @@ class WebSession:
     csrf_token: str
     created_at: float
     expires_at: float
+    # For an admin session, ``credential_hash(admin token)`` at sign-in (see there).
+    credential_hash: str | None = None
 
 
 def hash_id(session_id: str) -> str:
     # Session ids carry 256 random bits: a fast hash leaves nothing to brute force.
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+def credential_hash(credential: str) -> str:
+    """What an admin session is bound to: a hash of the admin token, under its own label so it
+    matches no other hash we store. The admin token has at least 32 characters (``serve``
+    refuses shorter ones), so a fast hash leaves nothing practical to brute force."""
+    return hashlib.sha256(b"merchant-backend admin session\0" + credential.encode()).hexdigest()
 
 
 def create(
@@ -41,6 +50,7 @@ def create(
     is_admin: bool,
     at: float,
     ttl: float = SESSION_SECONDS,
+    bound_to: str | None = None,
 ) -> tuple[str, WebSession]:
     """A new session; returns the id for the cookie (never stored) and the session."""
     purge_expired(conn, at)
@@ -52,6 +62,7 @@ def create(
         csrf_token=secrets.token_urlsafe(32),
         created_at=at,
         expires_at=at + ttl,
+        credential_hash=bound_to,
     )
     conn.execute(
         insert(web_sessions).values(
@@ -61,16 +72,22 @@ def create(
             csrf_token=session.csrf_token,
             created_at=at,
             expires_at=session.expires_at,
+            credential_hash=bound_to,
         )
     )
     return session_id, session
 
 
 def get(conn: Connection, session_id: str, at: float) -> WebSession | None:
-    """The live session with this id; an expired one counts as none."""
+    """The live session with this id; an expired one, or one of a disabled merchant, counts
+    as none."""
     row = conn.execute(
-        select(web_sessions).where(
-            web_sessions.c.id_hash == hash_id(session_id), web_sessions.c.expires_at > at
+        select(web_sessions)
+        .outerjoin(merchants, merchants.c.id == web_sessions.c.merchant_id)
+        .where(
+            web_sessions.c.id_hash == hash_id(session_id),
+            web_sessions.c.expires_at > at,
+            merchants.c.disabled_at.is_(None),
         )
     ).first()
     if row is None:
@@ -82,6 +99,7 @@ def get(conn: Connection, session_id: str, at: float) -> WebSession | None:
         csrf_token=row.csrf_token,
         created_at=row.created_at,
         expires_at=row.expires_at,
+        credential_hash=row.credential_hash,
     )
 
 
@@ -92,4 +110,10 @@ def delete_(conn: Connection, session_id: str) -> bool:
 
 def purge_expired(conn: Connection, at: float) -> int:
     result = conn.execute(delete(web_sessions).where(web_sessions.c.expires_at <= at))
+    return int(result.rowcount or 0)
+
+
+def end_for_merchant(conn: Connection, merchant_id: str) -> int:
+    """Sign every browser of this merchant out; returns how many sessions ended."""
+    result = conn.execute(delete(web_sessions).where(web_sessions.c.merchant_id == merchant_id))
     return int(result.rowcount or 0)
