@@ -3,7 +3,6 @@ and the Stripe time budget against a socket that accepts and never answers."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from merchant_backend.runtime import Runtime
 from merchant_backend.stripe.client import connect, time_budget
 from merchant_backend.stripe.errors import StripeProblem
 from tests.conftest import MerchantCtx, add_data_set
+from tests.silent_stripe import silent_stripe
 
 
 @pytest.fixture
@@ -120,42 +120,18 @@ async def test_bulkhead_work_takes_no_token_of_the_shared_pool() -> None:
 
 
 @pytest.fixture
-def silent_stripe() -> Iterator[str]:
-    """A server that accepts connections and never answers (a Stripe that hangs)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            held.append(conn)
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in held:
-            conn.close()
-        server.close()
+def hanging_stripe() -> Iterator[str]:
+    with silent_stripe() as base:
+        yield base
 
 
 def test_all_calls_of_a_request_share_one_time_budget(
-    runtime: Runtime, merchant: MerchantCtx, silent_stripe: str
+    runtime: Runtime, merchant: MerchantCtx, hanging_stripe: str
 ) -> None:
     # Each try may wait 60 s and there are 3 tries: without the budget this is 3 minutes.
     runtime.settings = runtime.settings.model_copy(
         update={
-            "stripe_api_base": silent_stripe,
+            "stripe_api_base": hanging_stripe,
             "stripe_timeout": 60.0,
             "stripe_max_network_retries": 2,
         }

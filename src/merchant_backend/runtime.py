@@ -12,7 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from merchant_backend.bulkhead import Bulkhead
 from merchant_backend.crypto import Keyring, load_or_create_key_file, parse_keys
+from merchant_backend.failed_auth import FailedAuthLimiter
 from merchant_backend.settings import Settings
 from merchant_backend.store.db import create_db_engine
 from merchant_backend.store.inbox_signal import Doorbell
@@ -80,6 +82,29 @@ class Runtime:
         self.keys = KeyringSource(settings)
         # Rung after events are committed to the inbox in this process; its worker waits on it.
         self.inbox_bell = Doorbell()
+        self._lock = threading.Lock()
+        self._stripe_bulkhead: Bulkhead | None = None
+        self._failed_auth: FailedAuthLimiter | None = None
+
+    @property
+    def stripe_bulkhead(self) -> Bulkhead:
+        """Room for requests that wait on Stripe, per merchant and in all (this process)."""
+        with self._lock:
+            if self._stripe_bulkhead is None:
+                self._stripe_bulkhead = Bulkhead(
+                    "stripe",
+                    total=self.settings.stripe_concurrency,
+                    per_key=self.settings.stripe_concurrency_per_merchant,
+                )
+            return self._stripe_bulkhead
+
+    @property
+    def failed_auth(self) -> FailedAuthLimiter:
+        """Counts of failed authentications (shared by processes when the storage is Redis)."""
+        with self._lock:
+            if self._failed_auth is None:
+                self._failed_auth = FailedAuthLimiter.from_settings(self.settings)
+            return self._failed_auth
 
     def close(self) -> None:
         self.engine.dispose()

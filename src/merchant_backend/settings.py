@@ -29,6 +29,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PREFIX = "MERCHANT_BACKEND_"
 CONFIG_VARIABLE = "MERCHANT_BACKEND_CONFIG"
 DEFAULT_CONFIG_FILE = "./merchant-backend.env"
+# The admin token opens every merchant: `serve` refuses a shorter one.
+ADMIN_TOKEN_MIN_LENGTH = 32
 
 # ``serve --no-worker`` tells the app factory (``merchant_backend.asgi``) through the environment:
 # uvicorn builds the app in each server process it starts, which inherit the environment.
@@ -114,6 +116,19 @@ class Settings(BaseSettings):
                 f"{value!r} is not a rate: write it like '20/minute' or '100 per hour'"
             ) from None
         return value
+
+    def admin_token_problem(self) -> str | None:
+        """Why ``serve`` must not start with this admin token (never quoting it), or None."""
+        if self.admin_token is None:
+            return None
+        length = len(self.admin_token.get_secret_value())
+        if length >= ADMIN_TOKEN_MIN_LENGTH:
+            return None
+        return (
+            f"MERCHANT_BACKEND_ADMIN_TOKEN has {length} characters; it opens every merchant, so "
+            f"it needs at least {ADMIN_TOKEN_MIN_LENGTH}. Make one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
 
 
 SECRET_SETTINGS = tuple(
