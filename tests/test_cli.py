@@ -76,7 +76,8 @@ def test_merchants_create_and_list(
     second = ok(run_cli(["merchants", "create", "--name", "Second"], env))
     listed = ok(run_cli(["merchants", "list"], env))
     assert [m["id"] for m in listed] == [created["id"], second["id"]]
-    assert all(set(m) == {"id", "name", "created"} for m in listed)
+    assert all(set(m) == {"id", "name", "created", "disabled"} for m in listed)
+    assert not any(m["disabled"] for m in listed)
     # The token is shown once, and it is the merchant's key to the API.
     auth = {"Authorization": f"Bearer {created['api_token']}"}
     r = client.put(
