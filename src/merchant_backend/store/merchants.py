@@ -96,7 +96,7 @@ def set_disabled(conn: Connection, merchant_id: str, disabled: bool) -> Merchant
     if disabled:
         # The first disable's time is kept: it says since when.
         still_enabled = merchants.c.disabled_at.is_(None)
-        conn.execute(update(merchants).where(row, still_enabled).values(disabled_at=now()))
+        conn.execute(update(merchants).where(row, still_enabled).values(disabled_at=clock.now()))
         web_sessions.end_for_merchant(conn, merchant_id)
     else:
         conn.execute(update(merchants).where(row).values(disabled_at=None))
