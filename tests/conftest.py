@@ -140,6 +140,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         public_url="https://merchant-backend.example",
         worker_backoff_base=2.0,
         log_json=True,
+        # Tests that send many wrong tokens on purpose (from one test client address) are not
+        # about the guessing limit; tests/test_auth_limits.py sets its own small limits.
+        auth_failures_per_address="10000/minute",
+        auth_failures_per_target="10000/minute",
     )
 
 

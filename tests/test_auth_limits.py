@@ -56,7 +56,7 @@ def limited_app(runtime: Runtime, fake_time: FakeTime) -> Any:
 
 @pytest.fixture
 def browser(limited_app: Any) -> Iterator[TestClient]:
-    with TestClient(limited_app, client=("203.0.113.5", 40000)) as c:
+    with TestClient(limited_app, base_url="https://testserver", client=("203.0.113.5", 40000)) as c:
         yield c
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
@@ -30,6 +31,7 @@ from merchant_backend.store.migrate import upgrade
 from tests.conftest import MerchantCtx, add_data_set, make_merchant
 from tests.foundation_helpers import free_port
 from tests.silent_stripe import silent_stripe
+from tests.web_support import csrf_of, sign_in
 from tests.webhook_support import process_env, start, stop, wait_for
 
 pytestmark = pytest.mark.slow
@@ -174,3 +176,41 @@ def _flood_and_read(base: str, a: MerchantCtx, b: MerchantCtx) -> None:
     p50 = statistics.median(ms)
     p99 = ms[int(len(ms) * 0.99) - 1]
     print(f"\nB's reads during A's flood: n={len(ms)} p50={p50:.1f} ms p99={p99:.1f} ms")
+
+
+def test_a_full_bulkhead_answers_the_web_with_a_page_that_says_so(
+    runtime: Runtime, app: Any, connected: MerchantCtx
+) -> None:
+    with TestClient(app, base_url="https://testserver") as web:
+        with silent_stripe() as stripe_base:
+            runtime.settings = runtime.settings.model_copy(
+                update={
+                    "stripe_api_base": stripe_base,
+                    "stripe_timeout": 120.0,
+                    "stripe_max_network_retries": 0,
+                    "stripe_concurrency_per_merchant": 1,
+                }
+            )
+            # The merchant's one slot: an API verify that hangs on Stripe.
+            hanging = ThreadPoolExecutor(1).submit(
+                web.post,
+                f"/api/v1/merchants/{connected.id}/stripe/stage/verify",
+                headers=connected.auth,
+            )
+            wait_for(lambda: runtime.stripe_bulkhead.in_use(connected.id) == 1, timeout=60)
+            sign_in(web, connected.token)
+            csrf = csrf_of(web, f"/m/{connected.id}/stage/stripe")
+            r = web.post(
+                f"/m/{connected.id}/stage/stripe/verify",
+                data={"csrf_token": csrf},
+                follow_redirects=False,
+            )
+            assert r.status_code == 429
+            assert int(r.headers["Retry-After"]) >= 1
+            assert "Nothing was sent to Stripe" in r.text
+            # Pages that do not call Stripe are not held up.
+            assert web.get(f"/m/{connected.id}/stage/payments").status_code == 200
+            assert not hanging.done()
+        # The silent Stripe has closed its connections: the hanging call ends (a Stripe error).
+        assert hanging.result(timeout=120).status_code in (502, 504)
+    assert runtime.stripe_bulkhead.in_use() == 0

@@ -4,8 +4,10 @@ page), disable and enable a merchant, admin web sessions end with the admin toke
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -17,6 +19,13 @@ from tests.conftest import ADMIN_TOKEN, MerchantCtx, make_merchant
 from tests.foundation_helpers import cli_env, rows, run_cli
 from tests.web_support import csrf_of, hidden, sign_in
 from tests.webhook_support import post_ok
+
+
+@pytest.fixture
+def client(app: Any) -> Iterator[TestClient]:
+    """API client and browser at once: https, so the __Host- cookies are sent back."""
+    with TestClient(app, base_url="https://testserver") as c:
+        yield c
 
 
 def _payment_intents(client: TestClient, m: MerchantCtx, token: str | None = None) -> Any:
@@ -75,22 +84,20 @@ def test_rotate_token_through_the_api_is_for_the_admin_only(
 def test_rotate_token_button_on_the_operators_page(
     app: Any, client: TestClient, connected: MerchantCtx
 ) -> None:
-    with TestClient(app) as merchant_browser:
-        sign_in(merchant_browser, connected.token)
-        sign_in(client, ADMIN_TOKEN)
-        csrf = csrf_of(client, "/merchants")
-        assert f'action="/merchants/{connected.id}/rotate-token"' in client.get("/merchants").text
-        refused = client.post(
-            f"/merchants/{connected.id}/rotate-token", data={"csrf_token": "wrong"}
-        )
-        assert refused.status_code == 403
-        assert _payment_intents(client, connected).status_code == 200
-        r = client.post(f"/merchants/{connected.id}/rotate-token", data={"csrf_token": csrf})
-        assert r.status_code == 200, r.text
-        assert r.headers["Cache-Control"] == "no-store"
-        assert "old token no longer works" in r.text
-        assert _payment_intents(client, connected).status_code == 401
-        assert _signed_in_page(merchant_browser, connected) == 303
+    merchant_browser = TestClient(app, base_url="https://testserver")
+    sign_in(merchant_browser, connected.token)
+    sign_in(client, ADMIN_TOKEN)
+    csrf = csrf_of(client, "/merchants")
+    assert f'action="/merchants/{connected.id}/rotate-token"' in client.get("/merchants").text
+    refused = client.post(f"/merchants/{connected.id}/rotate-token", data={"csrf_token": "wrong"})
+    assert refused.status_code == 403
+    assert _payment_intents(client, connected).status_code == 200
+    r = client.post(f"/merchants/{connected.id}/rotate-token", data={"csrf_token": csrf})
+    assert r.status_code == 200, r.text
+    assert r.headers["Cache-Control"] == "no-store"
+    assert "old token no longer works" in r.text
+    assert _payment_intents(client, connected).status_code == 401
+    assert _signed_in_page(merchant_browser, connected) == 303
 
 
 def test_disable_and_enable_keep_everything_and_webhooks_keep_coming(
@@ -108,15 +115,16 @@ def test_disable_and_enable_keep_everything_and_webhooks_keep_coming(
     r = _payment_intents(client, connected)
     assert r.status_code == 403 and r.json()["error"]["code"] == "merchant_disabled"
     assert _signed_in_page(client, connected) == 303
-    with TestClient(client.app) as browser:
-        form = browser.get("/sign-in")
-        assert form.status_code == 200
-        refused = browser.post(
-            "/sign-in",
-            data={"token": connected.token, "sign_in_token": hidden(form.text, "sign_in_token")},
-            follow_redirects=False,
-        )
-        assert refused.status_code == 403 and "turned off" in refused.text
+    # A second browser on the same app (no `with`: the app's lifespan is the fixture's).
+    browser = TestClient(client.app, base_url="https://testserver")
+    form = browser.get("/sign-in")
+    assert form.status_code == 200
+    refused = browser.post(
+        "/sign-in",
+        data={"token": connected.token, "sign_in_token": hidden(form.text, "sign_in_token")},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 403 and "access off" in refused.text
     # The operator still sees the merchant and its data.
     assert (
         client.get(
@@ -147,7 +155,7 @@ def test_admin_web_sessions_end_when_the_admin_token_changes(
     changed = Runtime(
         settings.model_copy(update={"admin_token": SecretStr("n" * 40)}), engine=runtime.engine
     )
-    with TestClient(create_app(changed, run_worker=False)) as after:
+    with TestClient(create_app(changed, run_worker=False), base_url="https://testserver") as after:
         after.cookies.update(client.cookies)
         assert after.get("/merchants", follow_redirects=False).status_code == 303
     # The same token again still opens its session (nothing else ended it).

@@ -27,6 +27,7 @@ from merchant_backend import settings as settings_module
 from merchant_backend.crypto import MasterKeyError, generate_key, parse_keys, write_key_file
 from merchant_backend.errors import Conflict, InvalidInput, NotFound
 from merchant_backend.runtime import Runtime
+from merchant_backend.services import merchant_access
 from merchant_backend.settings import SERVE_NO_WORKER_ENV, ConfigError
 from merchant_backend.store import datasets, db, inbox
 from merchant_backend.store import merchants as merchant_store
@@ -298,6 +299,9 @@ def serve(
     if processes < 1:
         raise BadInput("--processes must be 1 or more", "--processes")
     with runtime() as rt:
+        weak_admin_token = rt.settings.admin_token_problem()
+        if weak_admin_token is not None:
+            fail(2, "invalid_config", weak_admin_token, "MERCHANT_BACKEND_ADMIN_TOKEN")
         key_existed = Path(rt.settings.master_key_file).exists()
         if processes > 1 and db.is_sqlite(rt.engine):
             raise BadInput(
@@ -366,6 +370,32 @@ def merchants_list() -> None:
     """List merchants (never their tokens)."""
     with runtime() as rt, db.read(rt.engine) as conn:
         out([m.as_json() for m in merchant_store.list_all(conn)])
+
+
+@merchants_app.command("rotate-token")
+@guarded
+def merchants_rotate_token(merchant: MerchantOpt) -> None:
+    """Give the merchant a new API token (printed once); the old one stops working at once and
+    the merchant's web sessions end."""
+    with runtime() as rt:
+        out(merchant_access.rotate_token(rt, merchant).as_json())
+
+
+@merchants_app.command("disable")
+@guarded
+def merchants_disable(merchant: MerchantOpt) -> None:
+    """Turn the merchant's API and web access off (its web sessions end); nothing is deleted
+    and Stripe's webhooks keep being stored."""
+    with runtime() as rt:
+        out(merchant_access.disable(rt, merchant).as_json())
+
+
+@merchants_app.command("enable")
+@guarded
+def merchants_enable(merchant: MerchantOpt) -> None:
+    """Turn the merchant's API and web access on again (same token as before)."""
+    with runtime() as rt:
+        out(merchant_access.enable(rt, merchant).as_json())
 
 
 @stripe_app.command("set")

@@ -74,6 +74,18 @@ class Unavailable(DomainError):
     code = "unavailable"
 
 
+class NotAuthenticated(DomainError):
+    """The credential (API token, admin token) is missing or not valid."""
+
+    code = "unauthorized"
+
+
+class AccessDisabled(DomainError):
+    """The credential is right, but the operator has turned this merchant's access off."""
+
+    code = "merchant_disabled"
+
+
 class RateLimited(DomainError):
     """Too many of these from this caller just now; ``retry_after`` says when to try again
     (whole seconds, at least 1). Adapters answer 429 with ``Retry-After``."""

@@ -6,11 +6,17 @@ which merchant ids exist.
 
 from __future__ import annotations
 
+import re
+
 from fastapi import Depends, Request
 
 from merchant_backend.api.errors import ApiError, not_found
+from merchant_backend.errors import AccessDisabled, NotAuthenticated
+from merchant_backend.failed_auth import Attempt
 from merchant_backend.runtime import Runtime
-from merchant_backend.services.access import Principal, authenticate, merchant_exists
+from merchant_backend.services.access import Principal, merchant_exists, sign_in
+
+_MERCHANT_ID = re.compile(r"mer_[0-9a-f]{16}")
 
 
 def runtime(request: Request) -> Runtime:
@@ -18,15 +24,33 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
+def client_address(request: Request) -> str:
+    # uvicorn sets this from the socket (or X-Forwarded-For from --forwarded-allow-ips).
+    return request.client.host if request.client else "unknown"
+
+
+def _target(request: Request) -> str:
+    """What a wrong token was aimed at: the merchant in the path, the admin routes, or the API."""
+    merchant_id = request.path_params.get("merchant_id")
+    if isinstance(merchant_id, str) and _MERCHANT_ID.fullmatch(merchant_id):
+        return f"merchant:{merchant_id}"
+    if request.url.path.rstrip("/") == "/api/v1/merchants":
+        return "admin"
+    return "api"
+
+
 def principal(request: Request, rt: Runtime = Depends(runtime)) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>'")
-    found = authenticate(rt, token.strip())
-    if found is None:
-        raise ApiError(401, "unauthorized", "the token is not valid")
-    return found
+    attempt = Attempt("api", client_address(request), _target(request))
+    try:
+        return sign_in(rt, token.strip(), attempt)
+    except NotAuthenticated as exc:
+        raise ApiError(401, exc.code, exc.message) from None
+    except AccessDisabled as exc:
+        raise ApiError(403, exc.code, exc.message) from None
 
 
 def admin_api_on(rt: Runtime = Depends(runtime)) -> None:

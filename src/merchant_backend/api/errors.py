@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from merchant_backend import logs
 from merchant_backend.crypto import DecryptionError
-from merchant_backend.errors import InvalidInput
+from merchant_backend.errors import InvalidInput, RateLimited
 from merchant_backend.validation import hide_secrets
 
 log = logs.get("merchant_backend.api")
@@ -127,6 +127,13 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             error_body(exc.code, exc.message, exc.field, exc.errors), exc.status, headers=headers
         )
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
+        # Busy (a full bulkhead) is one too: refused at once, never queued.
+        body = error_body(exc.code, exc.message)
+        body["error"]["retry_after"] = exc.retry_after
+        return JSONResponse(body, 429, headers={"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(InvalidInput)
     async def _validation(_request: Request, exc: InvalidInput) -> JSONResponse:

@@ -1,8 +1,10 @@
 """Actions that talk to Stripe: verify a data set, provision its webhook, take payments.
 
-The routes are plain ``def`` functions: the SDK blocks, and FastAPI runs them in its thread
-pool. A ``StripeProblem`` becomes the API's error JSON with its status (402 decline, 502/504
-Stripe unreachable, 503 rate limited, ...).
+The SDK blocks, so each route hands its work to ``services.stripe_work``: it runs on the
+Stripe bulkhead's own threads, bounded per merchant and in all, never in the thread pool that
+reads and sign-in use; past the bound the answer is 429 with ``Retry-After`` at once. A
+``StripeProblem`` becomes the API's error JSON with its status (402 decline, 502/504 Stripe
+unreachable or the request's time budget spent, 503 rate limited, ...).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from fastapi.responses import JSONResponse
 from merchant_backend.api.auth import merchant_access, runtime
 from merchant_backend.api.errors import ERROR_RESPONSES, not_found
 from merchant_backend.runtime import Runtime
+from merchant_backend.services import stripe_work
 from merchant_backend.services.inputs import CancelBody, CaptureBody, PaymentIntentBody
 from merchant_backend.store import datasets, db
 from merchant_backend.stripe.errors import StripeProblem
@@ -48,20 +51,29 @@ def _require_data_set(rt: Runtime, merchant_id: str, env: str) -> None:
             raise not_found(f"no {env} data set for this merchant yet")
 
 
+def _verify(rt: Runtime, merchant_id: str, env: Env) -> dict[str, Any]:
+    _require_data_set(rt, merchant_id, env)
+    return verify_connection(rt, merchant_id, env)
+
+
 @router.post("/stripe/{env}/verify")
-def verify(
+async def verify(
     env: EnvPath, merchant_id: str = Depends(merchant_access), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     """Check the data set against Stripe; the report is stored and shown in its health."""
+    return await stripe_work.run(rt, merchant_id, _verify, rt, merchant_id, env)
+
+
+def _provision(rt: Runtime, merchant_id: str, env: Env) -> dict[str, Any]:
     _require_data_set(rt, merchant_id, env)
-    return verify_connection(rt, merchant_id, env)
+    return provision_webhook(rt, merchant_id, env)
 
 
 @router.post(
     "/stripe/{env}/webhook-endpoint",
     responses={201: {"description": "The endpoint was created (200: it existed, events added)."}},
 )
-def webhook_endpoint(
+async def webhook_endpoint(
     request: Request,
     response: Response,
     env: EnvPath,
@@ -69,16 +81,22 @@ def webhook_endpoint(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     """Create the webhook endpoint with the 15 events (201), or add missing ones (200)."""
-    _require_data_set(rt, merchant_id, env)
-    result = provision_webhook(rt, merchant_id, env)
+    result = await stripe_work.run(rt, merchant_id, _provision, rt, merchant_id, env)
     request.app.state.secret_cache.invalidate(merchant_id, env)
     if result["action"] == "created":
         response.status_code = 201
     return result
 
 
+def _create(
+    rt: Runtime, merchant_id: str, env: Env, payment: NewPayment, key: str | None
+) -> dict[str, Any]:
+    _require_data_set(rt, merchant_id, env)
+    return create_payment(rt, merchant_id, env, payment, key)
+
+
 @router.post("/{env}/payment-intents")
-def create_payment_intent(
+async def create_payment_intent(
     env: EnvPath,
     body: PaymentIntentBody,
     idempotency_key: IdempotencyKey = None,
@@ -87,7 +105,6 @@ def create_payment_intent(
 ) -> dict[str, Any]:
     """Create a PaymentIntent (confirm it with ``confirm: true``); returns it as synced, with
     its ``client_secret`` and the environment's ``publishable_key``."""
-    _require_data_set(rt, merchant_id, env)
     payment = NewPayment(
         amount=body.amount,
         currency=body.currency,
@@ -98,11 +115,22 @@ def create_payment_intent(
         metadata=body.metadata,
         confirm=body.confirm,
     )
-    return create_payment(rt, merchant_id, env, payment, idempotency_key)
+    return await stripe_work.run(
+        rt, merchant_id, _create, rt, merchant_id, env, payment, idempotency_key
+    )
+
+
+def _capture(
+    rt: Runtime, merchant_id: str, env: Env, pi_id: str, amount: int | None, key: str | None
+) -> dict[str, Any]:
+    _require_data_set(rt, merchant_id, env)
+    return capture_payment(
+        rt, merchant_id, env, pi_id, amount_to_capture=amount, idempotency_key=key
+    )
 
 
 @router.post("/{env}/payment-intents/{pi_id}/capture")
-def capture_payment_intent(
+async def capture_payment_intent(
     env: EnvPath,
     pi_id: PaymentIntentId,
     body: CaptureBody | None = None,
@@ -110,15 +138,23 @@ def capture_payment_intent(
     merchant_id: str = Depends(merchant_access),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    _require_data_set(rt, merchant_id, env)
     amount = body.amount_to_capture if body else None
-    return capture_payment(
-        rt, merchant_id, env, pi_id, amount_to_capture=amount, idempotency_key=idempotency_key
+    return await stripe_work.run(
+        rt, merchant_id, _capture, rt, merchant_id, env, pi_id, amount, idempotency_key
+    )
+
+
+def _cancel(
+    rt: Runtime, merchant_id: str, env: Env, pi_id: str, reason: str | None, key: str | None
+) -> dict[str, Any]:
+    _require_data_set(rt, merchant_id, env)
+    return cancel_payment(
+        rt, merchant_id, env, pi_id, cancellation_reason=reason, idempotency_key=key
     )
 
 
 @router.post("/{env}/payment-intents/{pi_id}/cancel")
-def cancel_payment_intent(
+async def cancel_payment_intent(
     env: EnvPath,
     pi_id: PaymentIntentId,
     body: CancelBody | None = None,
@@ -126,10 +162,9 @@ def cancel_payment_intent(
     merchant_id: str = Depends(merchant_access),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    _require_data_set(rt, merchant_id, env)
     reason = body.cancellation_reason if body else None
-    return cancel_payment(
-        rt, merchant_id, env, pi_id, cancellation_reason=reason, idempotency_key=idempotency_key
+    return await stripe_work.run(
+        rt, merchant_id, _cancel, rt, merchant_id, env, pi_id, reason, idempotency_key
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import clock, logs
-from merchant_backend.services.access import authenticate
+from merchant_backend.errors import AccessDisabled, NotAuthenticated, RateLimited
+from merchant_backend.failed_auth import Attempt
+from merchant_backend.services import access
 from merchant_backend.store import db, web_sessions
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.web import session as sess
@@ -82,22 +84,51 @@ def sign_in(
             status_code=403,
         )
     token = token.strip()
-    principal = authenticate(rt, token) if token else None
-    if principal is None:
-        log.info("web sign-in refused")
-        error = "That token is not valid. Paste the merchant's API token or the admin token."
-        if rt.settings.admin_token is None:
-            error = (
-                "That token is not valid. Paste the merchant's API token (the admin sign-in is "
-                "off: set MERCHANT_BACKEND_ADMIN_TOKEN to use it)."
-            )
-        return _sign_in_form(request, next_path=next_path, error=error, status_code=401)
+    invalid = "That token is not valid. Paste the merchant's API token or the admin token."
+    if rt.settings.admin_token is None:
+        invalid = (
+            "That token is not valid. Paste the merchant's API token (the admin sign-in is "
+            "off: set MERCHANT_BACKEND_ADMIN_TOKEN to use it)."
+        )
+    if not token:
+        return _sign_in_form(request, next_path=next_path, error=invalid, status_code=401)
+    attempt = Attempt("web", sess.client_address(request), "sign-in")
+    try:
+        principal = access.sign_in(rt, token, attempt)
+    except NotAuthenticated:
+        return _sign_in_form(request, next_path=next_path, error=invalid, status_code=401)
+    except RateLimited as exc:
+        response = _sign_in_form(
+            request,
+            next_path=next_path,
+            error=(
+                "Too many failed sign-ins from this address. Wait "
+                f"{exc.retry_after} seconds, then try again."
+            ),
+            status_code=429,
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except AccessDisabled:
+        log.info("web sign-in refused: merchant disabled")
+        return _sign_in_form(
+            request,
+            next_path=next_path,
+            error=(
+                "The operator has turned this merchant's access off. Ask them to turn it on again."
+            ),
+            status_code=403,
+        )
     old = request.cookies.get(sess.session_cookie(rt))
     with db.write(rt.engine) as conn:
         if old:
             web_sessions.delete_(conn, old)
         session_id, session = web_sessions.create(
-            conn, merchant_id=principal.merchant_id, is_admin=principal.is_admin, at=clock.now()
+            conn,
+            merchant_id=principal.merchant_id,
+            is_admin=principal.is_admin,
+            at=clock.now(),
+            bound_to=access.admin_session_binding(rt) if principal.is_admin else None,
         )
     log.info("web sign-in", merchant_id=principal.merchant_id, admin=principal.is_admin)
     response = redirect(next_path or _home(session))

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from merchant_backend import logs
 from merchant_backend.errors import FieldError, InvalidInput
 from merchant_backend.store import datasets, db
-from merchant_backend.web import action_forms
+from merchant_backend.web import action_forms, stripe_pages
 from merchant_backend.web.pages_stripe import (
     needs_data_set,
     problem_text,
@@ -103,8 +103,7 @@ def _stop_after(pages: int) -> Any:
     return on_page
 
 
-@router.post("/m/{merchant_id}/{env}/events/reconcile")
-def reconcile(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
+def _reconcile(request: Request, mp: MerchantPage) -> Response:
     from merchant_backend.stripe import reconcile as rec
 
     needs_data_set(mp)
@@ -128,3 +127,8 @@ def reconcile(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Re
             problem=f"Fetching missed events did not finish: {text}",
         )
     return redirect(f"{mp.base}/events?reconciled=1")
+
+
+@router.post("/m/{merchant_id}/{env}/events/reconcile")
+async def reconcile(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
+    return await stripe_pages.run(mp, _reconcile, request, mp)

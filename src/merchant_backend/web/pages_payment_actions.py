@@ -17,7 +17,7 @@ from merchant_backend.errors import FieldError
 from merchant_backend.store import db, objects
 from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.stripe.payments import NewPayment
-from merchant_backend.web import action_forms
+from merchant_backend.web import action_forms, stripe_pages
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.pages_stripe import failure_status, needs_data_set, problem_text
 from merchant_backend.web.render import WebRoute, not_found, page, redirect, redirect_with
@@ -87,7 +87,7 @@ def _confirm_form(
 
 
 @router.post("/m/{merchant_id}/{env}/payments/new")
-def create(
+async def create(
     request: Request,
     amount: str = Form(""),
     currency: str = Form(""),
@@ -102,9 +102,6 @@ def create(
 ) -> Response:
     """Two steps: the form is read and the amount shown as it will be charged; only the
     confirmation (``step=confirm``, carrying the minor units that were shown) creates it."""
-    from merchant_backend.stripe.payments import create_payment
-
-    needs_data_set(mp)
     form = {
         "amount": amount,
         "currency": currency,
@@ -113,6 +110,22 @@ def create(
         "capture_method": capture_method,
         "description": description,
     }
+    return await stripe_pages.run(
+        mp, _create, request, mp, form, idempotency_key, step, confirmed_amount
+    )
+
+
+def _create(
+    request: Request,
+    mp: MerchantPage,
+    form: dict[str, str],
+    idempotency_key: str,
+    step: str,
+    confirmed_amount: str,
+) -> Response:
+    from merchant_backend.stripe.payments import create_payment
+
+    needs_data_set(mp)
     shown = {k: v.strip() for k, v in form.items()}
     if step == "edit":
         return _new_form(request, mp, submitted=shown)
@@ -185,20 +198,20 @@ def _act(
 
 
 @router.post("/m/{merchant_id}/{env}/payments/{payment_id}/capture")
-def capture(
+async def capture(
     request: Request,
     payment_id: str,
     idempotency_key: str = Form(""),
     mp: MerchantPage = Depends(merchant_form),
 ) -> Response:
-    return _act(request, mp, payment_id, "capture", idempotency_key)
+    return await stripe_pages.run(mp, _act, request, mp, payment_id, "capture", idempotency_key)
 
 
 @router.post("/m/{merchant_id}/{env}/payments/{payment_id}/cancel")
-def cancel(
+async def cancel(
     request: Request,
     payment_id: str,
     idempotency_key: str = Form(""),
     mp: MerchantPage = Depends(merchant_form),
 ) -> Response:
-    return _act(request, mp, payment_id, "cancel", idempotency_key)
+    return await stripe_pages.run(mp, _act, request, mp, payment_id, "cancel", idempotency_key)

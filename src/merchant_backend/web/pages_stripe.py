@@ -11,7 +11,7 @@ from merchant_backend.errors import Conflict, DomainError, FieldError, InvalidIn
 from merchant_backend.store import datasets, db, rejections
 from merchant_backend.store.datasets import StoredDataSet, webhook_url
 from merchant_backend.vocabulary import EVENT_DESCRIPTIONS, HANDLED_EVENTS
-from merchant_backend.web import stripe_form
+from merchant_backend.web import stripe_form, stripe_pages
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.render import WebError, WebRoute, page, redirect, redirect_with
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
@@ -175,8 +175,7 @@ def _failed(
     return redirect_with(request, target, mp.session.csrf_token, problem=f"{headline}: {problem}")
 
 
-@router.post("/m/{merchant_id}/{env}/stripe/verify")
-def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
+def _verify(request: Request, mp: MerchantPage) -> Response:
     from merchant_backend.stripe.verify import verify_connection
 
     needs_data_set(mp)
@@ -189,8 +188,7 @@ def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Respo
     return redirect(f"{mp.base}/stripe?done=verified#verify-report")
 
 
-@router.post("/m/{merchant_id}/{env}/stripe/webhook")
-def create_webhook(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
+def _create_webhook(request: Request, mp: MerchantPage) -> Response:
     from merchant_backend.stripe.provision import provision_webhook
 
     needs_data_set(mp)
@@ -210,3 +208,13 @@ def create_webhook(request: Request, mp: MerchantPage = Depends(merchant_form)) 
         mp.session.csrf_token,
         notice=message[:1].upper() + message[1:],
     )
+
+
+@router.post("/m/{merchant_id}/{env}/stripe/verify")
+async def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
+    return await stripe_pages.run(mp, _verify, request, mp)
+
+
+@router.post("/m/{merchant_id}/{env}/stripe/webhook")
+async def create_webhook(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
+    return await stripe_pages.run(mp, _create_webhook, request, mp)

@@ -143,11 +143,18 @@ templates = Jinja2Templates(env=_env(), context_processors=[_reader_context])
 class WebError(Exception):
     """Answer with an HTML error page."""
 
-    def __init__(self, status: int, title: str, message: str = "") -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        message: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(title)
         self.status = status
         self.title = title
         self.message = message
+        self.headers = headers or {}
 
 
 class SignInRequired(Exception):
@@ -210,12 +217,14 @@ def redirect_with(
 
 
 def error_page(request: Request, exc: WebError) -> Response:
-    return page(
+    response = page(
         request,
         "error.html",
         {"title": exc.title, "message": exc.message, "status": exc.status, "nav": None},
         status_code=exc.status,
     )
+    response.headers.update(exc.headers)
+    return response
 
 
 def safe_next(path: str | None) -> str | None:

@@ -17,7 +17,7 @@ from fastapi import Depends, Form, Request, Response
 from merchant_backend import clock
 from merchant_backend.i18n import gettext as _
 from merchant_backend.runtime import Runtime
-from merchant_backend.services.access import Principal
+from merchant_backend.services.access import Principal, admin_session_binding
 from merchant_backend.store import db, web_sessions
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.merchants import Merchant
@@ -89,10 +89,22 @@ def current_session(request: Request) -> web_sessions.WebSession | None:
         return None
     with db.read(rt.engine) as conn:
         session = web_sessions.get(conn, session_id, clock.now())
-    # Turning the admin token off ends the operator's sessions too.
-    if session is not None and session.is_admin and rt.settings.admin_token is None:
-        return None
+    # An admin session is bound to the admin token it was made with: changing the token (or
+    # turning it off) ends every admin session.
+    if session is not None and session.is_admin:
+        binding = admin_session_binding(rt)
+        if (
+            binding is None
+            or session.credential_hash is None
+            or not hmac.compare_digest(binding, session.credential_hash)
+        ):
+            return None
     return session
+
+
+def client_address(request: Request) -> str:
+    # uvicorn sets this from the socket (or X-Forwarded-For from --forwarded-allow-ips).
+    return request.client.host if request.client else "unknown"
 
 
 def require_session(request: Request) -> web_sessions.WebSession:
