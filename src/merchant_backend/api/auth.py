@@ -6,8 +6,6 @@ which merchant ids exist.
 
 from __future__ import annotations
 
-import re
-
 from fastapi import Depends, Request
 
 from merchant_backend.api.errors import ApiError, not_found
@@ -15,8 +13,7 @@ from merchant_backend.errors import AccessDisabled, NotAuthenticated
 from merchant_backend.failed_auth import Attempt
 from merchant_backend.runtime import Runtime
 from merchant_backend.services.access import Principal, merchant_exists, sign_in
-
-_MERCHANT_ID = re.compile(r"mer_[0-9a-f]{16}")
+from merchant_backend.validation import is_merchant_id
 
 
 def runtime(request: Request) -> Runtime:
@@ -32,7 +29,7 @@ def client_address(request: Request) -> str:
 def _target(request: Request) -> str:
     """What a wrong token was aimed at: the merchant in the path, the admin routes, or the API."""
     merchant_id = request.path_params.get("merchant_id")
-    if isinstance(merchant_id, str) and _MERCHANT_ID.fullmatch(merchant_id):
+    if isinstance(merchant_id, str) and is_merchant_id(merchant_id):
         return f"merchant:{merchant_id}"
     if request.url.path.rstrip("/") == "/api/v1/merchants":
         return "admin"

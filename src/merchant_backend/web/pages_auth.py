@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from merchant_backend import clock, logs
 from merchant_backend.errors import AccessDisabled, NotAuthenticated, RateLimited
 from merchant_backend.failed_auth import Attempt
+from merchant_backend.i18n import gettext as _
 from merchant_backend.services import access
 from merchant_backend.store import db, web_sessions
 from merchant_backend.store import merchants as merchant_store
@@ -101,10 +102,11 @@ def sign_in(
         response = _sign_in_form(
             request,
             next_path=next_path,
-            error=(
-                "Too many failed sign-ins from this address. Wait "
-                f"{exc.retry_after} seconds, then try again."
-            ),
+            error=_(
+                "Too many failed sign-ins from this address. Wait %(seconds)s seconds, then "
+                "try again."
+            )
+            % {"seconds": exc.retry_after},
             status_code=429,
         )
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -114,7 +116,7 @@ def sign_in(
         return _sign_in_form(
             request,
             next_path=next_path,
-            error=(
+            error=_(
                 "The operator has turned this merchant's access off. Ask them to turn it on again."
             ),
             status_code=403,

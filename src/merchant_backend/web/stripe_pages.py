@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import Response
 
 from merchant_backend.errors import Busy
+from merchant_backend.i18n import gettext as _
 from merchant_backend.services import stripe_work
 from merchant_backend.web.render import WebError
 from merchant_backend.web.session import MerchantPage
@@ -26,7 +27,11 @@ async def run(mp: MerchantPage, page: Callable[..., Response], *args: Any) -> Re
     except Busy as exc:
         raise WebError(
             429,
-            "Too busy: try again in a moment",
-            f"Nothing was sent to Stripe: {exc.message}.",
+            _("Too busy: try again in a moment"),
+            _(
+                "Nothing was sent to Stripe: this merchant (or this service) already has as many "
+                "requests waiting on Stripe as it may. Try again in %(seconds)s seconds."
+            )
+            % {"seconds": exc.retry_after},
             headers={"Retry-After": str(exc.retry_after)},
         ) from None
