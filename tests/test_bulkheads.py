@@ -28,7 +28,8 @@ from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store.db import create_db_engine
 from merchant_backend.store.migrate import upgrade
-from tests.conftest import MerchantCtx, add_data_set, make_merchant
+from tests import stripe_factory as sf
+from tests.conftest import SIGNING_SECRET, MerchantCtx, add_data_set, make_merchant
 from tests.foundation_helpers import free_port
 from tests.silent_stripe import silent_stripe
 from tests.web_support import csrf_of, sign_in
@@ -150,6 +151,17 @@ def _flood_and_read(base: str, a: MerchantCtx, b: MerchantCtx) -> None:
             r = client.get(path)
             latencies.append(time.perf_counter() - started)
             assert r.status_code == 200, r.text
+        # The sign-in page and Stripe's webhooks are answered too, while A's calls hang.
+        assert client.get("/sign-in").status_code == 200
+        for i in range(5):
+            evt = sf.LIFECYCLES["pi_succeeds"](1_760_000_000 + i).events[0]
+            raw, header = sf.signed(evt, SIGNING_SECRET)
+            delivered = client.post(
+                f"/webhooks/stripe/{b.id}/stage",
+                content=raw,
+                headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+            )
+            assert delivered.status_code == 200, delivered.text
         # B is not refused for A's flood: B's own Stripe call is admitted (it then hangs too).
         b_verify = pool.submit(verify, b, f"{base}/api/v1/merchants/{b.id}/stripe/stage/verify")
         wait_for(
