@@ -9,11 +9,13 @@ knows). A module aims the settings at the fake itself, with ``aimed_at`` in its 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from merchant_backend.runtime import Runtime
+from merchant_backend.services import connection
+from merchant_backend.services import reconcile as reconciling
 from merchant_backend.settings import Settings
 from merchant_backend.vocabulary import HANDLED_EVENTS
 from tests import webhook_support
@@ -57,3 +59,16 @@ def stage(runtime: Runtime, merchant: MerchantCtx, fake: FakeStripe) -> Merchant
     add_data_set(runtime, merchant.id, "stage")
     fake.add_key(SECRET_KEY, ACCOUNT)
     return merchant
+
+
+# The use cases' typed results as the API and the CLI print them, so assertions read the JSON.
+def reconcile(rt: Runtime, merchant_id: str, env: str, **kwargs: Any) -> dict[str, Any]:
+    return reconciling.reconcile(rt, merchant_id, env, **kwargs).as_json()
+
+
+def verify_connection(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]:
+    return connection.verify_data_set(rt, merchant_id, env).as_json()
+
+
+def provision_webhook(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]:
+    return connection.provision_webhook(rt, merchant_id, env).as_json()

@@ -23,13 +23,12 @@ from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, inbox, limits
 from merchant_backend.store.inbox_writer import InboxUnavailable, InboxWriter
 from merchant_backend.store.schema import events as events_table
-from merchant_backend.stripe import reconcile as rec
 from merchant_backend.stripe.webhook_event import parse_event
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
 from tests.conftest import MerchantCtx, add_data_set, make_merchant
 from tests.fake_stripe import FakeStripe
-from tests.stripe_helpers import aimed_at
+from tests.stripe_helpers import aimed_at, reconcile
 from tests.test_tenant_isolation import POISONED, poisoned_event
 from tests.webhook_support import inbox_item, projection
 
@@ -214,7 +213,7 @@ def test_reconcile_skips_poisoned_events_and_keeps_going(
         evt["created"] = 1_790_000_050
     fake.events.extend([*bad, good])
     aimed = Runtime(aimed_at(runtime.settings, fake.url), engine=runtime.engine)
-    summary = rec.reconcile(aimed, stage.id, "stage", since=1_790_000_000)
+    summary = reconcile(aimed, stage.id, "stage", since=1_790_000_000)
     assert summary["new"] == 1
     # A type longer than its column is no type we handle: skipped like any other.
     assert (summary["rejected"], summary["skipped_types"]) == (len(bad) - 1, 1)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from merchant_backend.runtime import Runtime
+from merchant_backend.services.payments import sync_payment_intent
 from merchant_backend.store import db, inbox, objects, outbox
 from merchant_backend.store.destinations import OBJECT_TYPES
 from merchant_backend.store.schema import (
@@ -23,7 +24,6 @@ from merchant_backend.store.schema import (
     outbound_messages,
     outbound_sequences,
 )
-from merchant_backend.stripe.payments import sync_payment_intent
 from merchant_backend.sync.handlers import snapshot_of
 from merchant_backend.sync.worker import Worker
 from merchant_backend.vocabulary import HANDLED_EVENTS

@@ -17,6 +17,8 @@ from structlog.testing import capture_logs
 
 from merchant_backend.errors import Conflict
 from merchant_backend.runtime import Runtime
+from merchant_backend.services import background
+from merchant_backend.services import reconcile as reconciling
 from merchant_backend.settings import Settings
 from merchant_backend.store import db
 from merchant_backend.store import reconcile_state as rs
@@ -24,7 +26,7 @@ from merchant_backend.stripe import reconcile as rec
 from tests.conftest import FakeClock, MerchantCtx
 from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import cli_env, run_cli
-from tests.stripe_helpers import aimed_at, wait_for
+from tests.stripe_helpers import aimed_at, reconcile, wait_for
 from tests.test_stripe_reconcile import T0, history, stored
 
 
@@ -51,7 +53,7 @@ class Background:
 
     def _go(self, runtime: Runtime, merchant_id: str, **kwargs: Any) -> None:
         try:
-            self.summary = rec.reconcile(runtime, merchant_id, "stage", **kwargs)
+            self.summary = reconcile(runtime, merchant_id, "stage", **kwargs)
         except BaseException as exc:  # handed to the test, which asserts on it
             self.error = exc
 
@@ -89,7 +91,7 @@ def test_a_second_run_does_not_start_while_one_is_under_way(
     history(fake)
     with first_run_midway(fake, runtime, stage.id) as first:
         with pytest.raises(rs.ReconcileRunning) as caught:
-            rec.reconcile(runtime, stage.id, "stage", since=T0)
+            reconcile(runtime, stage.id, "stage", since=T0)
         assert len(fake.requests) == 1  # the second run never asked Stripe
         held = state_of(runtime, stage.id).lease
         assert held is not None and held.holder == "the first run"
@@ -113,7 +115,7 @@ def test_two_takers_at_the_same_moment_only_one_wins(
 ) -> None:
     if not first_run:
         with db.write(runtime.engine) as conn:
-            rec.save_state(conn, stage.id, "stage", rs.State(synced_until=T0))
+            rs.save_state(conn, stage.id, "stage", rs.State(synced_until=T0))
     takers = 4
     start = threading.Barrier(takers)
     outcomes: list[str] = []
@@ -123,8 +125,8 @@ def test_two_takers_at_the_same_moment_only_one_wins(
         start.wait(5)
         try:
             with db.write(runtime.engine) as conn:
-                state = rec.take_lease(conn, stage.id, "stage", f"owner{n}", f"taker {n}", 1e9)
-                rec.save_state(conn, stage.id, "stage", state)
+                state = rs.take_lease(conn, stage.id, "stage", f"owner{n}", f"taker {n}", 1e9)
+                rs.save_state(conn, stage.id, "stage", state)
             outcome = "took"
         except rs.ReconcileRunning:
             outcome = "refused"
@@ -156,7 +158,7 @@ def test_cli_refuses_with_exit_1_while_a_run_is_under_way(
     # Once the first run is done, the CLI runs, and names itself in the lease while it does.
     fake.requests.clear()
     seen: list[str] = []
-    original = rec.take_lease
+    original = reconciling.take_lease
 
     def spy(*args: Any) -> rs.State:
         state = original(*args)
@@ -164,7 +166,7 @@ def test_cli_refuses_with_exit_1_while_a_run_is_under_way(
         return state
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(rec, "take_lease", spy)
+        mp.setattr(reconciling, "take_lease", spy)
         again = run_cli(["reconcile", "--merchant", stage.id, "--env", "stage"], env)
     assert again.exit_code == 0, again.output
     assert seen[0].startswith("merchant-backend reconcile (pid ")
@@ -176,7 +178,7 @@ def test_scheduler_skips_a_data_set_whose_run_is_under_way(
     history(fake)
     with first_run_midway(fake, runtime, stage.id):
         with capture_logs() as logged:
-            assert rec.Scheduler(runtime, 60).run_once() == 0
+            assert background.Scheduler(runtime, 60).run_once() == 0
         assert len(fake.requests) == 1
     skipped = [e for e in logged if e["event"] == "scheduled reconcile skipped"]
     assert [e["log_level"] for e in skipped] == ["info"]
@@ -191,16 +193,16 @@ def test_the_lease_is_released_on_success_and_on_failure(
     monkeypatch.setattr(rec, "PAGE_SIZE", 2)
     history(fake)
 
-    def boom(run: rec.Run) -> None:
+    def boom(run: rs.Run) -> None:
         if run.pages == 2:
             raise RuntimeError("the process is being stopped")
 
     with pytest.raises(RuntimeError):
-        rec.reconcile(runtime, stage.id, "stage", since=T0, on_page=boom)
+        reconcile(runtime, stage.id, "stage", since=T0, on_page=boom)
     after_failure = state_of(runtime, stage.id)
     assert after_failure.lease is None
     assert after_failure.run is not None and after_failure.run.pages == 2
-    summary = rec.reconcile(runtime, stage.id, "stage")  # not refused: the lease is free
+    summary = reconcile(runtime, stage.id, "stage")  # not refused: the lease is free
     assert summary["resumed"] is True
     after_success = state_of(runtime, stage.id)
     assert after_success.lease is None
@@ -218,23 +220,23 @@ def test_an_expired_lease_is_taken_over_and_the_run_resumes_from_its_cursor(
     made = history(fake)
     newest_first = sorted(made, key=lambda e: e["created"], reverse=True)
     # A crash: the process dies after two pages and never releases its lease.
-    release = rec.release_lease
-    monkeypatch.setattr(rec, "release_lease", lambda *_args: None)
+    release = reconciling.release_lease
+    monkeypatch.setattr(reconciling, "release_lease", lambda *_args: None)
 
-    def killed(run: rec.Run) -> None:
+    def killed(run: rs.Run) -> None:
         if run.pages == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        rec.reconcile(runtime, stage.id, "stage", since=T0, on_page=killed, holder="crashed")
-    monkeypatch.setattr(rec, "release_lease", release)
+        reconcile(runtime, stage.id, "stage", since=T0, on_page=killed, holder="crashed")
+    monkeypatch.setattr(reconciling, "release_lease", release)
     crashed = state_of(runtime, stage.id)
     assert crashed.lease is not None and crashed.lease.holder == "crashed"
     with pytest.raises(rs.ReconcileRunning):
-        rec.reconcile(runtime, stage.id, "stage")
+        reconcile(runtime, stage.id, "stage")
     clock.set(crashed.lease.until + 1)
     fake.requests.clear()
-    summary = rec.reconcile(runtime, stage.id, "stage")
+    summary = reconcile(runtime, stage.id, "stage")
     assert summary["resumed"] is True
     assert summary["since"] == T0
     assert fake.requests[0].one("starting_after") == newest_first[3]["id"]
@@ -252,7 +254,7 @@ def test_a_stalled_run_whose_lease_was_taken_over_does_not_overwrite_the_new_one
         assert held is not None
         clock.set(held.until + 1)
         fake.hang = False
-        taker = rec.reconcile(runtime, stage.id, "stage", since=T0, holder="the taker")
+        taker = reconcile(runtime, stage.id, "stage", since=T0, holder="the taker")
     assert taker["new"] == 6
     assert isinstance(stalled.error, rs.ReconcileRunning)
     assert stalled.error.code == "reconcile_lease_lost"

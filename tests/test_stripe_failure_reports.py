@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from merchant_backend.errors import UpstreamFailure
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
-from merchant_backend.stripe.errors import StripeProblem, advice
+from merchant_backend.stripe.errors import advice
 from merchant_backend.stripe.failure_report import failure_report
 from tests.conftest import SECRET_KEY, MerchantCtx
 from tests.fake_stripe import FakeStripe, rate_limited, stripe_error
@@ -68,8 +69,8 @@ def test_advice_fits_the_status(status: int | None, says: str, never: str) -> No
 
 
 def test_a_report_names_the_check_and_what_answered() -> None:
-    problem = StripeProblem(
-        502,
+    problem = UpstreamFailure(
+        "endpoint_missing",
         "stripe_endpoint_missing",
         "…",
         stripe_code=None,

@@ -38,12 +38,11 @@ from merchant_backend.asgi import create_app
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import db, inbox
-from merchant_backend.stripe import reconcile as rec
 from merchant_backend.sync.worker import Worker
 from merchant_backend.vocabulary import HANDLED_EVENTS
 from tests.conftest import SECRET_KEY, MerchantCtx, add_data_set, make_merchant
 from tests.foundation_helpers import REPO, free_port
-from tests.stripe_helpers import aimed_at, wait_for
+from tests.stripe_helpers import aimed_at, reconcile, wait_for
 
 LOCALSTRIPE = REPO / ".venv" / "bin" / "localstripe"
 LOCK = Path("/tmp/localstripe.lock")
@@ -320,7 +319,7 @@ def test_reconcile_recovers_events_whose_delivery_failed(
     with db.read(shop.runtime.engine) as conn:
         assert sum(inbox.counts_by_state(conn, shop.merchant.id, "stage").values()) == 1
 
-    summary = rec.reconcile(shop.runtime, shop.merchant.id, "stage", since=start)
+    summary = reconcile(shop.runtime, shop.merchant.id, "stage", since=start)
     assert summary["new"] == 2
     assert summary["already_known"] == 1
     assert summary["skipped_types"] == summary["fetched"] - 3  # customer.created and the like
@@ -337,7 +336,7 @@ def test_reconcile_recovers_events_whose_delivery_failed(
         ("reconcile", "applied"),
         ("webhook", "applied"),
     ]
-    again = rec.reconcile(shop.runtime, shop.merchant.id, "stage", since=start)
+    again = reconcile(shop.runtime, shop.merchant.id, "stage", since=start)
     assert (again["new"], again["already_known"]) == (0, 3)
 
     # The projections, read through the API once the service is back.

@@ -10,13 +10,13 @@ from fastapi.testclient import TestClient
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db
-from merchant_backend.stripe.provision import live_url_problem, provision_webhook
+from merchant_backend.stripe.provision import live_url_problem
 from merchant_backend.vocabulary import HANDLED_EVENTS
 from tests import stripe_factory as sf
 from tests.conftest import LIVE_SECRET_KEY, SECRET_KEY, SIGNING_SECRET, MerchantCtx, add_data_set
 from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import cli_env, run_cli
-from tests.stripe_helpers import ACCOUNT, aimed_at, our_url
+from tests.stripe_helpers import ACCOUNT, aimed_at, our_url, provision_webhook
 
 
 @pytest.fixture

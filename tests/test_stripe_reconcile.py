@@ -10,18 +10,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from merchant_backend.asgi import create_app
+from merchant_backend.cli import parse_since
+from merchant_backend.errors import UpstreamFailure
 from merchant_backend.runtime import Runtime
+from merchant_backend.services import background
 from merchant_backend.settings import Settings
 from merchant_backend.store import db, inbox, reconcile_state
 from merchant_backend.store.schema import events
 from merchant_backend.stripe import reconcile as rec
-from merchant_backend.stripe.errors import StripeProblem
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
 from tests.conftest import SIGNING_SECRET, FakeClock, MerchantCtx, add_data_set
 from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import cli_env, run_cli
-from tests.stripe_helpers import ACCOUNT, aimed_at, wait_for
+from tests.stripe_helpers import ACCOUNT, aimed_at, reconcile, wait_for
 
 T0 = 1_790_000_000
 
@@ -86,7 +88,7 @@ def test_first_run_inserts_the_handled_events_and_the_worker_applies_them(
 ) -> None:
     made = history(fake)
     started = clock.freeze()
-    summary = rec.reconcile(runtime, stage.id, "stage", since=T0)
+    summary = reconcile(runtime, stage.id, "stage", since=T0)
     handled = [
         e["id"]
         for e in made
@@ -123,9 +125,9 @@ def test_no_duplicates_and_webhook_deliveries_count_as_known(
         f"/webhooks/stripe/{stage.id}/stage", content=raw, headers={"Stripe-Signature": header}
     )
     assert r.status_code == 200
-    first = rec.reconcile(runtime, stage.id, "stage", since=T0)
+    first = reconcile(runtime, stage.id, "stage", since=T0)
     assert (first["new"], first["already_known"]) == (5, 1)
-    second = rec.reconcile(runtime, stage.id, "stage", since=T0)
+    second = reconcile(runtime, stage.id, "stage", since=T0)
     assert (second["fetched"], second["new"], second["already_known"]) == (9, 0, 6)
     with db.read(runtime.engine) as conn:
         count = conn.execute(select(func.count()).select_from(events)).scalar_one()
@@ -153,8 +155,8 @@ def test_an_interrupted_run_resumes_after_its_last_page(
         return original(q)
 
     monkeypatch.setattr(fake, "handle", third_page_fails)
-    with pytest.raises(StripeProblem):
-        rec.reconcile(runtime, stage.id, "stage", since=T0)
+    with pytest.raises(UpstreamFailure):
+        reconcile(runtime, stage.id, "stage", since=T0)
     with db.read(runtime.engine) as conn:
         state = reconcile_state.load_state(conn, stage.id, "stage")
     assert state.run is not None
@@ -164,7 +166,7 @@ def test_an_interrupted_run_resumes_after_its_last_page(
     assert len(partial) == 3  # four events seen, one of them charge.succeeded
     monkeypatch.setattr(fake, "handle", original)
     fake.requests.clear()
-    summary = rec.reconcile(runtime, stage.id, "stage")
+    summary = reconcile(runtime, stage.id, "stage")
     assert summary["resumed"] is True
     assert fake.requests[0].one("starting_after") == newest_first[3]["id"]
     assert fake.requests[0].one("created[gte]") == str(T0)
@@ -181,9 +183,9 @@ def test_an_interrupted_run_resumes_after_its_last_page(
 def test_next_run_starts_where_the_last_ended_minus_the_overlap(
     fake: FakeStripe, runtime: Runtime, stage: MerchantCtx
 ) -> None:
-    first = rec.reconcile(runtime, stage.id, "stage")
+    first = reconcile(runtime, stage.id, "stage")
     assert int(fake.requests[0].one("created[gte]") or 0) == first["until"] - rec.RETENTION_SECONDS
-    rec.reconcile(runtime, stage.id, "stage")
+    reconcile(runtime, stage.id, "stage")
     assert int(fake.requests[1].one("created[gte]") or 0) == first["until"] - rec.OVERLAP_SECONDS
 
 
@@ -195,7 +197,7 @@ def test_events_of_the_other_mode_are_not_taken(
     fake.events.append(
         sf.event("payment_intent.created", pi, created=T0 + 1, account="acct_1Stranger")
     )
-    summary = rec.reconcile(runtime, stage.id, "stage", since=T0)
+    summary = reconcile(runtime, stage.id, "stage", since=T0)
     assert summary["rejected"] == 2
     assert summary["new"] == 0
     assert stored(runtime, stage.id) == {}
@@ -218,12 +220,12 @@ def test_cli_reconcile_prints_the_summary(
 
 
 def test_since_accepts_seconds_and_iso_dates() -> None:
-    assert rec.parse_since("1790000000") == T0
-    assert rec.parse_since("2026-09-21T14:13:20Z") == T0
-    assert rec.parse_since("2026-09-21T16:13:20+02:00") == T0
-    assert rec.parse_since("2026-09-21") == T0 - (14 * 3600 + 13 * 60 + 20)
+    assert parse_since("1790000000") == T0
+    assert parse_since("2026-09-21T14:13:20Z") == T0
+    assert parse_since("2026-09-21T16:13:20+02:00") == T0
+    assert parse_since("2026-09-21") == T0 - (14 * 3600 + 13 * 60 + 20)
     with pytest.raises(ValueError):
-        rec.parse_since("yesterday")
+        parse_since("yesterday")
 
 
 def test_scheduled_reconcile_runs_inside_the_service(
@@ -247,7 +249,7 @@ def test_scheduler_goes_on_after_a_broken_data_set(
     fake: FakeStripe, runtime: Runtime, stage: MerchantCtx
 ) -> None:
     add_data_set(runtime, stage.id, "live")  # its key is unknown to Stripe: 401
-    assert rec.Scheduler(runtime, 60).run_once() == 1
+    assert background.Scheduler(runtime, 60).run_once() == 1
     with db.read(runtime.engine) as conn:
         assert reconcile_state.load_state(conn, stage.id, "stage").synced_until is not None
         assert reconcile_state.load_state(conn, stage.id, "live").synced_until is None

@@ -7,15 +7,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from merchant_backend.api.errors import upstream_status
+from merchant_backend.errors import UpstreamFailure
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db
-from merchant_backend.stripe.errors import StripeProblem
-from merchant_backend.stripe.verify import CHECK_NAMES, check_key_modes, verify_connection
+from merchant_backend.stripe.verify import CHECK_NAMES, check_key_modes
 from tests.conftest import SECRET_KEY, MerchantCtx, add_data_set, make_merchant
 from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import cli_env, run_cli
-from tests.stripe_helpers import ACCOUNT, ALL_EVENTS, aimed_at, our_url
+from tests.stripe_helpers import ACCOUNT, ALL_EVENTS, aimed_at, our_url, verify_connection
 
 
 @pytest.fixture
@@ -231,9 +232,9 @@ def test_stripe_unreachable_raises_and_stores_a_report_of_the_attempt(
     healthy(fake, runtime, stage)
     assert verify_connection(runtime, stage.id, "stage")["status"] == "ok"
     fake.fail_next(500, {"error": {"type": "api_error", "message": "Something went wrong"}})
-    with pytest.raises(StripeProblem) as info:
+    with pytest.raises(UpstreamFailure) as info:
         verify_connection(runtime, stage.id, "stage")
-    assert info.value.status == 502
+    assert upstream_status(info.value) == 502
     r = client.post(f"/api/v1/merchants/{stage.id}/stripe/stage/verify", headers=stage.auth)
     assert r.status_code == 200  # the queued failure was used up above
     fake.stop()  # now Stripe is gone altogether

@@ -17,7 +17,7 @@ from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db, inbox, objects, reconcile_state
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.stripe import reconcile as rec
-from merchant_backend.web import pages_dataset_actions
+from merchant_backend.web import pages_events
 from tests import stripe_factory as sf
 from tests.conftest import (
     ADMIN_TOKEN,
@@ -255,7 +255,7 @@ def test_fetch_from_the_browser_stops_after_its_page_budget_and_goes_on_next_tim
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(rec, "PAGE_SIZE", 1)
-    monkeypatch.setattr(pages_dataset_actions, "WEB_RECONCILE_PAGES", 2)
+    monkeypatch.setattr(pages_events, "WEB_RECONCILE_PAGES", 2)
     _history(fake)
     events_page = f"{_base(signed_in)}/events"
     r = web.post(f"{events_page}/reconcile", data={"csrf_token": csrf_of(web, events_page)})

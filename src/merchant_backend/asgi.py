@@ -32,12 +32,9 @@ from merchant_backend.api import (
 from merchant_backend.api.no_store import NoStore
 from merchant_backend.api.nul_guard import RefuseNul
 from merchant_backend.runtime import Runtime
+from merchant_backend.services.background import Background
 from merchant_backend.settings import SERVE_NO_WORKER_ENV
 from merchant_backend.store.inbox_writer import InboxWriter
-from merchant_backend.store.retention import Pruner
-from merchant_backend.store.secret_cache import SecretCache
-from merchant_backend.stripe.reconcile import Scheduler
-from merchant_backend.sync.worker import Worker
 
 log = logs.get("merchant_backend.app")
 
@@ -66,34 +63,16 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
         )
         await writer.start()
         app.state.inbox_writer = writer
-        worker = None
-        if run_worker:
-            worker = Worker(runtime.engine, settings, bell=runtime.inbox_bell)
-            app.state.worker_thread = worker.start_thread()
-        pruner = None
-        if settings.event_retention_days > 0:
-            # Old applied and ignored events' bodies, in small batches (store/retention.py).
-            pruner = Pruner(
-                runtime.engine, settings.event_retention_days, settings.event_prune_interval
-            )
-            app.state.prune_thread = pruner.start_thread()
-        reconciler = None
-        if settings.reconcile_interval > 0:
-            reconciler = Scheduler(runtime, settings.reconcile_interval)
-            app.state.reconcile_thread = reconciler.start_thread()
+        background = Background(runtime, run_worker=run_worker)
+        background.start()
+        app.state.worker_thread = background.worker_thread
+        app.state.reconcile_thread = background.reconcile_thread
+        app.state.prune_thread = background.prune_thread
         log.info("started", version=__version__, worker=run_worker)
         try:
             yield
         finally:
-            if pruner is not None:
-                pruner.stop()
-                app.state.prune_thread.join(timeout=10)
-            if reconciler is not None:
-                reconciler.stop()
-                app.state.reconcile_thread.join(timeout=10)
-            if worker is not None:
-                worker.stop()
-                app.state.worker_thread.join(timeout=10)
+            background.stop()
             await writer.stop()
 
     app = _App(
@@ -107,7 +86,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
     app.state.runtime = runtime
     app.add_middleware(NoStore)
     app.add_middleware(RefuseNul)
-    app.state.secret_cache = SecretCache(runtime.engine, runtime.keys.for_token)
+    app.state.secret_cache = runtime.secret_cache
     errors.install(app)
     app.add_route(
         "/webhooks/stripe/{merchant_id}/{env}",
@@ -120,7 +99,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
     app.include_router(merchants.router, responses=errors.ERROR_RESPONSES)
     app.include_router(datasets.router, responses=errors.ERROR_RESPONSES)
     app.include_router(read.router, responses=errors.ERROR_RESPONSES)
-    stripe_actions.install(app)
+    app.include_router(stripe_actions.router, responses=errors.ERROR_RESPONSES)
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     return app

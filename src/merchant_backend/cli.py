@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -24,17 +25,31 @@ from typer.core import TyperGroup
 
 from merchant_backend import cli_output, clock, config_report, logs, serve_guide
 from merchant_backend import settings as settings_module
-from merchant_backend.crypto import MasterKeyError, generate_key, parse_keys, write_key_file
-from merchant_backend.errors import Conflict, InvalidInput, NotFound
+from merchant_backend.crypto import MasterKeyError
+from merchant_backend.errors import (
+    Conflict,
+    InvalidInput,
+    NotConfigured,
+    NotFound,
+    UpstreamFailure,
+    UpstreamKind,
+)
 from merchant_backend.runtime import Runtime
-from merchant_backend.services import merchant_access
+from merchant_backend.services import connection, events, keys, merchant_access, merchants
+from merchant_backend.services import datasets as data_sets
+from merchant_backend.services import reconcile as reconciling
 from merchant_backend.settings import SERVE_NO_WORKER_ENV, ConfigError
-from merchant_backend.store import datasets, db, inbox
-from merchant_backend.store import merchants as merchant_store
+from merchant_backend.store import db
 from merchant_backend.store.migrate import upgrade
 from merchant_backend.store.reconcile_state import Run
-from merchant_backend.stripe.errors import StripeProblem
-from merchant_backend.validation import DataSetInput, Env, parse_duration, validate_env
+from merchant_backend.stripe.reconcile import default_holder
+from merchant_backend.validation import (
+    DataSetInput,
+    Env,
+    parse_ascii_int,
+    parse_duration,
+    validate_env,
+)
 
 # Set by ``--json`` anywhere on the command line (see ``JsonUsageErrors.main``).
 _json_errors: contextvars.ContextVar[bool] = contextvars.ContextVar("json_errors", default=False)
@@ -171,8 +186,21 @@ def runtime() -> Iterator[Runtime]:
         rt.close()
 
 
+# Stripe's failures that the caller can fix by changing the request are bad input (exit 2).
+UPSTREAM_EXIT: dict[UpstreamKind, int] = {
+    "idempotency_conflict": 2,
+    "not_found": 2,
+    "invalid_request": 2,
+}
+
+
+def upstream_exit_code(exc: UpstreamFailure) -> int:
+    return UPSTREAM_EXIT.get(exc.kind, 1)
+
+
 def guarded(fn: Callable[..., None]) -> Callable[..., None]:
-    """Map errors to the contract's exit codes; never print a traceback with data in it."""
+    """Map errors to the contract's exit codes, once for every command; never print a
+    traceback with data in it."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
@@ -185,8 +213,10 @@ def guarded(fn: Callable[..., None]) -> Callable[..., None]:
             fail(2, "invalid_request", exc.errors[0].message, exc.errors[0].field, errs)
         except BadInput as exc:
             fail(2, "invalid_request", str(exc), exc.field, exc.errors)
-        except StripeProblem as exc:
-            fail(exc.exit_code, exc.code, exc.message, exc.param)
+        except NotConfigured as exc:
+            fail(2, "invalid_request", exc.message, exc.setting)
+        except UpstreamFailure as exc:
+            fail(upstream_exit_code(exc), exc.code, exc.message, exc.param)
         except Conflict as exc:
             fail(1, exc.code, exc.message)
         except NotFound as exc:
@@ -232,9 +262,27 @@ def _env(env: str) -> Env:
     return validate_env(env)
 
 
-def _merchant(conn: Any, merchant_id: str) -> None:
-    if merchant_store.get(conn, merchant_id) is None:
-        raise LookupError(f"no merchant {merchant_id}: see 'merchant-backend merchants list'")
+def _merchant(rt: Runtime, merchant_id: str) -> None:
+    if not merchants.merchant_exists(rt, merchant_id):
+        raise NotFound(f"no merchant {merchant_id}: see 'merchant-backend merchants list'")
+
+
+def parse_since(text: str) -> int:
+    """``--since``: unix seconds, or an ISO 8601 date/time (UTC unless it says otherwise)."""
+    text = text.strip()
+    seconds = parse_ascii_int(text)
+    if seconds is not None:
+        return seconds
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"--since must be unix seconds or an ISO date such as 2026-01-31 or "
+            f"2026-01-31T12:00:00Z, not {text[:40]!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
 
 
 MerchantOpt = Annotated[str, typer.Option("--merchant", help="merchant id (mer_…)")]
@@ -359,17 +407,16 @@ def merchants_create(
     """Create a merchant; prints its API token once."""
     if not name.strip() or len(name) > 200:
         raise BadInput("name must be 1 to 200 characters", "name")
-    with runtime() as rt, db.write(rt.engine) as conn:
-        merchant, token = merchant_store.create(conn, name.strip())
-    out({"id": merchant.id, "name": merchant.name, "api_token": token})
+    with runtime() as rt:
+        out(merchants.create_merchant(rt, name.strip()).as_json())
 
 
 @merchants_app.command("list")
 @guarded
 def merchants_list() -> None:
     """List merchants (never their tokens)."""
-    with runtime() as rt, db.read(rt.engine) as conn:
-        out([m.as_json() for m in merchant_store.list_all(conn)])
+    with runtime() as rt:
+        out([m.as_json() for m in merchants.list_merchants(rt)])
 
 
 @merchants_app.command("rotate-token")
@@ -445,10 +492,8 @@ def stripe_set(
         webhook_signing_secret=read_secret(signing_secret, lines),
     )
     with runtime() as rt:
-        ring = rt.keys.get()
-        with db.write(rt.engine) as conn:
-            _merchant(conn, merchant)
-            stored = datasets.save(conn, ring, merchant, e, data, partial=True)
+        _merchant(rt, merchant)
+        stored = data_sets.save_data_set(rt, merchant, e, data, partial=True)
         out(stored.as_json(rt.settings.public_url))
 
 
@@ -457,11 +502,11 @@ def stripe_set(
 def stripe_show(merchant: MerchantOpt, env: EnvOpt) -> None:
     """Show a data set, secrets masked, with its health."""
     e = _env(env)
-    with runtime() as rt, db.read(rt.engine) as conn:
-        _merchant(conn, merchant)
-        stored = datasets.get(conn, merchant, e)
+    with runtime() as rt:
+        _merchant(rt, merchant)
+        stored = data_sets.get_data_set(rt, merchant, e)
         if stored is None:
-            raise LookupError(f"no {e} data set for {merchant}: run 'merchant-backend stripe set'")
+            raise NotFound(f"no {e} data set for {merchant}: run 'merchant-backend stripe set'")
         out(stored.as_json(rt.settings.public_url))
 
 
@@ -488,10 +533,8 @@ def stripe_roll_secret(
     secret = read_secret(signing_secret, _stdin_lines())
     assert secret is not None
     with runtime() as rt:
-        ring = rt.keys.get()
-        with db.write(rt.engine) as conn:
-            _merchant(conn, merchant)
-            stored = datasets.roll_signing_secret(conn, ring, merchant, e, secret, old_valid_for)
+        _merchant(rt, merchant)
+        stored = data_sets.roll_signing_secret(rt, merchant, e, secret, old_valid_for)
         out(stored.as_json(rt.settings.public_url))
 
 
@@ -499,21 +542,18 @@ def stripe_roll_secret(
 @guarded
 def stripe_verify(merchant: MerchantOpt, env: EnvOpt) -> None:
     """Check the data set against Stripe; prints the report (exit 1 if a check failed)."""
-    from merchant_backend.stripe.verify import verify_connection
-
     e = _env(env)
     with runtime() as rt:
-        with db.read(rt.engine) as conn:
-            _merchant(conn, merchant)
+        _merchant(rt, merchant)
         try:
-            report = verify_connection(rt, merchant, e)
-        except StripeProblem as problem:
+            report = connection.verify_data_set(rt, merchant, e)
+        except UpstreamFailure as failure:
             # The stored report of the failed attempt on stdout, the error on stderr.
-            if problem.report is not None:
-                out(problem.report)
+            if failure.report is not None:
+                out(failure.report)
             raise
-    out(report)
-    if report["status"] == "failed":
+    out(report.as_json())
+    if report.status == "failed":
         raise typer.Exit(1)
 
 
@@ -521,19 +561,16 @@ def stripe_verify(merchant: MerchantOpt, env: EnvOpt) -> None:
 @guarded
 def stripe_provision_webhook(merchant: MerchantOpt, env: EnvOpt) -> None:
     """Create the webhook endpoint with the 15 events and store its signing secret."""
-    from merchant_backend.stripe.provision import provision_webhook
-
     e = _env(env)
     with runtime() as rt:
-        with db.read(rt.engine) as conn:
-            _merchant(conn, merchant)
+        _merchant(rt, merchant)
         try:
-            result = provision_webhook(rt, merchant, e)
-        except StripeProblem as problem:
-            if problem.report is not None:
-                out(problem.report)
+            result = connection.provision_webhook(rt, merchant, e)
+        except UpstreamFailure as failure:
+            if failure.report is not None:
+                out(failure.report)
             raise
-        out(result)
+        out(result.as_json())
 
 
 @app.command()
@@ -549,21 +586,16 @@ def reconcile(
     ] = None,
 ) -> None:
     """Fetch events Stripe did not deliver (GET /v1/events) into the inbox; resumable."""
-    from merchant_backend.stripe import reconcile as rec
-
     e = _env(env)
     try:
-        start = rec.parse_since(since) if since is not None else None
+        start = parse_since(since) if since is not None else None
     except ValueError as exc:
         raise BadInput(str(exc), "since") from None
     with runtime() as rt:
-        with db.read(rt.engine) as conn:
-            _merchant(conn, merchant)
+        _merchant(rt, merchant)
         # Named in the "already running" message another caller gets while this one runs.
-        holder = f"merchant-backend reconcile ({rec.default_holder()})"
+        holder = f"merchant-backend reconcile ({default_holder()})"
         if sys.stderr.isatty():
-            from datetime import UTC, datetime
-
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -585,10 +617,12 @@ def reconcile(
                         counts += f" · back to {back:%Y-%m-%d %H:%M} UTC"
                     bar.update(task, counts=counts)
 
-                summary = rec.reconcile(rt, merchant, e, since=start, on_page=show, holder=holder)
+                summary = reconciling.reconcile(
+                    rt, merchant, e, since=start, on_page=show, holder=holder
+                )
         else:
-            summary = rec.reconcile(rt, merchant, e, since=start, holder=holder)
-    out(summary)
+            summary = reconciling.reconcile(rt, merchant, e, since=start, holder=holder)
+    out(summary.as_json())
 
 
 @events_app.command("replay")
@@ -600,12 +634,11 @@ def events_replay(
 ) -> None:
     """Put an event back in line for the worker (any state, also dead)."""
     e = _env(env)
-    with runtime() as rt, db.write(rt.engine) as conn:
-        _merchant(conn, merchant)
-        if not inbox.replay(conn, merchant, e, event_id, clock.now()):
-            raise LookupError(f"no event {event_id} in {e} for {merchant}")
-        entry = inbox.get(conn, merchant, e, event_id)
-        assert entry is not None
+    with runtime() as rt:
+        _merchant(rt, merchant)
+        entry = events.replay_event(rt, merchant, e, event_id)
+        if entry is None:
+            raise NotFound(f"no event {event_id} in {e} for {merchant}")
         out(entry.as_json())
 
 
@@ -677,41 +710,7 @@ def rotate_master_key() -> None:
     restart readers, run this, then remove the old key.
     """
     with runtime() as rt:
-        settings = rt.settings
-        if settings.master_key is not None:
-            keys = parse_keys(settings.master_key.get_secret_value())
-            if len(keys) < 2:
-                raise BadInput(
-                    "MERCHANT_BACKEND_MASTER_KEY holds one key: set it to 'NEW,OLD' (NEW from "
-                    "a fresh 32-byte key), restart the service, then run this again",
-                    "MERCHANT_BACKEND_MASTER_KEY",
-                )
-            ring = rt.keys.get()
-            with db.write(rt.engine) as conn:
-                changed = datasets.reencrypt_all(conn, ring)
-            out(
-                {
-                    "reencrypted": changed,
-                    "next": "remove the old key from MERCHANT_BACKEND_MASTER_KEY and restart",
-                }
-            )
-            return
-        path = Path(settings.master_key_file)
-        old = [k.strip() for k in rt.keys.get_text().splitlines() if k.strip()]
-        new = generate_key()
-        write_key_file(path, [new, *old])
-        ring = rt.keys.reload()
-        with db.write(rt.engine) as conn:
-            changed = datasets.reencrypt_all(conn, ring)
-        # A second pass catches a secret written meanwhile by a process using the old key.
-        with db.write(rt.engine) as conn:
-            changed += datasets.reencrypt_all(conn, ring)
-        write_key_file(path, [new])
-        # A writer that loaded the old key just before the file changed may still commit with
-        # it; this process still holds the old key in memory, so one last pass moves that too.
-        with db.write(rt.engine) as conn:
-            changed += datasets.reencrypt_all(conn, ring)
-        out({"reencrypted": changed, "key_file": str(path), "key_id": ring.primary_id})
+        out(keys.rotate_master_key(rt).as_json())
 
 
 def main() -> None:

@@ -68,6 +68,16 @@ class InvalidInput(DomainError):
         return cls([FieldError(field_name, message)])
 
 
+class UnknownCursor(DomainError):
+    """A list's ``starting_after`` names nothing in that list (it changed, or it never did)."""
+
+    code = "invalid_request"
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"starting_after {cursor!r} is not in this list")
+        self.cursor = cursor
+
+
 class Unavailable(DomainError):
     """We cannot do it right now (the database is away, a queue is full); try again."""
 
@@ -104,6 +114,16 @@ class Busy(RateLimited):
     code = "busy"
 
 
+class NotConfigured(DomainError):
+    """The settings do not allow the action; ``setting`` names the variable to change."""
+
+    code = "not_configured"
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 # What Stripe's answer (or its absence) meant; each adapter has one table for these.
 UpstreamKind = Literal[
     "declined",  # a card decline (Stripe's 402)
@@ -115,6 +135,8 @@ UpstreamKind = Literal[
     "idempotency_conflict",  # an Idempotency-Key reused with other parameters
     "not_found",  # Stripe has no such object
     "invalid_request",  # Stripe refused the parameters
+    "endpoint_missing",  # the API base answers 404 for the endpoint itself (wrong address)
+    "insecure_base",  # we refused to send a live key to a plain-http API base
     "error",  # any other error answer
 ]
 
@@ -139,6 +161,10 @@ class UpstreamFailure(Exception):
     payment_intent: dict[str, Any] | None = None
     # More for the API's error body (e.g. the permission a restricted key lacks).
     extra: dict[str, Any] = field(default_factory=dict)
+    # The call that failed (``account.retrieve``), set by the client.
+    operation: str | None = None
+    # The report a verify or a webhook provisioning stored about this failure.
+    report: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

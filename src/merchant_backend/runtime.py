@@ -18,6 +18,7 @@ from merchant_backend.failed_auth import FailedAuthLimiter
 from merchant_backend.settings import Settings
 from merchant_backend.store.db import create_db_engine
 from merchant_backend.store.inbox_signal import Doorbell
+from merchant_backend.store.secret_cache import SecretCache
 
 
 @dataclass
@@ -82,6 +83,9 @@ class Runtime:
         self.keys = KeyringSource(settings)
         # Rung after events are committed to the inbox in this process; its worker waits on it.
         self.inbox_bell = Doorbell()
+        # The webhook's decrypted credentials; a use case that changes a data set forgets its
+        # entry here (other processes re-read on a failed signature; entries expire anyway).
+        self.secret_cache = SecretCache(self.engine, self.keys.for_token)
         self._lock = threading.Lock()
         self._stripe_bulkhead: Bulkhead | None = None
         self._failed_auth: FailedAuthLimiter | None = None

@@ -174,8 +174,7 @@ def check_publishable_key(value: str | None, env: Env) -> str | None:
         )
     if value.startswith(("sk_", "rk_")):
         return _t(
-            "this is a secret key, not the publishable key: copy the key that starts with "
-            "%(want)s",
+            "this is a secret key, not the publishable key: copy the key that starts with %(want)s",
             want=want,
         )
     if value.startswith(("whsec_", "acct_")):

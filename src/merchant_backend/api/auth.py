@@ -61,9 +61,7 @@ def admin_api_on(rt: Runtime = Depends(runtime)) -> None:
         )
 
 
-def admin(
-    _on: None = Depends(admin_api_on), p: Principal = Depends(principal)
-) -> Principal:
+def admin(_on: None = Depends(admin_api_on), p: Principal = Depends(principal)) -> Principal:
     if not p.is_admin:
         raise ApiError(403, "forbidden", "this needs the operator's admin token")
     return p

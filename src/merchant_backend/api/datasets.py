@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Response
 
 from merchant_backend.api.auth import merchant_access, runtime
 from merchant_backend.api.errors import ApiError, not_found
 from merchant_backend.runtime import Runtime
+from merchant_backend.services import datasets as data_sets
 from merchant_backend.services.inputs import DataSetBody
-from merchant_backend.store import datasets, db
 from merchant_backend.validation import DataSetInput, Env
 
 router = APIRouter(prefix="/api/v1/merchants/{merchant_id}/stripe", tags=["stripe data sets"])
@@ -25,24 +25,18 @@ router = APIRouter(prefix="/api/v1/merchants/{merchant_id}/stripe", tags=["strip
 EnvPath = Annotated[Env, Path(description="stage (Stripe test mode) or live")]
 
 
-def _shown(rt: Runtime, stored: datasets.StoredDataSet) -> dict[str, Any]:
-    return stored.as_json(rt.settings.public_url)
-
-
 @router.get("/{env}")
 def get_data_set(
     env: EnvPath, merchant_id: str = Depends(merchant_access), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with db.read(rt.engine) as conn:
-        stored = datasets.get(conn, merchant_id, env)
+    stored = data_sets.get_data_set(rt, merchant_id, env)
     if stored is None:
         raise not_found(f"no {env} data set for this merchant yet")
-    return _shown(rt, stored)
+    return stored.as_json(rt.settings.public_url)
 
 
 @router.put("/{env}")
 def put_data_set(
-    request: Request,
     env: EnvPath,
     body: DataSetBody,
     merchant_id: str = Depends(merchant_access),
@@ -54,16 +48,12 @@ def put_data_set(
         secret_key=body.secret_key,
         webhook_signing_secret=body.webhook_signing_secret,
     )
-    ring = rt.keys.get()
-    with db.write(rt.engine) as conn:
-        stored = datasets.save(conn, ring, merchant_id, env, data)
-    request.app.state.secret_cache.invalidate(merchant_id, env)
-    return _shown(rt, stored)
+    stored = data_sets.save_data_set(rt, merchant_id, env, data)
+    return stored.as_json(rt.settings.public_url)
 
 
 @router.patch("/{env}")
 def patch_data_set(
-    request: Request,
     env: EnvPath,
     body: DataSetBody,
     merchant_id: str = Depends(merchant_access),
@@ -84,24 +74,16 @@ def patch_data_set(
         secret_key=body.secret_key,
         webhook_signing_secret=body.webhook_signing_secret,
     )
-    ring = rt.keys.get()
-    with db.write(rt.engine) as conn:
-        if datasets.get(conn, merchant_id, env) is None:
-            raise not_found(f"no {env} data set for this merchant yet: store one with PUT")
-        stored = datasets.save(conn, ring, merchant_id, env, data, partial=True)
-    request.app.state.secret_cache.invalidate(merchant_id, env)
-    return _shown(rt, stored)
+    if data_sets.get_data_set(rt, merchant_id, env) is None:
+        raise not_found(f"no {env} data set for this merchant yet: store one with PUT")
+    stored = data_sets.save_data_set(rt, merchant_id, env, data, partial=True)
+    return stored.as_json(rt.settings.public_url)
 
 
 @router.delete("/{env}", status_code=204)
 def delete_data_set(
-    request: Request,
-    env: EnvPath,
-    merchant_id: str = Depends(merchant_access),
-    rt: Runtime = Depends(runtime),
+    env: EnvPath, merchant_id: str = Depends(merchant_access), rt: Runtime = Depends(runtime)
 ) -> Response:
-    with db.write(rt.engine) as conn:
-        if not datasets.delete_(conn, merchant_id, env):
-            raise not_found(f"no {env} data set for this merchant")
-    request.app.state.secret_cache.invalidate(merchant_id, env)
+    if not data_sets.delete_data_set(rt, merchant_id, env):
+        raise not_found(f"no {env} data set for this merchant")
     return Response(status_code=204)

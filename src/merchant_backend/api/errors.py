@@ -1,4 +1,7 @@
-"""One error shape everywhere: ``{"error": {"code", "message", "field"}}``."""
+"""One error shape everywhere: ``{"error": {"code", "message", "field"}}``.
+
+The API's one mapping of the domain's errors (``merchant_backend.errors``) to statuses.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from merchant_backend import logs
 from merchant_backend.crypto import DecryptionError
-from merchant_backend.errors import InvalidInput, RateLimited
+from merchant_backend.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    UnknownCursor,
+    UpstreamFailure,
+    UpstreamKind,
+)
 from merchant_backend.validation import hide_secrets
 
 log = logs.get("merchant_backend.api")
@@ -102,6 +114,49 @@ def from_validation(exc: InvalidInput) -> ApiError:
     return ApiError(422, "invalid_request", first.message, first.field, errors)
 
 
+# What Stripe's failure means for our answer: a decline is the client's 402, Stripe refusing
+# our key or failing is a bad gateway (never the client's 401/403), a limit we still hit after
+# retrying is 503, no answer in time 504; what the client can fix keeps Stripe's 4xx.
+UPSTREAM_STATUS: dict[UpstreamKind, int] = {
+    "declined": 402,
+    "key_rejected": 502,
+    "permission_denied": 502,
+    "rate_limited": 503,
+    "timeout": 504,
+    "unreachable": 502,
+    "idempotency_conflict": 409,
+    "not_found": 404,
+    "invalid_request": 400,
+    "endpoint_missing": 502,
+    "insecure_base": 502,
+    "error": 502,
+}
+
+
+def upstream_status(exc: UpstreamFailure) -> int:
+    return UPSTREAM_STATUS[exc.kind]
+
+
+def upstream_body(exc: UpstreamFailure) -> dict[str, Any]:
+    """The API's error shape, plus what a checkout page needs after a decline and what
+    answered (Stripe's status, the API base when it failed, the stored report)."""
+    err: dict[str, Any] = {"code": exc.code, "message": exc.message, "field": exc.param}
+    if exc.stripe_code is not None:
+        err["stripe_code"] = exc.stripe_code
+    if exc.kind == "declined":
+        err["decline_code"] = exc.decline_code
+    if exc.request_id is not None:
+        err["stripe_request_id"] = exc.request_id
+    if exc.stripe_status is not None:
+        err["stripe_status"] = exc.stripe_status
+    if exc.api_base is not None and upstream_status(exc) >= 500:
+        err["api_base"] = exc.api_base
+    err.update(exc.extra)
+    if exc.report is not None:
+        err["report"] = exc.report
+    return {"error": err}
+
+
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -139,6 +194,28 @@ def install(app: FastAPI) -> None:
     async def _validation(_request: Request, exc: InvalidInput) -> JSONResponse:
         err = from_validation(exc)
         return JSONResponse(error_body(err.code, err.message, err.field, err.errors), 422)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), 404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        body = error_body(exc.code, exc.message)
+        body["error"].update(exc.extra)
+        return JSONResponse(body, 409)
+
+    @app.exception_handler(UnknownCursor)
+    async def _cursor(_request: Request, exc: UnknownCursor) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, "starting_after"), 400)
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(_request: Request, exc: Unavailable) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), 503)
+
+    @app.exception_handler(UpstreamFailure)
+    async def _upstream(_request: Request, exc: UpstreamFailure) -> JSONResponse:
+        return JSONResponse(upstream_body(exc), upstream_status(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,11 +11,9 @@ from merchant_backend.api.auth import merchant_access as merchant_access_of
 from merchant_backend.api.errors import ApiError, not_found
 from merchant_backend.errors import NotFound
 from merchant_backend.runtime import Runtime
-from merchant_backend.services import merchant_access
+from merchant_backend.services import merchant_access, merchants
 from merchant_backend.services.access import Principal
 from merchant_backend.services.inputs import MerchantCreate
-from merchant_backend.store import db
-from merchant_backend.store import merchants as merchant_store
 
 router = APIRouter(prefix="/api/v1/merchants", tags=["merchants"])
 
@@ -25,15 +23,12 @@ def create_merchant(
     body: MerchantCreate, _: Principal = Depends(admin), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     """Create a merchant. Its `api_token` is shown in this answer only."""
-    with db.write(rt.engine) as conn:
-        merchant, token = merchant_store.create(conn, body.name)
-    return {"id": merchant.id, "name": merchant.name, "api_token": token}
+    return merchants.create_merchant(rt, body.name).as_json()
 
 
 @router.get("")
 def list_merchants(_: Principal = Depends(admin), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    with db.read(rt.engine) as conn:
-        items = merchant_store.list_all(conn)
+    items = merchants.list_merchants(rt)
     return {"object": "list", "data": [m.as_json() for m in items], "has_more": False}
 
 

@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from merchant_backend import clock
 from merchant_backend.api.auth import merchant_access, runtime
-from merchant_backend.api.errors import ApiError, not_found
+from merchant_backend.api.errors import not_found
 from merchant_backend.api.pagination import Limit, StartingAfter, page
 from merchant_backend.runtime import Runtime
-from merchant_backend.store import datasets, db, inbox, objects
+from merchant_backend.services import events, reads
+from merchant_backend.services.reads import ObjectDetail
+from merchant_backend.store.objects import StoredObject
 from merchant_backend.sync.handlers import dispute_funds
 from merchant_backend.validation import Env
 from merchant_backend.vocabulary import INBOX_STATES
@@ -29,34 +30,30 @@ COLLECTIONS = {
 }
 
 
-def shown(item: objects.StoredObject) -> dict[str, Any]:
+def shown(item: StoredObject) -> dict[str, Any]:
     out = item.as_json()
     if item.object_type == "dispute":
         out["funds"] = dispute_funds(item.data)
     return out
 
 
-def _bad_cursor(value: str) -> ApiError:
-    return ApiError(
-        400, "invalid_request", f"starting_after {value!r} is not in this list", "starting_after"
-    )
+def _with_history(detail: ObjectDetail) -> dict[str, Any]:
+    out = shown(detail.item)
+    out["history"] = detail.applied
+    return out
 
 
 @router.get("/account")
 def get_account(
     env: EnvPath, merchant_id: str = Depends(merchant_access), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with db.read(rt.engine) as conn:
-        stored = datasets.get(conn, merchant_id, env)
-        if stored is None:
-            raise not_found(f"no {env} data set for this merchant yet")
-        # The data set's account, not whatever account object came last.
-        item = objects.get(conn, merchant_id, env, "account", stored.account_id)
-        if item is None:
-            raise not_found(f"no account.updated event received for {stored.account_id} yet")
-        out = shown(item)
-        out["history"] = objects.history(conn, merchant_id, env, item.stripe_id)
-    return out
+    view = reads.account_of(rt, merchant_id, env)
+    if view.data_set is None:
+        raise not_found(f"no {env} data set for this merchant yet")
+    # The data set's account, not whatever account object came last.
+    if view.account is None:
+        raise not_found(f"no account.updated event received for {view.data_set.account_id} yet")
+    return _with_history(view.account)
 
 
 def _add_collection(segment: str, object_type: str) -> None:
@@ -70,20 +67,16 @@ def _add_collection(segment: str, object_type: str) -> None:
         merchant_id: str = Depends(merchant_access),
         rt: Runtime = Depends(runtime),
     ) -> dict[str, Any]:
-        with db.read(rt.engine) as conn:
-            try:
-                items, more = objects.list_page(
-                    conn,
-                    merchant_id,
-                    env,
-                    object_type,
-                    limit=limit,
-                    starting_after=starting_after,
-                    status=status,
-                    customer_id=customer,
-                )
-            except LookupError:
-                raise _bad_cursor(starting_after or "") from None
+        items, more = reads.list_objects(
+            rt,
+            merchant_id,
+            env,
+            object_type,
+            limit=limit,
+            starting_after=starting_after,
+            status=status,
+            customer_id=customer,
+        )
         return page(request.url.path, [shown(i) for i in items], more)
 
     def get_object(
@@ -92,13 +85,10 @@ def _add_collection(segment: str, object_type: str) -> None:
         merchant_id: str = Depends(merchant_access),
         rt: Runtime = Depends(runtime),
     ) -> dict[str, Any]:
-        with db.read(rt.engine) as conn:
-            item = objects.get(conn, merchant_id, env, object_type, object_id)
-            if item is None:
-                raise not_found(f"no {object_type} {object_id} in {env}")
-            out = shown(item)
-            out["history"] = objects.history(conn, merchant_id, env, object_id)
-        return out
+        detail = reads.object_detail(rt, merchant_id, env, object_type, object_id, waiting=False)
+        if detail is None:
+            raise not_found(f"no {object_type} {object_id} in {env}")
+        return _with_history(detail)
 
     router.add_api_route(f"/{segment}", list_objects, methods=["GET"], name=f"list_{object_type}s")
     router.add_api_route(
@@ -122,20 +112,16 @@ def list_events(
     merchant_id: str = Depends(merchant_access),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    with db.read(rt.engine) as conn:
-        try:
-            items, more = inbox.list_page(
-                conn,
-                merchant_id,
-                env,
-                limit=limit,
-                starting_after=starting_after,
-                type_=type,
-                state=state,
-                object_id=object_id,
-            )
-        except LookupError:
-            raise _bad_cursor(starting_after or "") from None
+    items, more = reads.list_events(
+        rt,
+        merchant_id,
+        env,
+        limit=limit,
+        starting_after=starting_after,
+        type_=type,
+        state=state,
+        object_id=object_id,
+    )
     return page(request.url.path, [i.as_json() for i in items], more)
 
 
@@ -146,8 +132,7 @@ def get_event(
     merchant_id: str = Depends(merchant_access),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    with db.read(rt.engine) as conn:
-        entry = inbox.get(conn, merchant_id, env, evt_id)
+    entry = reads.get_event(rt, merchant_id, env, evt_id)
     if entry is None:
         raise not_found(f"no event {evt_id} in {env}")
     return entry.as_json(with_payload=True)
@@ -161,12 +146,7 @@ def replay_event(
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     """Put the event back in line; the worker applies it again (harmless if already applied)."""
-    try:
-        with db.write(rt.engine) as conn:
-            if not inbox.replay(conn, merchant_id, env, evt_id, clock.now()):
-                raise not_found(f"no event {evt_id} in {env}")
-            entry = inbox.get(conn, merchant_id, env, evt_id)
-    except inbox.EventPruned as exc:
-        raise ApiError(409, exc.code, exc.message) from None
-    assert entry is not None
+    entry = events.replay_event(rt, merchant_id, env, evt_id)
+    if entry is None:
+        raise not_found(f"no event {evt_id} in {env}")
     return entry.as_json()

@@ -2,33 +2,25 @@
 
 The SDK blocks, so each route hands its work to ``services.stripe_work``: it runs on the
 Stripe bulkhead's own threads, bounded per merchant and in all, never in the thread pool that
-reads and sign-in use; past the bound the answer is 429 with ``Retry-After`` at once. A
-``StripeProblem`` becomes the API's error JSON with its status (402 decline, 502/504 Stripe
-unreachable or the request's time budget spent, 503 rate limited, ...).
+reads and sign-in use; past the bound the answer is 429 with ``Retry-After`` at once. An
+``UpstreamFailure`` becomes the API's error JSON with its status (``api/errors.py``: 402
+decline, 502/504 Stripe unreachable or the request's time budget spent, 503 rate limited, ...).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Path, Response
 
 from merchant_backend.api.auth import merchant_access, runtime
-from merchant_backend.api.errors import ERROR_RESPONSES, not_found
+from merchant_backend.api.errors import not_found
 from merchant_backend.runtime import Runtime
-from merchant_backend.services import stripe_work
+from merchant_backend.services import connection, payments, stripe_work
+from merchant_backend.services.datasets import get_data_set
 from merchant_backend.services.inputs import CancelBody, CaptureBody, PaymentIntentBody
-from merchant_backend.store import datasets, db
-from merchant_backend.stripe.errors import StripeProblem
-from merchant_backend.stripe.payments import (
-    NewPayment,
-    cancel_payment,
-    capture_payment,
-    create_payment,
-)
-from merchant_backend.stripe.provision import provision_webhook
-from merchant_backend.stripe.verify import verify_connection
+from merchant_backend.stripe.payments import NewPayment
+from merchant_backend.stripe.provision import ProvisionResult
 from merchant_backend.validation import Env
 
 router = APIRouter(prefix="/api/v1/merchants/{merchant_id}", tags=["talking to Stripe"])
@@ -46,14 +38,13 @@ IdempotencyKey = Annotated[
 
 
 def _require_data_set(rt: Runtime, merchant_id: str, env: str) -> None:
-    with db.read(rt.engine) as conn:
-        if datasets.get(conn, merchant_id, env) is None:
-            raise not_found(f"no {env} data set for this merchant yet")
+    if get_data_set(rt, merchant_id, env) is None:
+        raise not_found(f"no {env} data set for this merchant yet")
 
 
 def _verify(rt: Runtime, merchant_id: str, env: Env) -> dict[str, Any]:
     _require_data_set(rt, merchant_id, env)
-    return verify_connection(rt, merchant_id, env)
+    return connection.verify_data_set(rt, merchant_id, env).as_json()
 
 
 @router.post("/stripe/{env}/verify")
@@ -64,9 +55,9 @@ async def verify(
     return await stripe_work.run(rt, merchant_id, _verify, rt, merchant_id, env)
 
 
-def _provision(rt: Runtime, merchant_id: str, env: Env) -> dict[str, Any]:
+def _provision(rt: Runtime, merchant_id: str, env: Env) -> ProvisionResult:
     _require_data_set(rt, merchant_id, env)
-    return provision_webhook(rt, merchant_id, env)
+    return connection.provision_webhook(rt, merchant_id, env)
 
 
 @router.post(
@@ -74,7 +65,6 @@ def _provision(rt: Runtime, merchant_id: str, env: Env) -> dict[str, Any]:
     responses={201: {"description": "The endpoint was created (200: it existed, events added)."}},
 )
 async def webhook_endpoint(
-    request: Request,
     response: Response,
     env: EnvPath,
     merchant_id: str = Depends(merchant_access),
@@ -82,17 +72,16 @@ async def webhook_endpoint(
 ) -> dict[str, Any]:
     """Create the webhook endpoint with the 15 events (201), or add missing ones (200)."""
     result = await stripe_work.run(rt, merchant_id, _provision, rt, merchant_id, env)
-    request.app.state.secret_cache.invalidate(merchant_id, env)
-    if result["action"] == "created":
+    if result.action == "created":
         response.status_code = 201
-    return result
+    return result.as_json()
 
 
 def _create(
     rt: Runtime, merchant_id: str, env: Env, payment: NewPayment, key: str | None
 ) -> dict[str, Any]:
     _require_data_set(rt, merchant_id, env)
-    return create_payment(rt, merchant_id, env, payment, key)
+    return payments.create_payment(rt, merchant_id, env, payment, key).as_json()
 
 
 @router.post("/{env}/payment-intents")
@@ -124,9 +113,9 @@ def _capture(
     rt: Runtime, merchant_id: str, env: Env, pi_id: str, amount: int | None, key: str | None
 ) -> dict[str, Any]:
     _require_data_set(rt, merchant_id, env)
-    return capture_payment(
+    return payments.capture_payment(
         rt, merchant_id, env, pi_id, amount_to_capture=amount, idempotency_key=key
-    )
+    ).as_json()
 
 
 @router.post("/{env}/payment-intents/{pi_id}/capture")
@@ -148,9 +137,9 @@ def _cancel(
     rt: Runtime, merchant_id: str, env: Env, pi_id: str, reason: str | None, key: str | None
 ) -> dict[str, Any]:
     _require_data_set(rt, merchant_id, env)
-    return cancel_payment(
+    return payments.cancel_payment(
         rt, merchant_id, env, pi_id, cancellation_reason=reason, idempotency_key=key
-    )
+    ).as_json()
 
 
 @router.post("/{env}/payment-intents/{pi_id}/cancel")
@@ -166,13 +155,3 @@ async def cancel_payment_intent(
     return await stripe_work.run(
         rt, merchant_id, _cancel, rt, merchant_id, env, pi_id, reason, idempotency_key
     )
-
-
-def install(app: FastAPI) -> None:
-    """Add the routes and the StripeProblem → JSON error mapping."""
-
-    @app.exception_handler(StripeProblem)
-    async def _stripe_problem(_request: Request, exc: StripeProblem) -> JSONResponse:
-        return JSONResponse(exc.body(), exc.status)
-
-    app.include_router(router, responses=ERROR_RESPONSES)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from merchant_backend import clock
 from merchant_backend.crypto import DecryptionError, Keyring, mask, secret_aad
-from merchant_backend.errors import FieldError, InvalidInput
+from merchant_backend.errors import FieldError, InvalidInput, NotFound
 from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
 from merchant_backend.store.schema import stripe_datasets
@@ -308,7 +308,7 @@ def roll_signing_secret(
         )
     row = conn.execute(select(stripe_datasets).where(_where(merchant_id, env))).first()
     if row is None:
-        raise LookupError(f"no {env} data set for {merchant_id}: store one first (stripe set)")
+        raise NotFound(f"no {env} data set for {merchant_id}: store one first (stripe set)")
     if errors:
         raise InvalidInput(errors)
     at = clock.now()

@@ -2,7 +2,7 @@
 
 Every client has the pinned API version, the configured base URL, a timeout, the SDK's network
 retries, and an idempotency key on every POST; every call goes through ``StripeConnection.call``
-so errors come out as ``StripeProblem`` (errors.py) and rate limits are retried.
+so errors come out as ``UpstreamFailure`` (errors.py) and rate limits are retried.
 
 A request of ours may make several Stripe calls, each with the SDK's retries: without a bound
 that is calls × tries × timeout. ``time_budget(seconds)`` gives all the Stripe calls made inside
@@ -29,10 +29,11 @@ import stripe
 
 from merchant_backend import logs, metrics
 from merchant_backend.crypto import mask
+from merchant_backend.errors import NotFound, UpstreamFailure
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db
-from merchant_backend.stripe.errors import ErrorContext, StripeProblem, problem_from
+from merchant_backend.stripe.errors import ErrorContext, problem_from
 
 # The API version every request, and every webhook endpoint we create, is pinned to: the one of
 # Stripe's published objects our tests are built from. Change it only together with them.
@@ -149,7 +150,7 @@ HTTP_RETRY_FLOOR = 0.5
 def build_client(settings: Settings, secret_key: str) -> stripe.StripeClient:
     problem = insecure_base_problem(api_base(settings), secret_key)
     if problem is not None:
-        raise StripeProblem(502, "stripe_api_base_insecure", problem)
+        raise UpstreamFailure("insecure_base", "stripe_api_base_insecure", problem)
     return stripe.StripeClient(
         secret_key,
         stripe_version=STRIPE_API_VERSION,
@@ -236,8 +237,8 @@ class StripeConnection:
             env=self.env,
             operation=operation,
         )
-        raise StripeProblem(
-            504,
+        raise UpstreamFailure(
+            "timeout",
             "stripe_timeout",
             f"Stripe did not answer in time while trying to {action}: this request's calls to "
             "Stripe ran out of their time budget (MERCHANT_BACKEND_STRIPE_REQUEST_BUDGET); try "
@@ -246,7 +247,7 @@ class StripeConnection:
             operation=operation,
         )
 
-    def _problem(self, operation: str, exc: stripe.StripeError, action: str) -> StripeProblem:
+    def _problem(self, operation: str, exc: stripe.StripeError, action: str) -> UpstreamFailure:
         problem = problem_from(exc, self.context, action)
         problem.operation = operation
         metrics.STRIPE_API_CALLS.labels(operation, problem.code).inc()
@@ -307,11 +308,11 @@ def _cache_for(rt: Runtime) -> ClientCache:
 
 
 def connect(rt: Runtime, merchant_id: str, env: str) -> StripeConnection:
-    """The Stripe connection of a data set; LookupError if there is none."""
+    """The Stripe connection of a data set; ``NotFound`` if there is none."""
     with db.read(rt.engine) as conn:
         secrets = datasets.secrets(conn, rt.keys.for_token, merchant_id, env)
     if secrets is None:
-        raise LookupError(
+        raise NotFound(
             f"no {env} data set for {merchant_id}: store the Stripe keys first "
             "('merchant-backend stripe set' or PUT …/stripe/{env})"
         )

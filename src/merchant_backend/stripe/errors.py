@@ -1,20 +1,23 @@
 """Stripe's errors as messages that say what to do: never the key, never a traceback.
 
 Every call to Stripe goes through ``StripeConnection.call`` (client.py), which turns any
-``stripe.StripeError`` into a ``StripeProblem``: the HTTP status our API answers, our error code,
-the CLI exit code and a message for the merchant. Stripe's own message is only passed on where
-it is meant for people (a card decline, a rejected parameter), and then through the redactor.
+``stripe.StripeError`` into an ``UpstreamFailure`` (``merchant_backend.errors``): what kind of
+failure it was, our error code, what answered (Stripe's status, code and request id, the API
+base) and a message for the merchant; each adapter decides how to show a kind. Stripe's own
+message is only passed on where it is meant for people (a card decline, a rejected parameter),
+and then through the redactor.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 import stripe
 
+from merchant_backend.errors import UpstreamFailure
 from merchant_backend.logs import redact
 
 # Stripe's 403 for a restricted key names the permission that would let the request through.
@@ -32,54 +35,6 @@ class ErrorContext:
     api_base: str
     timeout: float
     retries: int
-
-
-@dataclass(eq=False)
-class StripeProblem(Exception):
-    status: int
-    code: str
-    message: str
-    exit_code: int = 1
-    stripe_code: str | None = None
-    decline_code: str | None = None
-    param: str | None = None
-    request_id: str | None = None
-    # Stripe answered with the saved result of an earlier request with the same key.
-    replayed: bool = False
-    # Stripe attaches the failed PaymentIntent to a decline; we keep it to sync it.
-    payment_intent: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    # What Stripe (or whatever answers at the API base) said: its HTTP status, None when
-    # nothing answered; the base we called; the call (``account.retrieve``), set by the client.
-    stripe_status: int | None = None
-    api_base: str | None = None
-    operation: str | None = None
-    # The report a verify or provision stored about this failure (failure_report.py).
-    report: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        super().__init__(self.message)
-
-    def __str__(self) -> str:
-        return self.message
-
-    def body(self) -> dict[str, Any]:
-        """The API's error shape, plus what a checkout page needs after a decline."""
-        err: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.param}
-        if self.stripe_code is not None:
-            err["stripe_code"] = self.stripe_code
-        if self.status == 402:
-            err["decline_code"] = self.decline_code
-        if self.request_id is not None:
-            err["stripe_request_id"] = self.request_id
-        if self.stripe_status is not None:
-            err["stripe_status"] = self.stripe_status
-        if self.api_base is not None and self.status >= 500:
-            err["api_base"] = self.api_base
-        err.update(self.extra)
-        if self.report is not None:
-            err["report"] = self.report
-        return {"error": err}
 
 
 def advice(status: int | None, code: str, api_base: str) -> str:
@@ -153,7 +108,7 @@ def _stripe_message(exc: stripe.StripeError) -> str:
     return redact(exc.user_message or "")[:500]
 
 
-def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> StripeProblem:
+def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> UpstreamFailure:
     """Map one SDK error; ``action`` completes "while trying to …" (e.g. "read the account")."""
     acct = ctx.account_id
     mode_hint = _STAGE_HINT if ctx.env == "stage" else ""
@@ -170,19 +125,18 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
         err = _error_body(exc)
         pi = err.get("payment_intent")
         decline = err.get("decline_code")
-        return StripeProblem(
-            402,
+        return UpstreamFailure(
+            "declined",
             exc.code or "card_declined",
             _stripe_message(exc) or "The card was declined.",
-            exit_code=1,
             decline_code=decline if isinstance(decline, str) else None,
             param=exc.param,
             payment_intent=pi if isinstance(pi, dict) else None,
             **common,
         )
     if isinstance(exc, stripe.AuthenticationError):
-        return StripeProblem(
-            502,
+        return UpstreamFailure(
+            "key_rejected",
             "stripe_key_rejected",
             f"Stripe rejected the secret key for {acct} ({ctx.key_hint}): copy it again from "
             f"Developers → API keys{mode_hint} and save it in the {ctx.env} data set{suffix}",
@@ -191,8 +145,8 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
     if isinstance(exc, stripe.PermissionError):
         permission = permission_named(exc.user_message)
         grant = f"the '{permission}' permission" if permission else "the permission it lacks"
-        return StripeProblem(
-            502,
+        return UpstreamFailure(
+            "permission_denied",
             "stripe_permission_denied",
             f"the restricted key {ctx.key_hint} for {acct} may not {action}: grant it {grant} "
             f"under Developers → API keys → the key → Edit, or use the standard secret key"
@@ -201,8 +155,8 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
             **common,
         )
     if isinstance(exc, stripe.RateLimitError):
-        return StripeProblem(
-            503,
+        return UpstreamFailure(
+            "rate_limited",
             "stripe_rate_limited",
             f"Stripe is limiting the request rate for {acct} and still did after "
             f"{ctx.retries} retries while trying to {action}: try again in a few seconds{suffix}",
@@ -210,28 +164,27 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
         )
     if isinstance(exc, stripe.APIConnectionError):
         if _is_timeout(exc):
-            return StripeProblem(
-                504,
+            return UpstreamFailure(
+                "timeout",
                 "stripe_timeout",
                 f"Stripe did not answer within {ctx.timeout:g} s while trying to {action} "
                 f"(tried {ctx.retries + 1} times): try again; if it persists check "
                 "https://status.stripe.com",
                 api_base=ctx.api_base,
             )
-        return StripeProblem(
-            502,
+        return UpstreamFailure(
+            "unreachable",
             "stripe_unreachable",
             f"could not reach Stripe at {ctx.api_base} to {action} (tried {ctx.retries + 1} "
             "times): check the network and MERCHANT_BACKEND_STRIPE_API_BASE",
             api_base=ctx.api_base,
         )
     if isinstance(exc, stripe.IdempotencyError):
-        return StripeProblem(
-            409,
+        return UpstreamFailure(
+            "idempotency_conflict",
             "idempotency_key_reused",
             "this Idempotency-Key was already used with other parameters: send a new key for "
             f"a new request{suffix}",
-            exit_code=2,
             **common,
         )
     if isinstance(exc, stripe.InvalidRequestError):
@@ -239,19 +192,18 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
         if missing and exc.code != "resource_missing":
             # Not an object that is missing but the endpoint: the wrong address, or a Stripe
             # (a mock) that lacks it. Our request was fine, so it is an upstream failure.
-            return StripeProblem(
-                502,
+            return UpstreamFailure(
+                "endpoint_missing",
                 "stripe_endpoint_missing",
                 f"{ctx.api_base} answered HTTP 404 while trying to {action} "
                 f"({_stripe_message(exc) or 'not found'}): "
                 f"{advice(404, 'stripe_endpoint_missing', ctx.api_base)}{suffix}",
                 **common,
             )
-        return StripeProblem(
-            404 if missing else 400,
+        return UpstreamFailure(
+            "not_found" if missing else "invalid_request",
             "stripe_not_found" if missing else "stripe_invalid_request",
             f"Stripe refused to {action}: {_stripe_message(exc) or 'invalid request'}{suffix}",
-            exit_code=2,
             param=exc.param,
             **common,
         )
@@ -260,8 +212,8 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Str
     # from something else.
     detail = redact(str(_error_body(exc).get("message") or ""))[:300]
     what = f"HTTP {status}" if status else "an error"
-    return StripeProblem(
-        502,
+    return UpstreamFailure(
+        "error",
         "stripe_error",
         f"{ctx.api_base} answered with {what} while trying to {action}"
         f"{f' ({detail})' if detail else ''}: {advice(status, 'stripe_error', ctx.api_base)}"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from merchant_backend.stripe.errors import StripeProblem, advice
+from merchant_backend.errors import UpstreamFailure
+from merchant_backend.stripe.errors import advice
 
 # The check of verify (verify.CHECK_NAMES) or the step of provision-webhook each call serves.
 CHECK_OF_OPERATION = {
@@ -22,7 +23,7 @@ CHECK_OF_OPERATION = {
 }
 
 
-def stripe_error(problem: StripeProblem) -> dict[str, Any]:
+def stripe_error(problem: UpstreamFailure) -> dict[str, Any]:
     """What answered, as facts: for the report, the API's error body and the web page."""
     return {
         "status": problem.stripe_status,
@@ -35,7 +36,7 @@ def stripe_error(problem: StripeProblem) -> dict[str, Any]:
 
 def failure_report(
     action: str,
-    problem: StripeProblem,
+    problem: UpstreamFailure,
     env: str,
     at: float,
     previous: dict[str, Any] | None = None,

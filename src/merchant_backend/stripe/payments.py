@@ -1,16 +1,15 @@
-"""Take payments with a merchant's connection: create, capture and cancel PaymentIntents.
+"""PaymentIntents through a merchant's connection: create (and confirm), capture, cancel.
 
-What Stripe answers is written to the projection at once, as a snapshot without an event
-(``event_created`` = now) under the same ordering rule as webhooks, so the webhook that follows
-for the same change is a no-op (or replaces it with the same state). Optional parameters are
-sent only when the caller gave them.
+These functions speak to Stripe and return the PaymentIntent as Stripe sent it; the use case
+(``services.payments``) writes it to the projection. Optional parameters are sent only when
+the caller gave them.
 
 An answer Stripe replays for a repeated Idempotency-Key is the state of back then: it is not
-written as news (it could be older than a webhook since); the PaymentIntent is read afresh.
+returned as news (it could be older than a webhook since); the PaymentIntent is read afresh.
 
 A confirming create is two requests (create, then confirm): the PaymentIntent's id is known
-before the card can be declined, so a declined PaymentIntent is synced even when the decline
-error does not carry it.
+before the card can be declined, so a declined PaymentIntent can be synced even when the
+decline error does not carry it.
 """
 
 from __future__ import annotations
@@ -18,12 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from merchant_backend import clock
-from merchant_backend.runtime import Runtime
-from merchant_backend.store import db, objects
-from merchant_backend.stripe.client import StripeConnection, as_json, connect, post_options
-from merchant_backend.stripe.errors import StripeProblem, is_replay
-from merchant_backend.sync.handlers import snapshot_of
+from merchant_backend.errors import UpstreamFailure
+from merchant_backend.stripe.client import StripeConnection, as_json, post_options
+from merchant_backend.stripe.errors import is_replay
 
 
 @dataclass(frozen=True)
@@ -50,26 +46,6 @@ class NewPayment:
         return out
 
 
-def sync_payment_intent(rt: Runtime, merchant_id: str, env: str, pi: dict[str, Any]) -> None:
-    snap = snapshot_of(
-        "payment_intent", pi, event_id=None, event_type=None, event_created=int(clock.now())
-    )
-    with db.write(rt.engine) as conn:
-        objects.apply_snapshots(conn, merchant_id, env, [snap])
-
-
-def _result(rt: Runtime, sc: StripeConnection, pi: dict[str, Any]) -> dict[str, Any]:
-    """The synced PaymentIntent (newer webhook state wins), plus what a checkout page needs."""
-    sync_payment_intent(rt, sc.merchant_id, sc.env, pi)
-    with db.read(rt.engine) as conn:
-        stored = objects.get(conn, sc.merchant_id, sc.env, "payment_intent", str(pi["id"]))
-    assert stored is not None
-    out = stored.as_json()
-    out["client_secret"] = pi.get("client_secret")
-    out["publishable_key"] = sc.publishable_key
-    return out
-
-
 def _answer(sc: StripeConnection, obj: Any) -> dict[str, Any]:
     """What Stripe answered, or the PaymentIntent as it is now if the answer was a replay."""
     response = getattr(obj, "last_response", None)
@@ -85,11 +61,10 @@ def _answer(sc: StripeConnection, obj: Any) -> dict[str, Any]:
     )
 
 
-def _declined(
-    rt: Runtime, sc: StripeConnection, problem: StripeProblem, pi_id: str
-) -> StripeProblem:
-    """Sync the declined PaymentIntent (from the error, else fetched) and name it."""
-    pi = None if problem.replayed else problem.payment_intent
+def _declined(sc: StripeConnection, failure: UpstreamFailure, pi_id: str) -> UpstreamFailure:
+    """Name the declined PaymentIntent, and attach it as it is now (from the error, else
+    fetched; None if Stripe cannot say) for the caller to sync."""
+    pi = None if failure.replayed else failure.payment_intent
     if not isinstance(pi, dict) or pi.get("id") != pi_id:
         try:
             pi = as_json(
@@ -99,28 +74,22 @@ def _declined(
                     lambda: sc.client.v1.payment_intents.retrieve(pi_id),
                 )
             )
-        except StripeProblem:
+        except UpstreamFailure:
             pi = None  # the decline is the news; the webhook will sync the rest
-    if pi is not None:
-        sync_payment_intent(rt, sc.merchant_id, sc.env, pi)
-    problem.extra["payment_intent"] = pi_id
-    problem.payment_intent = None
-    return problem
+    failure.extra["payment_intent"] = pi_id
+    failure.payment_intent = pi
+    return failure
 
 
-def create_payment(
-    rt: Runtime,
-    merchant_id: str,
-    env: str,
-    payment: NewPayment,
-    idempotency_key: str | None = None,
+def create(
+    sc: StripeConnection, payment: NewPayment, idempotency_key: str | None = None
 ) -> dict[str, Any]:
-    """Create (and with ``confirm``, confirm) a PaymentIntent; 402 StripeProblem on decline.
+    """Create (and with ``confirm``, confirm) a PaymentIntent; a decline raises
+    ``UpstreamFailure`` of kind ``declined`` carrying the declined PaymentIntent.
 
     The caller's idempotency key goes to Stripe for the create, and a key derived from it for
     the confirm, so a retried request replays both answers instead of charging twice.
     """
-    sc = connect(rt, merchant_id, env)
     create_options = post_options(idempotency_key)
     confirm_options = post_options(f"{create_options['idempotency_key']}:confirm")
     params = payment.params()
@@ -151,50 +120,21 @@ def create_payment(
                     ),
                 ),
             )
-        except StripeProblem as problem:
-            if problem.status == 402:
-                raise _declined(rt, sc, problem, pi_id) from None
+        except UpstreamFailure as failure:
+            if failure.kind == "declined":
+                raise _declined(sc, failure, pi_id) from None
             raise
-    return _result(rt, sc, pi)
+    return pi
 
 
-def capture_payment(
-    rt: Runtime,
-    merchant_id: str,
-    env: str,
-    pi_id: str,
-    *,
-    amount_to_capture: int | None = None,
-    idempotency_key: str | None = None,
-) -> dict[str, Any]:
-    params = {} if amount_to_capture is None else {"amount_to_capture": amount_to_capture}
-    return _act(rt, merchant_id, env, pi_id, "capture", params, idempotency_key)
-
-
-def cancel_payment(
-    rt: Runtime,
-    merchant_id: str,
-    env: str,
-    pi_id: str,
-    *,
-    cancellation_reason: str | None = None,
-    idempotency_key: str | None = None,
-) -> dict[str, Any]:
-    params = {} if cancellation_reason is None else {"cancellation_reason": cancellation_reason}
-    return _act(rt, merchant_id, env, pi_id, "cancel", params, idempotency_key)
-
-
-def _act(
-    rt: Runtime,
-    merchant_id: str,
-    env: str,
+def act(
+    sc: StripeConnection,
     pi_id: str,
     action: Literal["capture", "cancel"],
     params: dict[str, Any],
     idempotency_key: str | None,
 ) -> dict[str, Any]:
-    """Capture or cancel one PaymentIntent and sync the answer."""
-    sc = connect(rt, merchant_id, env)
+    """Capture or cancel one PaymentIntent; the PaymentIntent as it is now."""
     options = post_options(idempotency_key)
     method = getattr(sc.client.v1.payment_intents, action)
     pi = sc.call(
@@ -202,4 +142,4 @@ def _act(
         f"{action} {pi_id}",
         lambda: method(pi_id, params=params or None, options=options),
     )
-    return _result(rt, sc, _answer(sc, pi))
+    return _answer(sc, pi)

@@ -10,10 +10,10 @@ The checks, each ``ok``/``warning``/``failed`` with a message that says what to 
 - ``signing_secret_verified``: the stored signing secret has verified a real delivery.
 
 Stripe's verdicts on the checks make the report. When Stripe cannot be asked (an address
-without the endpoint, network, timeout, rate limit, outage) ``verify_connection`` stores a
-report naming the check it stopped at, what answered and what to do (failure_report.py), and
-raises the problem with that report attached, so the health never keeps saying "not verified"
-after an attempt.
+without the endpoint, network, timeout, rate limit, outage) the use case
+(``services.connection.verify_data_set``) stores a report naming the check it stopped at, what
+answered and what to do (failure_report.py), and raises the failure with that report attached,
+so the health never keeps saying "not verified" after an attempt.
 """
 
 from __future__ import annotations
@@ -23,12 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from merchant_backend import clock
-from merchant_backend.runtime import Runtime
-from merchant_backend.store import datasets, db
-from merchant_backend.stripe.client import StripeConnection, as_json, connect
-from merchant_backend.stripe.errors import StripeProblem
-from merchant_backend.stripe.failure_report import failure_report, stripe_error
+from merchant_backend.errors import UpstreamFailure
+from merchant_backend.store.datasets import StoredDataSet
+from merchant_backend.stripe.client import StripeConnection, as_json
+from merchant_backend.stripe.failure_report import stripe_error
 from merchant_backend.validation import MODE
 from merchant_backend.vocabulary import HANDLED_EVENTS
 
@@ -161,7 +159,7 @@ def check_endpoint(url: str, endpoints: list[dict[str, Any]]) -> tuple[Check, bo
     )
 
 
-def check_signing_secret(stored: datasets.StoredDataSet) -> Check:
+def check_signing_secret(stored: StoredDataSet) -> Check:
     name = "signing_secret_verified"
     if not stored.signing_secret_hint:
         return Check(
@@ -200,11 +198,11 @@ def summarise(checks: list[Check]) -> tuple[str, str]:
     return OK, f"all {len(checks)} checks passed"
 
 
-def _ask(fn: Any) -> tuple[Any, StripeProblem | None]:
+def _ask(fn: Any) -> tuple[Any, UpstreamFailure | None]:
     """Stripe's answer or its verdict; a failure to ask at all propagates."""
     try:
         return fn(), None
-    except StripeProblem as problem:
+    except UpstreamFailure as problem:
         if problem.code in _VERDICTS:
             return None, problem
         raise
@@ -265,13 +263,10 @@ def _list_endpoints(sc: StripeConnection) -> list[dict[str, Any]]:
     return [as_json(e) for e in page.auto_paging_iter()]
 
 
-def run_checks(rt: Runtime, merchant_id: str, env: str) -> list[Check]:
-    sc = connect(rt, merchant_id, env)
-    with db.read(rt.engine) as conn:
-        stored = datasets.get(conn, merchant_id, env)
-    assert stored is not None
+def run_checks(sc: StripeConnection, stored: StoredDataSet, url: str) -> list[Check]:
+    """Ask Stripe; ``UpstreamFailure`` when it cannot be asked (not a verdict)."""
+    env = sc.env
     checks, key_ok = _account_checks(sc)
-    url = datasets.webhook_url(rt.settings.public_url, merchant_id, env)
     livemode: bool | None = None
     if not key_ok:
         endpoint_check = Check(
@@ -301,25 +296,26 @@ def run_checks(rt: Runtime, merchant_id: str, env: str) -> list[Check]:
     return checks
 
 
-def verify_connection(rt: Runtime, merchant_id: str, env: str) -> dict[str, Any]:
-    """Run the checks, store the report as the data set's health and return it."""
-    try:
-        checks = run_checks(rt, merchant_id, env)
-    except StripeProblem as problem:
-        with db.write(rt.engine) as conn:
-            stored = datasets.get(conn, merchant_id, env)
-            previous = stored.verify_report if stored is not None else None
-            problem.report = failure_report("verify", problem, env, clock.now(), previous)
-            datasets.record_verify_report(conn, merchant_id, env, problem.report)
-        raise
+@dataclass(frozen=True)
+class VerifyReport:
+    """The checks and their verdict, stored as the data set's health."""
+
+    status: str
+    summary: str
+    checks: tuple[Check, ...]
+    env: str
+    checked_at: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "summary": self.summary,
+            "checks": [c.as_json() for c in self.checks],
+            "env": self.env,
+            "checked_at": self.checked_at,
+        }
+
+
+def report_of(checks: list[Check], env: str, at: float) -> VerifyReport:
     status, summary = summarise(checks)
-    report: dict[str, Any] = {
-        "status": status,
-        "summary": summary,
-        "checks": [c.as_json() for c in checks],
-        "env": env,
-        "checked_at": int(clock.now()),
-    }
-    with db.write(rt.engine) as conn:
-        datasets.record_verify_report(conn, merchant_id, env, report)
-    return report
+    return VerifyReport(status, summary, tuple(checks), env, int(at))

@@ -1,6 +1,7 @@
 """The merchant's web pages: server-rendered, usable without JavaScript.
 
-``router`` holds every page; ``static_files()`` serves our own stylesheet and script.
+``router`` holds every page, one module per resource (its GET and POST routes together);
+``static_files()`` serves our own stylesheet and script.
 """
 
 from __future__ import annotations
@@ -10,25 +11,34 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from merchant_backend.web import (
-    pages_admin,
     pages_auth,
-    pages_data,
-    pages_dataset_actions,
-    pages_payment_actions,
+    pages_customers,
+    pages_disputes,
+    pages_events,
+    pages_fallback,
+    pages_merchants,
+    pages_overview,
+    pages_payments,
     pages_stripe,
     preferences,
 )
 from merchant_backend.web.render import STATIC
 
 router = APIRouter(include_in_schema=False)
-router.include_router(pages_auth.router)
-router.include_router(preferences.router)
-router.include_router(pages_stripe.router)
-router.include_router(pages_admin.router)
-router.include_router(pages_dataset_actions.router)
-# Before pages_data: /payments/new must not be read as a payment id, nor fall into its catch-all.
-router.include_router(pages_payment_actions.router)
-router.include_router(pages_data.router)
+for pages in (
+    pages_auth,
+    preferences,
+    pages_merchants,
+    pages_overview,
+    pages_stripe,
+    pages_payments,
+    pages_disputes,
+    pages_customers,
+    pages_events,
+):
+    router.include_router(pages.router)
+# Last, on purpose: the catch-all under /m/ must not shadow any page above.
+router.include_router(pages_fallback.router)
 
 
 class _StaticFiles(StaticFiles):

@@ -1,28 +1,21 @@
-"""Sign-in, sign-out, the operator's merchant list, and where ``/`` leads."""
+"""Sign-in, sign-out, and where ``/`` and ``/m/{merchant}`` lead."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
-from merchant_backend import clock, logs
+from merchant_backend import logs
 from merchant_backend.errors import AccessDisabled, NotAuthenticated, RateLimited
 from merchant_backend.failed_auth import Attempt
 from merchant_backend.i18n import gettext as _
-from merchant_backend.services import access
-from merchant_backend.store import db, web_sessions
-from merchant_backend.store import merchants as merchant_store
+from merchant_backend.services import access, sessions
+from merchant_backend.store.web_sessions import WebSession
 from merchant_backend.web import session as sess
 from merchant_backend.web.layout import frame
 from merchant_backend.web.render import WebRoute, page, redirect, runtime_of, safe_next
 
 log = logs.get("merchant_backend.web")
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-
-
-def _home(session: web_sessions.WebSession) -> str:
-    if session.is_admin:
-        return "/merchants"
-    return f"/m/{session.merchant_id}/stage"
 
 
 def _sign_in_form(
@@ -54,7 +47,7 @@ def _sign_in_form(
 @router.get("/")
 def root(request: Request) -> Response:
     session = sess.current_session(request)
-    return redirect(_home(session) if session else "/sign-in")
+    return redirect(sess.home_of(session) if session else "/sign-in")
 
 
 @router.get("/sign-in")
@@ -63,7 +56,7 @@ def sign_in_page(
 ) -> Response:
     session = sess.current_session(request)
     if session is not None:
-        return redirect(safe_next(next) or _home(session))
+        return redirect(safe_next(next) or sess.home_of(session))
     notice = "You are signed out." if signed_out else None
     return _sign_in_form(request, next_path=safe_next(next), notice=notice)
 
@@ -122,51 +115,26 @@ def sign_in(
             status_code=403,
         )
     old = request.cookies.get(sess.session_cookie(rt))
-    with db.write(rt.engine) as conn:
-        if old:
-            web_sessions.delete_(conn, old)
-        session_id, session = web_sessions.create(
-            conn,
-            merchant_id=principal.merchant_id,
-            is_admin=principal.is_admin,
-            at=clock.now(),
-            bound_to=access.admin_session_binding(rt) if principal.is_admin else None,
-        )
+    session_id, session = sessions.start_session(rt, principal, replaces=old)
     log.info("web sign-in", merchant_id=principal.merchant_id, admin=principal.is_admin)
-    response = redirect(next_path or _home(session))
+    response = redirect(next_path or sess.home_of(session))
     sess.set_session_cookie(response, rt, session_id)
     sess.clear_sign_in_cookie(response, rt)
     return response
 
 
 @router.post("/sign-out")
-def sign_out(
-    request: Request, session: web_sessions.WebSession = Depends(sess.csrf_checked)
-) -> Response:
+def sign_out(request: Request, session: WebSession = Depends(sess.csrf_checked)) -> Response:
     rt = runtime_of(request)
-    session_id = request.cookies.get(sess.session_cookie(rt), "")
-    with db.write(rt.engine) as conn:
-        web_sessions.delete_(conn, session_id)
+    sessions.end_session(rt, request.cookies.get(sess.session_cookie(rt), ""))
     log.info("web sign-out", merchant_id=session.merchant_id, admin=session.is_admin)
     response = redirect("/sign-in?signed_out=1")
     sess.clear_session_cookie(response, rt)
     return response
 
 
-@router.get("/merchants")
-def merchant_list(
-    request: Request, session: web_sessions.WebSession = Depends(sess.require_session)
-) -> Response:
-    if not session.is_admin:
-        return redirect(_home(session))
-    rt = runtime_of(request)
-    with db.read(rt.engine) as conn:
-        merchants = merchant_store.list_all(conn)
-    return page(request, "merchants.html", frame(session, title="Merchants", merchants=merchants))
-
-
 @router.get("/m/{merchant_id}")
 def merchant_root(
-    merchant_id: str, session: web_sessions.WebSession = Depends(sess.require_session)
+    merchant_id: str, session: WebSession = Depends(sess.require_session)
 ) -> Response:
     return redirect(f"/m/{merchant_id}/stage")

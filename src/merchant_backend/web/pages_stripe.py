@@ -1,4 +1,5 @@
-"""The Stripe connection page: the data set form, the webhook to set up, verify and provision."""
+"""The Stripe connection page and its actions: save the data set, verify it, set up the
+webhook, roll the signing secret, delete the data set."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import clock, logs
-from merchant_backend.errors import Conflict, DomainError, FieldError, InvalidInput
-from merchant_backend.store import datasets, db, rejections
-from merchant_backend.store.datasets import StoredDataSet, webhook_url
+from merchant_backend.errors import FieldError, InvalidInput
+from merchant_backend.services import connection, reads
+from merchant_backend.services import datasets as data_sets
+from merchant_backend.store.datasets import MAX_ROLL_SECONDS, StoredDataSet, webhook_url
+from merchant_backend.stripe.provision import live_url_problem
 from merchant_backend.vocabulary import EVENT_DESCRIPTIONS, HANDLED_EVENTS
-from merchant_backend.web import stripe_form, stripe_pages
+from merchant_backend.web import action_forms, stripe_form, stripe_pages
 from merchant_backend.web.layout import merchant_frame
-from merchant_backend.web.render import WebError, WebRoute, page, redirect, redirect_with
+from merchant_backend.web.outcomes import needs_data_set, problem_text, stored_of
+from merchant_backend.web.render import WebRoute, not_found, page, redirect, redirect_with
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
 
 log = logs.get("merchant_backend.web")
@@ -28,11 +32,6 @@ NOTICES = {
 }
 
 
-def stored_of(mp: MerchantPage) -> StoredDataSet | None:
-    with db.read(mp.rt.engine) as conn:
-        return datasets.get(conn, mp.merchant.id, mp.env)
-
-
 def render(
     request: Request,
     mp: MerchantPage,
@@ -45,11 +44,8 @@ def render(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    from merchant_backend.stripe.provision import live_url_problem
-
     url = webhook_url(mp.rt.settings.public_url, mp.merchant.id, mp.env)
-    with db.read(mp.rt.engine) as conn:
-        rejected = rejections.count_since(conn, mp.merchant.id, mp.env, clock.now() - 86400)
+    rejected = reads.rejections_since(mp.rt, mp.merchant.id, mp.env, clock.now() - 86400)
     context = merchant_frame(
         mp,
         "/stripe",
@@ -70,7 +66,7 @@ def render(
         notice=notice,
         problem=problem,
         previous_secret=_previous_secret(stored),
-        max_roll=datasets.MAX_ROLL_SECONDS,
+        max_roll=MAX_ROLL_SECONDS,
         **extra,
     )
     return page(request, "stripe.html", context, status_code=status_code)
@@ -81,6 +77,19 @@ def _previous_secret(stored: StoredDataSet | None) -> dict[str, Any] | None:
     shown = stored.as_json("") if stored else None
     previous = shown["previous_signing_secret"] if shown else None
     return previous if isinstance(previous, dict) else None
+
+
+def _failed(
+    request: Request, mp: MerchantPage, exc: Exception, what: str, headline: str, anchor: str
+) -> Response:
+    """Back to the Stripe page, which says what went wrong (called inside the ``except``).
+
+    A redirect, not the page itself: reloading it must not ask Stripe again. A Stripe failure
+    of verify or provision is also in the stored report the page shows.
+    """
+    problem = problem_text(exc, what, mp)
+    target = f"{mp.base}/stripe#{anchor}"
+    return redirect_with(request, target, mp.session.csrf_token, problem=f"{headline}: {problem}")
 
 
 @router.get("/m/{merchant_id}/{env}/stripe")
@@ -108,100 +117,40 @@ def save_data_set(
         "webhook_signing_secret": webhook_signing_secret,
     }
     form = {k: v for k, v in sent.items() if v is not None}
-    data = stripe_form.to_input(form)
     try:
-        with db.write(mp.rt.engine) as conn:
-            datasets.save(conn, mp.rt.keys.get(), mp.merchant.id, mp.env, data, partial=True)
+        data_sets.save_data_set(
+            mp.rt, mp.merchant.id, mp.env, stripe_form.to_input(form), partial=True
+        )
     except InvalidInput as exc:
         shown = {k: v.strip() for k, v in form.items() if k not in stripe_form.SECRET_FIELDS}
         return render(
             request, mp, stored_of(mp), submitted=shown, errors=exc.errors, status_code=422
         )
-    request.app.state.secret_cache.invalidate(mp.merchant.id, mp.env)
     log.info("web data set saved", merchant_id=mp.merchant.id, env=mp.env)
     return redirect(f"{mp.base}/stripe?done=saved")
 
 
-def needs_data_set(mp: MerchantPage) -> StoredDataSet:
-    stored = stored_of(mp)
-    if stored is None:
-        raise WebError(
-            409, "No data set yet", "Save the Stripe data set of this environment first."
-        )
-    return stored
-
-
-def problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
-    """Stripe problems and rejected settings carry messages written for the merchant (never a
-    key); anything else is a bug, named only by its kind here and logged in full."""
-    from merchant_backend.stripe.errors import StripeProblem
-
-    if isinstance(exc, InvalidInput):
-        text = "; ".join(e.message for e in exc.errors)
-    elif isinstance(exc, StripeProblem | DomainError):
-        text = exc.message
-    else:
-        log.exception(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env)
-        return f"an unexpected error ({type(exc).__name__}); the server log has the details"
-    log.warning(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env, error=text)
-    return text
-
-
-def failure_status(exc: Exception) -> int:
-    """The page's status for a failed Stripe action: a refused setting is the merchant's to
-    fix (422), a decline or a refused request keeps Stripe's status, Stripe refusing our key is
-    an upstream failure (502, not the browser's 401/403), anything else 502."""
-    from merchant_backend.stripe.errors import StripeProblem
-
-    if isinstance(exc, InvalidInput):
-        return 422
-    if isinstance(exc, Conflict):
-        return 409
-    if isinstance(exc, StripeProblem) and exc.status not in (401, 403):
-        return exc.status
-    return 502
-
-
-def _failed(
-    request: Request, mp: MerchantPage, exc: Exception, what: str, headline: str, anchor: str
-) -> Response:
-    """Back to the Stripe page, which says what went wrong (called inside the ``except``).
-
-    A redirect, not the page itself: reloading it must not ask Stripe again. A Stripe failure
-    of verify or provision is also in the stored report the page shows.
-    """
-    problem = problem_text(exc, what, mp)
-    target = f"{mp.base}/stripe#{anchor}"
-    return redirect_with(request, target, mp.session.csrf_token, problem=f"{headline}: {problem}")
-
-
 def _verify(request: Request, mp: MerchantPage) -> Response:
-    from merchant_backend.stripe.verify import verify_connection
-
     needs_data_set(mp)
     try:
-        report: dict[str, Any] = verify_connection(mp.rt, mp.merchant.id, mp.env)
+        report = connection.verify_data_set(mp.rt, mp.merchant.id, mp.env)
     except Exception as exc:
         return _failed(request, mp, exc, "verify", "Verifying did not finish", "verify-report")
-    log.info("web verify", merchant_id=mp.merchant.id, env=mp.env, status=report.get("status"))
-    # verify_connection stores the report: the page shows the stored one.
+    log.info("web verify", merchant_id=mp.merchant.id, env=mp.env, status=report.status)
+    # The report is stored: the page shows the stored one.
     return redirect(f"{mp.base}/stripe?done=verified#verify-report")
 
 
 def _create_webhook(request: Request, mp: MerchantPage) -> Response:
-    from merchant_backend.stripe.provision import provision_webhook
-
     needs_data_set(mp)
     try:
-        result = provision_webhook(mp.rt, mp.merchant.id, mp.env)
+        result = connection.provision_webhook(mp.rt, mp.merchant.id, mp.env)
     except Exception as exc:
-        request.app.state.secret_cache.invalidate(mp.merchant.id, mp.env)
         return _failed(request, mp, exc, "webhook", "The webhook could not be set up", "webhook-h")
-    request.app.state.secret_cache.invalidate(mp.merchant.id, mp.env)
-    log.info("web webhook", merchant_id=mp.merchant.id, env=mp.env, action=result.get("action"))
+    log.info("web webhook", merchant_id=mp.merchant.id, env=mp.env, action=result.action)
     # The message says what Stripe did (created, completed, or found it complete) and what is
     # left to do, which a fixed text cannot: it goes along with the redirect.
-    message = str(result.get("message") or NOTICES["webhook"])
+    message = result.message or NOTICES["webhook"]
     return redirect_with(
         request,
         f"{mp.base}/stripe#webhook-h",
@@ -210,6 +159,8 @@ def _create_webhook(request: Request, mp: MerchantPage) -> Response:
     )
 
 
+# Verify and provision wait on Stripe: in the Stripe bulkhead (stripe_pages), never in the
+# thread pool the other pages use.
 @router.post("/m/{merchant_id}/{env}/stripe/verify")
 async def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
     return await stripe_pages.run(mp, _verify, request, mp)
@@ -218,3 +169,51 @@ async def verify(request: Request, mp: MerchantPage = Depends(merchant_form)) ->
 @router.post("/m/{merchant_id}/{env}/stripe/webhook")
 async def create_webhook(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
     return await stripe_pages.run(mp, _create_webhook, request, mp)
+
+
+@router.post("/m/{merchant_id}/{env}/stripe/roll")
+def roll_secret(
+    request: Request,
+    new_signing_secret: str = Form(""),
+    old_valid_for: str = Form(""),
+    mp: MerchantPage = Depends(merchant_form),
+) -> Response:
+    needs_data_set(mp)
+    seconds = action_forms.old_valid_for(old_valid_for)
+    try:
+        if isinstance(seconds, FieldError):
+            raise InvalidInput([seconds])
+        data_sets.roll_signing_secret(
+            mp.rt, mp.merchant.id, mp.env, new_signing_secret.strip(), seconds
+        )
+    except InvalidInput as exc:
+        return render(
+            request,
+            mp,
+            stored_of(mp),
+            status_code=422,
+            roll_errors={e.field: e.message for e in exc.errors},
+            roll_seconds=old_valid_for.strip(),
+        )
+    log.info("web signing secret rolled", merchant_id=mp.merchant.id, env=mp.env, keep=seconds)
+    return redirect(f"{mp.base}/stripe?done=rolled#roll-h")
+
+
+@router.post("/m/{merchant_id}/{env}/stripe/delete")
+def delete_data_set(
+    request: Request,
+    understood: str = Form(""),
+    mp: MerchantPage = Depends(merchant_form),
+) -> Response:
+    if understood != "yes":
+        return render(
+            request,
+            mp,
+            needs_data_set(mp),
+            status_code=422,
+            delete_error="Tick the box to confirm: nothing was deleted.",
+        )
+    if not data_sets.delete_data_set(mp.rt, mp.merchant.id, mp.env):
+        raise not_found()
+    log.info("web data set deleted", merchant_id=mp.merchant.id, env=mp.env)
+    return redirect(f"{mp.base}/stripe?done=deleted")

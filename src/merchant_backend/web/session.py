@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Form, Request, Response
 
-from merchant_backend import clock
 from merchant_backend.i18n import gettext as _
 from merchant_backend.runtime import Runtime
-from merchant_backend.services.access import Principal, admin_session_binding
-from merchant_backend.store import db, web_sessions
-from merchant_backend.store import merchants as merchant_store
+from merchant_backend.services import merchants, sessions
+from merchant_backend.services.access import Principal
+from merchant_backend.store import web_sessions
 from merchant_backend.store.merchants import Merchant
 from merchant_backend.validation import ENVS, Env
 from merchant_backend.web.render import SignInRequired, WebError, is_https, not_found, runtime_of
@@ -87,19 +86,14 @@ def current_session(request: Request) -> web_sessions.WebSession | None:
     session_id = request.cookies.get(session_cookie(rt))
     if not session_id:
         return None
-    with db.read(rt.engine) as conn:
-        session = web_sessions.get(conn, session_id, clock.now())
-    # An admin session is bound to the admin token it was made with: changing the token (or
-    # turning it off) ends every admin session.
-    if session is not None and session.is_admin:
-        binding = admin_session_binding(rt)
-        if (
-            binding is None
-            or session.credential_hash is None
-            or not hmac.compare_digest(binding, session.credential_hash)
-        ):
-            return None
-    return session
+    return sessions.current_session(rt, session_id)
+
+
+def home_of(session: web_sessions.WebSession) -> str:
+    """Where a signed-in browser starts: the operator's merchant list, or the merchant's stage."""
+    if session.is_admin:
+        return "/merchants"
+    return f"/m/{session.merchant_id}/stage"
 
 
 def client_address(request: Request) -> str:
@@ -153,8 +147,7 @@ class MerchantPage:
 def _merchant_for(rt: Runtime, session: web_sessions.WebSession, merchant_id: str) -> Merchant:
     if not principal_of(session).can_see(merchant_id):
         raise not_found()
-    with db.read(rt.engine) as conn:
-        merchant = merchant_store.get(conn, merchant_id)
+    merchant = merchants.get_merchant(rt, merchant_id)
     if merchant is None:
         raise not_found()
     return merchant

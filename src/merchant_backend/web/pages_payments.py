@@ -1,25 +1,26 @@
-"""Take payments from the browser: a new payment, capture, cancel.
+"""Payments: the list, a payment's page, and taking payments from the browser (a new payment,
+capture, cancel).
 
-Thin adapters over ``stripe.payments`` (the API's helpers): what Stripe answers is synced to the
-projection there, so the payment's page shows it right after. Every form carries an
+The actions call the payment use cases (``services.payments``), which sync what Stripe answers
+to the projection, so the payment's page shows it right after. Every form carries an
 idempotency key made when the form was shown, so a second click or a reload sends the same
 request to Stripe instead of a new one.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import i18n, logs, money
-from merchant_backend.errors import FieldError
-from merchant_backend.store import db, objects
-from merchant_backend.stripe.errors import StripeProblem
+from merchant_backend.errors import FieldError, UpstreamFailure
+from merchant_backend.services import payments, reads
 from merchant_backend.stripe.payments import NewPayment
-from merchant_backend.web import action_forms, stripe_pages
+from merchant_backend.vocabulary import CANCELABLE, CAPTURABLE, PAYMENT_INTENT_STATUSES
+from merchant_backend.web import action_forms, paging, stripe_pages
 from merchant_backend.web.layout import merchant_frame
-from merchant_backend.web.pages_stripe import failure_status, needs_data_set, problem_text
+from merchant_backend.web.outcomes import failure_status, needs_data_set, problem_text
 from merchant_backend.web.render import WebRoute, not_found, page, redirect, redirect_with
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
 
@@ -28,6 +29,36 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 CAPTURE_METHODS = ("automatic", "manual")
 EXAMPLE_CURRENCY = money.CURRENCIES["eur"]
+
+
+@router.get("/m/{merchant_id}/{env}/payments")
+def payment_list(
+    request: Request,
+    status: str | None = None,
+    customer: str | None = None,
+    starting_after: str | None = None,
+    mp: MerchantPage = Depends(merchant_page),
+) -> Response:
+    filters = {"status": paging.opt(status, 40), "customer": paging.opt(customer)}
+    items, more = paging.object_page(
+        mp, "payment_intent", starting_after, filters["status"], filters["customer"]
+    )
+    context = merchant_frame(
+        mp,
+        "/payments",
+        title=f"Payments · {mp.env}",
+        items=items,
+        filters=filters,
+        statuses=PAYMENT_INTENT_STATUSES,
+        **paging.paging(
+            f"{mp.base}/payments", filters, starting_after, paging.last_id(items, more)
+        ),
+    )
+    return page(request, "payments.html", context)
+
+
+# ---------------------------------------------------------------- a new payment
+# Registered before the payment's page: /payments/new is not a payment id.
 
 
 def _new_form(
@@ -110,6 +141,7 @@ async def create(
         "capture_method": capture_method,
         "description": description,
     }
+    # In the Stripe bulkhead (stripe_pages), never in the thread pool the other pages use.
     return await stripe_pages.run(
         mp, _create, request, mp, form, idempotency_key, step, confirmed_amount
     )
@@ -123,8 +155,6 @@ def _create(
     step: str,
     confirmed_amount: str,
 ) -> Response:
-    from merchant_backend.stripe.payments import create_payment
-
     needs_data_set(mp)
     shown = {k: v.strip() for k, v in form.items()}
     if step == "edit":
@@ -137,10 +167,10 @@ def _create(
         # Not yet confirmed, or what was confirmed is not what the form now says: show it.
         return _confirm_form(request, mp, shown, parsed, key or action_forms.new_idempotency_key())
     try:
-        result = create_payment(mp.rt, mp.merchant.id, mp.env, parsed, key)
+        result = payments.create_payment(mp.rt, mp.merchant.id, mp.env, parsed, key)
     except Exception as exc:
         text = problem_text(exc, "payment", mp)
-        if isinstance(exc, StripeProblem) and exc.status == 402:
+        if isinstance(exc, UpstreamFailure) and exc.kind == "declined":
             # The declined PaymentIntent is synced: link it beside the message.
             return _new_form(
                 request,
@@ -148,7 +178,7 @@ def _create(
                 submitted=shown,
                 declined=text,
                 declined_id=exc.extra.get("payment_intent"),
-                status_code=402,
+                status_code=failure_status(exc),
             )
         return _new_form(
             request,
@@ -157,31 +187,74 @@ def _create(
             problem=f"The payment was not created: {text}",
             status_code=failure_status(exc),
         )
-    pi_id = str(result["id"])
-    log.info("web payment created", merchant_id=mp.merchant.id, env=mp.env, payment_id=pi_id)
-    return redirect(f"{mp.base}/payments/{pi_id}?done=created")
+    log.info("web payment created", merchant_id=mp.merchant.id, env=mp.env, payment_id=result.id)
+    return redirect(f"{mp.base}/payments/{result.id}?done=created")
 
 
-def _known_payment(mp: MerchantPage, payment_id: str) -> objects.StoredObject:
-    """Only payments of this merchant and environment (else 404, as for any foreign page)."""
-    with db.read(mp.rt.engine) as conn:
-        item = objects.get(conn, mp.merchant.id, mp.env, "payment_intent", payment_id)
-    if item is None:
+# ---------------------------------------------------------------- one payment
+
+
+@router.get("/m/{merchant_id}/{env}/payments/{payment_id}")
+def payment(
+    request: Request,
+    payment_id: str,
+    done: str | None = None,
+    mp: MerchantPage = Depends(merchant_page),
+) -> Response:
+    return render_payment(
+        request, mp, payment_id, notice=action_forms.PAYMENT_NOTICES.get(done or "")
+    )
+
+
+def render_payment(
+    request: Request,
+    mp: MerchantPage,
+    payment_id: str,
+    *,
+    notice: str | None = None,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    detail = reads.object_detail(mp.rt, mp.merchant.id, mp.env, "payment_intent", payment_id)
+    if detail is None:
         raise not_found()
-    return item
+    status = detail.item.data.get("status")
+    context = merchant_frame(
+        mp,
+        "/payments",
+        title=f"Payment {payment_id}",
+        item=detail.item,
+        pi=detail.item.data,
+        applied=detail.applied,
+        waiting=detail.waiting,
+        can_capture=status in CAPTURABLE,
+        can_cancel=status in CANCELABLE,
+        # One key per button: Stripe refuses a key reused for another request.
+        capture_key=action_forms.new_idempotency_key(),
+        cancel_key=action_forms.new_idempotency_key(),
+        notice=notice,
+        problem=problem,
+    )
+    return page(request, "payment.html", context, status_code=status_code)
 
 
 def _act(
-    request: Request, mp: MerchantPage, payment_id: str, action: str, idempotency_key: str
+    request: Request,
+    mp: MerchantPage,
+    payment_id: str,
+    action: Literal["capture", "cancel"],
+    idempotency_key: str,
 ) -> Response:
-    from merchant_backend.stripe.payments import cancel_payment, capture_payment
-
-    _known_payment(mp, payment_id)
+    # Only payments of this merchant and environment (else 404, as for any foreign page).
+    if reads.object_detail(mp.rt, mp.merchant.id, mp.env, "payment_intent", payment_id) is None:
+        raise not_found()
     needs_data_set(mp)
-    call: Any = capture_payment if action == "capture" else cancel_payment
     key = action_forms.idempotency_key(idempotency_key)
     try:
-        call(mp.rt, mp.merchant.id, mp.env, payment_id, idempotency_key=key)
+        if action == "capture":
+            payments.capture_payment(mp.rt, mp.merchant.id, mp.env, payment_id, idempotency_key=key)
+        else:
+            payments.cancel_payment(mp.rt, mp.merchant.id, mp.env, payment_id, idempotency_key=key)
     except Exception as exc:
         text = problem_text(exc, action, mp)
         what = "captured" if action == "capture" else "canceled"

@@ -11,9 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs
 from merchant_backend.errors import FieldError, NotFound
-from merchant_backend.services import merchant_access
-from merchant_backend.store import db
-from merchant_backend.store import merchants as merchant_store
+from merchant_backend.services import merchant_access, merchants
 from merchant_backend.store.web_sessions import WebSession
 from merchant_backend.web import action_forms
 from merchant_backend.web import session as sess
@@ -22,6 +20,16 @@ from merchant_backend.web.render import WebRoute, not_found, page, redirect, run
 
 log = logs.get("merchant_backend.web")
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+@router.get("/merchants")
+def merchant_list(
+    request: Request, session: WebSession = Depends(sess.require_session)
+) -> Response:
+    if not session.is_admin:
+        return redirect(sess.home_of(session))
+    items = merchants.list_merchants(runtime_of(request))
+    return page(request, "merchants.html", frame(session, title="Merchants", merchants=items))
 
 
 @router.post("/merchants")
@@ -35,23 +43,22 @@ def create_merchant(
     rt = runtime_of(request)
     checked = action_forms.merchant_name(name)
     if isinstance(checked, FieldError):
-        with db.read(rt.engine) as conn:
-            merchants = merchant_store.list_all(conn)
         context = frame(
             session,
             title="Merchants",
-            merchants=merchants,
+            merchants=merchants.list_merchants(rt),
             name_error=checked.message,
             name_value=name.strip()[:200],
         )
         return page(request, "merchants.html", context, status_code=422)
-    with db.write(rt.engine) as conn:
-        merchant, token = merchant_store.create(conn, checked)
-    log.info("web merchant created", merchant_id=merchant.id)
+    created = merchants.create_merchant(rt, checked)
+    log.info("web merchant created", merchant_id=created.merchant.id)
     response = page(
         request,
         "merchant_created.html",
-        frame(session, title="Merchant created", merchant=merchant, token=token),
+        frame(
+            session, title="Merchant created", merchant=created.merchant, token=created.api_token
+        ),
     )
     return _never_kept(response)
 
@@ -74,8 +81,7 @@ def rotate_token(
         new = merchant_access.rotate_token(rt, merchant_id)
     except NotFound:
         raise not_found() from None
-    with db.read(rt.engine) as conn:
-        merchant = merchant_store.get(conn, merchant_id)
+    merchant = merchants.get_merchant(rt, merchant_id)
     context = frame(
         session,
         title="New API token",
