@@ -71,10 +71,10 @@ def test_a_run_that_inserts_events_wakes_the_worker_of_its_process(
 ) -> None:
     history(fake)
     runtime.inbox_bell.clear()
-    rec.reconcile(runtime, stage.id, "stage", since=T0)
+    reconcile(runtime, stage.id, "stage", since=T0)
     assert runtime.inbox_bell.wait(0)  # rung after the page's commit (issue 11)
     runtime.inbox_bell.clear()
-    rec.reconcile(runtime, stage.id, "stage", since=T0)  # nothing new: no ring
+    reconcile(runtime, stage.id, "stage", since=T0)  # nothing new: no ring
     assert not runtime.inbox_bell.wait(0)
 
 
