@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import Engine, text, update
 
 from bench import events
-from merchant_backend.clock import now
+from merchant_backend import clock
 from merchant_backend.crypto import generate_key
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
@@ -76,9 +76,9 @@ def fill(rt: Runtime, n: int) -> None:
             parsed, _doc = parse_event(raw)
             items.append(inbox.NewEvent.of(parsed, merchant.id, "stage", raw, "webhook"))
         with db.write(rt.engine) as conn:
-            inbox.insert_new(conn, items, now())
+            inbox.insert_new(conn, items, clock.now())
     Worker(rt.engine, rt.settings.model_copy(update={"worker_batch_size": 1000})).drain()
-    old = now() - 100 * 86400
+    old = clock.now() - 100 * 86400
     with db.write(rt.engine) as conn:
         conn.execute(update(events_table).values(received_at=old, next_attempt_at=old))
 
@@ -153,7 +153,7 @@ def run_case(label: str, database_url: str, n: int) -> RetentionFigures:
         upgrade(rt.engine)
         fill(rt, n)
         with db.read(rt.engine) as conn:
-            _count, body_bytes = retention.count_prunable(conn, retention.cutoff(90, now()))
+            _count, body_bytes = retention.count_prunable(conn, retention.cutoff(90, clock.now()))
         sqlite_path = Path(rt.engine.url.database or "") if label == "SQLite" else None
         # Compacted first, so that "before" is the data's size, not the filling's leftovers.
         if sqlite_path is not None:
@@ -165,7 +165,7 @@ def run_case(label: str, database_url: str, n: int) -> RetentionFigures:
         else:
             before, table_before = _pg_sizes(rt.engine)
         started = time.perf_counter()
-        result = retention.prune(rt.engine, retention.cutoff(90, now()))
+        result = retention.prune(rt.engine, retention.cutoff(90, clock.now()))
         seconds = time.perf_counter() - started
         if sqlite_path is not None:
             after, table_after = _sqlite_sizes(rt.engine, sqlite_path), _sqlite_table(rt.engine)
