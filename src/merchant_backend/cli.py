@@ -680,8 +680,19 @@ def events_prune(
                 "older_than",
             )
         before = clock.now() - age
-        if dry_run or not sys.stderr.isatty():
-            result = retention.prune(rt.engine, before, dry_run=dry_run)
+        if dry_run:
+            result = retention.prune(rt.engine, before, dry_run=True)
+        elif not sys.stderr.isatty():
+            # Without a terminal (cron, a container): a log line every 20 batches.
+            progress = logs.get("merchant_backend.retention")
+            batches = [0]
+
+            def note(r: retention.PruneResult) -> None:
+                batches[0] += 1
+                if batches[0] % 20 == 0:
+                    progress.info("prune progress", events=r.events, bytes=r.bytes)
+
+            result = retention.prune(rt.engine, before, on_batch=note)
         else:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
