@@ -136,6 +136,8 @@ def test_two_processes_share_the_inbox_and_survive_kill_9_of_one(
     try:
         wait_for(ready, timeout=90, interval=0.05)
         wait_for(lambda: len(_children(proc.pid)) >= 2, timeout=60, what="two server processes")
+        # The failed-sign-in counts are per process with the default storage: serve says so.
+        assert "counted per process" in log.read_text()
         victim = _children(proc.pid)[0]
         with ThreadPoolExecutor(max_workers=8) as pool:
             futures = [pool.submit(deliver, evt) for evt in burst]

@@ -360,6 +360,14 @@ def serve(
                 "PostgreSQL database.",
                 "--processes",
             )
+        if processes > 1 and rt.settings.rate_limit_storage.startswith("memory"):
+            # Each process then counts failed sign-ins on its own: a guesser gets N times the
+            # allowance. Not refused (the limit still holds per process), but said.
+            logs.get("merchant_backend.cli").warning(
+                "failed sign-ins are counted per process: with --processes, set "
+                "MERCHANT_BACKEND_RATE_LIMIT_STORAGE=redis://host:6379 so they share the counts",
+                processes=processes,
+            )
         upgrade(rt.engine)
         rt.keys.get()  # fail now, not on the first request, if the key is unusable
         # Once it answers: the address, the first merchant, the master key and its backup.
