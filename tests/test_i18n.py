@@ -288,3 +288,38 @@ def test_field_messages_of_the_data_set_form_are_german_on_a_german_page_only(
         "this is a publishable key (pk_…), not the account id: the account id starts with "
         "acct_; find it under Stripe → gear → Profile → Accounts"
     ) in english.text
+
+
+def test_titles_notices_and_field_messages_made_in_python_are_german_too(
+    web: TestClient, fake: FakeStripe, stage: MerchantCtx
+) -> None:
+    sign_in(web, stage.token)
+    web.cookies.set("mb_lang", "de")
+    payments = web.get(f"/m/{stage.id}/stage/payments").text
+    assert "<title>Zahlungen · stage · merchant-backend</title>" in payments
+    path = f"/m/{stage.id}/stage/payments/new"
+    form = web.get(path).text
+    r = web.post(
+        path,
+        data={
+            "csrf_token": hidden(form, "csrf_token"),
+            "idempotency_key": hidden(form, "idempotency_key"),
+            "amount": "12,50",
+            "currency": "dollars",
+        },
+    )
+    assert r.status_code == 422
+    assert "Geben Sie einen dreibuchstabigen Währungscode ein, z. B. usd oder eur." in r.text
+    r = web.post(
+        path,
+        data={
+            "csrf_token": hidden(form, "csrf_token"),
+            "idempotency_key": hidden(form, "idempotency_key"),
+            "amount": "12,50",
+            "currency": "xyz",
+        },
+    )
+    assert "Stripe führt XYZ nicht" in r.text
+    csrf = hidden(payments, "csrf_token")
+    out = web.post("/sign-out", data={"csrf_token": csrf})
+    assert "Sie sind abgemeldet." in out.text

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from merchant_backend import money
 from merchant_backend.errors import FieldError
-from merchant_backend.i18n import gettext
+from merchant_backend.i18n import N_, gettext
 from merchant_backend.services.inputs import MerchantCreate, PaymentIntentBody
 from merchant_backend.store.datasets import MAX_ROLL_SECONDS
 from merchant_backend.stripe.payments import NewPayment
@@ -22,22 +22,24 @@ from merchant_backend.validation import parse_ascii_int
 
 _IDEMPOTENCY_KEY = re.compile(r"^web-[A-Za-z0-9_-]{16,64}$")
 
+# Marked for the catalogue; translated where shown (N_ keeps the constant English).
 PAYMENT_NOTICES = {
-    "created": "The payment is created.",
-    "captured": "The payment is captured.",
-    "canceled": "The payment is canceled.",
+    "created": N_("The payment is created."),
+    "captured": N_("The payment is captured."),
+    "canceled": N_("The payment is canceled."),
 }
 
 # What to say when the API's body model refuses a field (its own messages name regexes).
 PAYMENT_MESSAGES = {
-    "currency": "Enter a three-letter currency code, such as usd or eur.",
-    "customer": "A customer id looks like cus_… (or leave it empty).",
-    "payment_method": "A payment method id looks like pm_… such as pm_card_visa (or leave it "
-    "empty).",
-    "capture_method": "Choose automatic or manual capture.",
-    "description": "The description may have at most 1000 characters.",
+    "currency": N_("Enter a three-letter currency code, such as usd or eur."),
+    "customer": N_("A customer id looks like cus_… (or leave it empty)."),
+    "payment_method": N_(
+        "A payment method id looks like pm_… such as pm_card_visa (or leave it empty)."
+    ),
+    "capture_method": N_("Choose automatic or manual capture."),
+    "description": N_("The description may have at most 1000 characters."),
 }
-UNKNOWN_CURRENCY = (
+UNKNOWN_CURRENCY = N_(
     "Stripe does not list %(code)s, so its decimals are unknown here: enter a currency Stripe "
     "charges in, such as usd or eur."
 )
@@ -62,7 +64,8 @@ def old_valid_for(text: str) -> int | FieldError:
     seconds = parse_ascii_int(text)
     if seconds is None:
         return FieldError(
-            "old_valid_for", f"Enter whole seconds from 0 to {MAX_ROLL_SECONDS} (24 h)."
+            "old_valid_for",
+            gettext("Enter whole seconds from 0 to %(most)s (24 h).") % {"most": MAX_ROLL_SECONDS},
         )
     return seconds
 
@@ -80,7 +83,7 @@ def payment(form: dict[str, str], locale: str = "en") -> NewPayment | list[Field
     errors: list[FieldError] = []
     amount: int | None = None
     if cur is None and re.fullmatch(r"[a-z]{3}", code):
-        errors.append(FieldError("currency", UNKNOWN_CURRENCY % {"code": code.upper()}))
+        errors.append(FieldError("currency", gettext(UNKNOWN_CURRENCY) % {"code": code.upper()}))
     elif cur is not None:
         read = money.parse_amount(clean.get("amount", ""), cur, locale)
         if isinstance(read, money.AmountRefused):
@@ -100,7 +103,7 @@ def payment(form: dict[str, str], locale: str = "en") -> NewPayment | list[Field
     except ValidationError as exc:
         fields = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
         errors += [
-            FieldError(name, PAYMENT_MESSAGES[name])
+            FieldError(name, gettext(PAYMENT_MESSAGES[name]))
             for name in PAYMENT_MESSAGES
             if name in fields and not any(e.field == name for e in errors)
         ]
@@ -123,4 +126,4 @@ def merchant_name(text: str) -> str | FieldError:
     try:
         return MerchantCreate(name=text).name
     except ValidationError:
-        return FieldError("name", "Enter the merchant's name (1 to 200 characters).")
+        return FieldError("name", gettext("Enter the merchant's name (1 to 200 characters)."))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from merchant_backend import logs
 from merchant_backend.errors import Conflict, DomainError, InvalidInput, UpstreamFailure
+from merchant_backend.i18n import gettext as _
 from merchant_backend.services.datasets import get_data_set
 from merchant_backend.store.datasets import StoredDataSet
 from merchant_backend.web.render import WebError
@@ -36,7 +37,9 @@ def problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
         text = exc.message
     else:
         log.exception(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env)
-        return f"an unexpected error ({type(exc).__name__}); the server log has the details"
+        return _("an unexpected error (%(kind)s); the server log has the details") % {
+            "kind": type(exc).__name__
+        }
     log.warning(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env, error=text)
     return text
 
@@ -61,6 +64,6 @@ def needs_data_set(mp: MerchantPage) -> StoredDataSet:
     stored = stored_of(mp)
     if stored is None:
         raise WebError(
-            409, "No data set yet", "Save the Stripe data set of this environment first."
+            409, _("No data set yet"), _("Save the Stripe data set of this environment first.")
         )
     return stored

@@ -32,7 +32,7 @@ def _sign_in_form(
         "sign_in.html",
         frame(
             None,
-            title="Sign in",
+            title=_("Sign in"),
             error=error,
             next=next_path or "",
             sign_in_token=token,
@@ -57,7 +57,7 @@ def sign_in_page(
     session = sess.current_session(request)
     if session is not None:
         return redirect(safe_next(next) or sess.home_of(session))
-    notice = "You are signed out." if signed_out else None
+    notice = _("You are signed out.") if signed_out else None
     return _sign_in_form(request, next_path=safe_next(next), notice=notice)
 
 
@@ -74,13 +74,13 @@ def sign_in(
         return _sign_in_form(
             request,
             next_path=next_path,
-            error="The sign-in form had expired. Paste your token again.",
+            error=_("The sign-in form had expired. Paste your token again."),
             status_code=403,
         )
     token = token.strip()
-    invalid = "That token is not valid. Paste the merchant's API token or the admin token."
+    invalid = _("That token is not valid. Paste the merchant's API token or the admin token.")
     if rt.settings.admin_token is None:
-        invalid = (
+        invalid = _(
             "That token is not valid. Paste the merchant's API token (the admin sign-in is "
             "off: set MERCHANT_BACKEND_ADMIN_TOKEN to use it)."
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from merchant_backend.i18n import gettext as _
 from merchant_backend.services import reads
 from merchant_backend.web import paging
 from merchant_backend.web.layout import merchant_frame
@@ -23,7 +24,7 @@ def customers(
     context = merchant_frame(
         mp,
         "/customers",
-        title=f"Customers · {mp.env}",
+        title=f"{_('Customers')} · {mp.env}",
         items=items,
         **paging.paging(f"{mp.base}/customers", {}, starting_after, paging.last_id(items, more)),
     )
@@ -40,7 +41,7 @@ def customer(
     context = merchant_frame(
         mp,
         "/customers",
-        title=f"Customer {customer_id}",
+        title=f"{_('Customer')} {customer_id}",
         item=view.detail.item,
         c=view.detail.item.data,
         payments=view.payments,

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from merchant_backend import clock
+from merchant_backend.i18n import gettext as _
 from merchant_backend.services import reads
 from merchant_backend.store.objects import StoredObject
 from merchant_backend.sync.handlers import dispute_funds
@@ -48,7 +49,7 @@ def disputes(
     context = merchant_frame(
         mp,
         "/disputes",
-        title=f"Disputes · {mp.env}",
+        title=f"{_('Disputes')} · {mp.env}",
         items=[dispute_view(i, at) for i in items],
         filters=filters,
         statuses=DISPUTE_STATUSES,
@@ -69,7 +70,7 @@ def dispute(
     context = merchant_frame(
         mp,
         "/disputes",
-        title=f"Dispute {dispute_id}",
+        title=f"{_('Dispute')} {dispute_id}",
         d=dispute_view(detail.item, clock.now()),
         item=detail.item,
         applied=detail.applied,

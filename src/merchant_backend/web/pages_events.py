@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs
 from merchant_backend.errors import UnknownCursor
+from merchant_backend.i18n import gettext as _
 from merchant_backend.services import events as inbox_actions
 from merchant_backend.services import reads
 from merchant_backend.services import reconcile as reconciling
@@ -52,9 +53,9 @@ def events(
     }
     notice: str | None = None
     if paging.opt(replayed):
-        notice = (
-            f"Event {paging.opt(replayed)} is back in line: the worker applies it again shortly."
-        )
+        notice = _("Event %(id)s is back in line: the worker applies it again shortly.") % {
+            "id": paging.opt(replayed)
+        }
     elif reconciled:
         notice = reconcile_notice(mp)
     return render_events(request, mp, filters, starting_after, notice=notice)
@@ -65,17 +66,22 @@ def reconcile_notice(mp: MerchantPage) -> str | None:
     state = reads.reconcile_progress(mp.rt, mp.merchant.id, mp.env)
     if state.run is not None:
         r = state.run
-        return (
-            f"Fetched {r.fetched} events from Stripe so far ({r.new} new, {r.known} already "
-            f"known) in {r.pages} pages; there are more: fetch again to continue."
-        )
+        return _(
+            "Fetched %(fetched)s events from Stripe so far (%(new)s new, %(known)s already known) "
+            "in %(pages)s pages; there are more: fetch again to continue."
+        ) % {"fetched": r.fetched, "new": r.new, "known": r.known, "pages": r.pages}
     s = state.last_summary
     if not s:
         return None
-    return (
-        f"Fetched {s['fetched']} events from Stripe: {s['new']} new, {s['already_known']} "
-        f"already known, {s['skipped_types']} of types we do not handle."
-    )
+    return _(
+        "Fetched %(fetched)s events from Stripe: %(new)s new, %(known)s already known, "
+        "%(skipped)s of types we do not handle."
+    ) % {
+        "fetched": s["fetched"],
+        "new": s["new"],
+        "known": s["already_known"],
+        "skipped": s["skipped_types"],
+    }
 
 
 def render_events(
@@ -107,7 +113,7 @@ def render_events(
     context = merchant_frame(
         mp,
         "/events",
-        title=f"Events · {mp.env}",
+        title=f"{_('Events')} · {mp.env}",
         items=items,
         filters=filters,
         types=HANDLED_EVENTS,
@@ -168,7 +174,7 @@ def _reconcile(request: Request, mp: MerchantPage) -> Response:
             request,
             f"{mp.base}/events",
             mp.session.csrf_token,
-            problem=f"Fetching missed events did not finish: {text}",
+            problem=_("Fetching missed events did not finish: %(problem)s") % {"problem": text},
         )
     return redirect(f"{mp.base}/events?reconciled=1")
 
@@ -187,7 +193,7 @@ def event(
     context = merchant_frame(
         mp,
         "/events",
-        title=f"Event {event_id}",
+        title=f"{_('Event')} {event_id}",
         e=entry,
         payload=json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False),
         object_link=paging.object_href(mp.base, entry.object_type, entry.object_id),
@@ -197,7 +203,9 @@ def event(
         replayable=REPLAYABLE,
         back=request.url.path,
         notice=(
-            "The event is back in line: the worker applies it again shortly." if replayed else None
+            _("The event is back in line: the worker applies it again shortly.")
+            if replayed
+            else None
         ),
     )
     return page(request, "event.html", context)
@@ -212,7 +220,7 @@ def replay(
     try:
         replayed = inbox_actions.replay_event(mp.rt, mp.merchant.id, mp.env, event_id)
     except EventPruned as exc:
-        raise WebError(409, "Nothing left to replay", exc.message) from None
+        raise WebError(409, _("Nothing left to replay"), exc.message) from None
     if replayed is None:
         raise not_found()
     log.info("web replay", merchant_id=mp.merchant.id, env=mp.env, event_id=event_id)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from merchant_backend import logs
 from merchant_backend.errors import FieldError, NotFound
 from merchant_backend.services import merchant_access, merchants
+from merchant_backend.i18n import gettext as _
 from merchant_backend.store.web_sessions import WebSession
 from merchant_backend.web import action_forms
 from merchant_backend.web import session as sess
@@ -29,7 +30,7 @@ def merchant_list(
     if not session.is_admin:
         return redirect(sess.home_of(session))
     items = merchants.list_merchants(runtime_of(request))
-    return page(request, "merchants.html", frame(session, title="Merchants", merchants=items))
+    return page(request, "merchants.html", frame(session, title=_("Merchants"), merchants=items))
 
 
 @router.post("/merchants")
@@ -45,7 +46,7 @@ def create_merchant(
     if isinstance(checked, FieldError):
         context = frame(
             session,
-            title="Merchants",
+            title=_("Merchants"),
             merchants=merchants.list_merchants(rt),
             name_error=checked.message,
             name_value=name.strip()[:200],
@@ -57,7 +58,7 @@ def create_merchant(
         request,
         "merchant_created.html",
         frame(
-            session, title="Merchant created", merchant=created.merchant, token=created.api_token
+            session, title=_("Merchant created"), merchant=created.merchant, token=created.api_token
         ),
     )
     return _never_kept(response)
@@ -84,8 +85,8 @@ def rotate_token(
     merchant = merchants.get_merchant(rt, merchant_id)
     context = frame(
         session,
-        title="New API token",
-        heading="New API token",
+        title=_("New API token"),
+        heading=_("New API token"),
         merchant=merchant,
         token=new.api_token,
         rotated=True,

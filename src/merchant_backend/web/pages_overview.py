@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from merchant_backend import clock
+from merchant_backend.i18n import gettext as _
 from merchant_backend.services import reads
 from merchant_backend.store.stats import DAY
 from merchant_backend.web import format as fmt
@@ -35,11 +36,11 @@ def overview(request: Request, mp: MerchantPage = Depends(merchant_page)) -> Res
     # The chart shows the currency with the most volume; the others are listed beside it.
     currencies = sorted(volume, key=lambda c: (-sum(volume[c].values()), c))
     main = currencies[0] if currencies else None
-    charts = [bar_chart("Events per day", days, figures.events_per_day)]
+    charts = [bar_chart(_("Events per day"), days, figures.events_per_day)]
     if main is not None:
         charts.append(
             bar_chart(
-                f"Succeeded payments per day ({main.upper()})",
+                _("Succeeded payments per day (%(currency)s)") % {"currency": main.upper()},
                 days,
                 volume[main],
                 lambda v: fmt.money(v, main),
@@ -48,7 +49,7 @@ def overview(request: Request, mp: MerchantPage = Depends(merchant_page)) -> Res
     context = merchant_frame(
         mp,
         "",
-        title=f"Overview · {mp.env}",
+        title=f"{_('Overview')} · {mp.env}",
         stored=stored,
         health=stored.health(at) if stored else None,
         stale=report_is_stale(stored),

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import i18n, logs, money
 from merchant_backend.errors import FieldError, UpstreamFailure
+from merchant_backend.i18n import gettext as _
 from merchant_backend.services import payments, reads
 from merchant_backend.stripe.payments import NewPayment
 from merchant_backend.vocabulary import CANCELABLE, CAPTURABLE, PAYMENT_INTENT_STATUSES
@@ -25,6 +26,12 @@ from merchant_backend.web.render import WebRoute, not_found, page, redirect, red
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
 
 log = logs.get("merchant_backend.web")
+
+
+def _notice(marked: str | None) -> str | None:
+    return _(marked) if marked else None
+
+
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 CAPTURE_METHODS = ("automatic", "manual")
@@ -46,7 +53,7 @@ def payment_list(
     context = merchant_frame(
         mp,
         "/payments",
-        title=f"Payments · {mp.env}",
+        title=f"{_('Payments')} · {mp.env}",
         items=items,
         filters=filters,
         statuses=PAYMENT_INTENT_STATUSES,
@@ -75,7 +82,7 @@ def _new_form(
     context = merchant_frame(
         mp,
         "/payments",
-        title=f"New payment · {mp.env}",
+        title=f"{_('New payment')} · {mp.env}",
         # Stripe's test card is a handy default in test mode only.
         form=submitted
         or {
@@ -108,7 +115,7 @@ def _confirm_form(
     context = merchant_frame(
         mp,
         "/payments",
-        title=f"Confirm the payment · {mp.env}",
+        title=f"{_('Confirm the payment')} · {mp.env}",
         form=shown,
         payment=parsed,
         charged=money.format_amount(parsed.amount, cur, i18n.reader().locale),
@@ -184,7 +191,7 @@ def _create(
             request,
             mp,
             submitted=shown,
-            problem=f"The payment was not created: {text}",
+            problem=_("The payment was not created: %(problem)s") % {"problem": text},
             status_code=failure_status(exc),
         )
     log.info("web payment created", merchant_id=mp.merchant.id, env=mp.env, payment_id=result.id)
@@ -202,7 +209,7 @@ def payment(
     mp: MerchantPage = Depends(merchant_page),
 ) -> Response:
     return render_payment(
-        request, mp, payment_id, notice=action_forms.PAYMENT_NOTICES.get(done or "")
+        request, mp, payment_id, notice=_notice(action_forms.PAYMENT_NOTICES.get(done or ""))
     )
 
 
@@ -222,7 +229,7 @@ def render_payment(
     context = merchant_frame(
         mp,
         "/payments",
-        title=f"Payment {payment_id}",
+        title=f"{_('Payment')} {payment_id}",
         item=detail.item,
         pi=detail.item.data,
         applied=detail.applied,
@@ -257,13 +264,17 @@ def _act(
             payments.cancel_payment(mp.rt, mp.merchant.id, mp.env, payment_id, idempotency_key=key)
     except Exception as exc:
         text = problem_text(exc, action, mp)
-        what = "captured" if action == "capture" else "canceled"
+        failed = (
+            _("The payment was not captured: %(problem)s")
+            if action == "capture"
+            else _("The payment was not canceled: %(problem)s")
+        )
         # To the payment's page with the message: reloading it does not ask Stripe again.
         return redirect_with(
             request,
             f"{mp.base}/payments/{payment_id}",
             mp.session.csrf_token,
-            problem=f"The payment was not {what}: {text}",
+            problem=failed % {"problem": text},
         )
     done = "captured" if action == "capture" else "canceled"
     log.info(f"web payment {done}", merchant_id=mp.merchant.id, env=mp.env, payment_id=payment_id)

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import clock, logs
 from merchant_backend.errors import FieldError, InvalidInput
+from merchant_backend.i18n import N_
+from merchant_backend.i18n import gettext as _
 from merchant_backend.services import connection, reads
 from merchant_backend.services import datasets as data_sets
 from merchant_backend.store.datasets import MAX_ROLL_SECONDS, StoredDataSet, webhook_url
@@ -24,11 +26,11 @@ log = logs.get("merchant_backend.web")
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 NOTICES = {
-    "saved": "The data set is saved.",
-    "verified": "Verified against Stripe: the checks are below.",
-    "webhook": "The webhook is set up in Stripe.",
-    "rolled": "The new signing secret is in use.",
-    "deleted": "The data set is deleted: webhooks for this environment are refused now.",
+    "saved": N_("The data set is saved."),
+    "verified": N_("Verified against Stripe: the checks are below."),
+    "webhook": N_("The webhook is set up in Stripe."),
+    "rolled": N_("The new signing secret is in use."),
+    "deleted": N_("The data set is deleted: webhooks for this environment are refused now."),
 }
 
 
@@ -49,7 +51,7 @@ def render(
     context = merchant_frame(
         mp,
         "/stripe",
-        title=f"Stripe connection · {mp.env}",
+        title=f"{_('Stripe connection')} · {mp.env}",
         # Live webhooks go only to a public https:// address: say so before it is copied.
         url_problem=live_url_problem(url) if mp.env == "live" else None,
         public_url=mp.rt.settings.public_url,
@@ -96,7 +98,7 @@ def _failed(
 def stripe_page(
     request: Request, done: str | None = None, mp: MerchantPage = Depends(merchant_page)
 ) -> Response:
-    return render(request, mp, stored_of(mp), notice=NOTICES.get(done or ""))
+    return render(request, mp, stored_of(mp), notice=_(NOTICES[done]) if done in NOTICES else None)
 
 
 @router.post("/m/{merchant_id}/{env}/stripe")
@@ -135,7 +137,7 @@ def _verify(request: Request, mp: MerchantPage) -> Response:
     try:
         report = connection.verify_data_set(mp.rt, mp.merchant.id, mp.env)
     except Exception as exc:
-        return _failed(request, mp, exc, "verify", "Verifying did not finish", "verify-report")
+        return _failed(request, mp, exc, "verify", _("Verifying did not finish"), "verify-report")
     log.info("web verify", merchant_id=mp.merchant.id, env=mp.env, status=report.status)
     # The report is stored: the page shows the stored one.
     return redirect(f"{mp.base}/stripe?done=verified#verify-report")
@@ -146,11 +148,14 @@ def _create_webhook(request: Request, mp: MerchantPage) -> Response:
     try:
         result = connection.provision_webhook(mp.rt, mp.merchant.id, mp.env)
     except Exception as exc:
-        return _failed(request, mp, exc, "webhook", "The webhook could not be set up", "webhook-h")
+        return _failed(
+            request, mp, exc, "webhook", _("The webhook could not be set up"), "webhook-h"
+        )
     log.info("web webhook", merchant_id=mp.merchant.id, env=mp.env, action=result.action)
     # The message says what Stripe did (created, completed, or found it complete) and what is
     # left to do, which a fixed text cannot: it goes along with the redirect.
-    message = result.message or NOTICES["webhook"]
+    set_up = NOTICES["webhook"]
+    message = result.message or _(set_up)
     return redirect_with(
         request,
         f"{mp.base}/stripe#webhook-h",
@@ -211,7 +216,7 @@ def delete_data_set(
             mp,
             needs_data_set(mp),
             status_code=422,
-            delete_error="Tick the box to confirm: nothing was deleted.",
+            delete_error=_("Tick the box to confirm: nothing was deleted."),
         )
     if not data_sets.delete_data_set(mp.rt, mp.merchant.id, mp.env):
         raise not_found()

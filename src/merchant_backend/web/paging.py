@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from merchant_backend.errors import UnknownCursor
+from merchant_backend.i18n import gettext as _
 from merchant_backend.services import reads
 from merchant_backend.store.objects import StoredObject
 from merchant_backend.web.render import WebError
@@ -24,7 +25,7 @@ def opt(value: str | None, limit: int = 255) -> str | None:
 
 def bad_cursor() -> WebError:
     return WebError(
-        400, "That page is gone", "The list changed since this link was made: start again."
+        400, _("That page is gone"), _("The list changed since this link was made: start again.")
     )
 
 
