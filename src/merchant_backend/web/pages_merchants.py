@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 
 from merchant_backend import logs
 from merchant_backend.errors import FieldError, NotFound
-from merchant_backend.services import merchant_access, merchants
 from merchant_backend.i18n import gettext as _
+from merchant_backend.services import merchant_access, merchants
 from merchant_backend.store.web_sessions import WebSession
 from merchant_backend.web import action_forms
 from merchant_backend.web import session as sess
