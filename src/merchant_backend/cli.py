@@ -35,7 +35,14 @@ from merchant_backend.errors import (
     UpstreamKind,
 )
 from merchant_backend.runtime import Runtime
-from merchant_backend.services import connection, events, keys, merchant_access, merchants
+from merchant_backend.services import (
+    connection,
+    events,
+    keys,
+    merchant_access,
+    merchants,
+    retention,
+)
 from merchant_backend.services import datasets as data_sets
 from merchant_backend.services import reconcile as reconciling
 from merchant_backend.settings import SERVE_NO_WORKER_ENV, ConfigError
@@ -265,6 +272,18 @@ def _env(env: str) -> Env:
 def _merchant(rt: Runtime, merchant_id: str) -> None:
     if not merchants.merchant_exists(rt, merchant_id):
         raise NotFound(f"no merchant {merchant_id}: see 'merchant-backend merchants list'")
+
+
+@contextmanager
+def _report_of_failure() -> Iterator[None]:
+    """When Stripe stops a verify or a provisioning: its stored report on stdout, the error on
+    stderr (``guarded``)."""
+    try:
+        yield
+    except UpstreamFailure as failure:
+        if failure.report is not None:
+            out(failure.report)
+        raise
 
 
 def parse_since(text: str) -> int:
@@ -553,13 +572,8 @@ def stripe_verify(merchant: MerchantOpt, env: EnvOpt) -> None:
     e = _env(env)
     with runtime() as rt:
         _merchant(rt, merchant)
-        try:
+        with _report_of_failure():
             report = connection.verify_data_set(rt, merchant, e)
-        except UpstreamFailure as failure:
-            # The stored report of the failed attempt on stdout, the error on stderr.
-            if failure.report is not None:
-                out(failure.report)
-            raise
     out(report.as_json())
     if report.status == "failed":
         raise typer.Exit(1)
@@ -572,12 +586,8 @@ def stripe_provision_webhook(merchant: MerchantOpt, env: EnvOpt) -> None:
     e = _env(env)
     with runtime() as rt:
         _merchant(rt, merchant)
-        try:
+        with _report_of_failure():
             result = connection.provision_webhook(rt, merchant, e)
-        except UpstreamFailure as failure:
-            if failure.report is not None:
-                out(failure.report)
-            raise
         out(result.as_json())
 
 
