@@ -41,7 +41,6 @@ from merchant_backend.services import (
     keys,
     merchant_access,
     merchants,
-    retention,
 )
 from merchant_backend.services import datasets as data_sets
 from merchant_backend.services import reconcile as reconciling
