@@ -23,6 +23,11 @@ from merchant_backend.store.schema import (
 )
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # read when listening starts: a class attribute, not set later
+
+
 @dataclass
 class Received:
     webhook_id: str
@@ -32,7 +37,7 @@ class Received:
 
 @dataclass
 class Receiver:
-    """One destination's server. ``mode``: "ok", "fail" (500), "hang" (until ``release``),
+    """One destination's server. ``mode``: "ok", "fail" (500), "hang" (until ``release``, then 500),
     "redirect" (302 elsewhere), "big" (a 1 MiB answer)."""
 
     secret: str | None = None
@@ -40,14 +45,15 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     requests: int = 0
+    # The webhook-id of every request, answered or not (a hung one included).
+    seen_ids: list[str] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     got_request: threading.Event = field(default_factory=threading.Event)
     got_delivery: threading.Condition = field(default_factory=threading.Condition)
     verify_timestamps: bool = True
 
     def __post_init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -83,11 +89,13 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 receiver.requests += 1
+                receiver.seen_ids.append(self.headers.get("webhook-id", ""))
                 receiver.got_request.set()
                 mode = receiver.mode
                 if mode == "hang":
+                    # Held until released; then it fails (its sender may be long gone).
                     receiver.release.wait(30)
-                    mode = receiver.mode if receiver.mode != "hang" else "fail"
+                    mode = "fail"
                 if mode == "fail":
                     self._answer(500, b"receiver is down")
                     return

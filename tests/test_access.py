@@ -101,8 +101,28 @@ def seed(client: TestClient, runtime: Runtime, worker: Worker, name: str) -> See
             _deliver(client, merchant.id, env, evt)
             ids[env][kind] = object_id
             ids[env][f"event:{kind}"] = evt["id"]
+        ids[env]["destination"] = _destination(runtime, merchant.id, env, tag)
     worker.drain()
     return Seeded(merchant, ids, accounts)
+
+
+def _destination(runtime: Runtime, merchant_id: str, env: str, tag: str) -> str:
+    """An outbound destination of the merchant (written to the store: no DNS is asked)."""
+    from merchant_backend.store import db
+    from merchant_backend.store import destinations as destination_store
+
+    with db.write(runtime.engine) as conn:
+        made = destination_store.create(
+            conn,
+            runtime.keys.get(),
+            merchant_id=merchant_id,
+            env=env,
+            url=f"https://hooks.example/{tag}",
+            description=tag,
+            object_types=destination_store.OBJECT_TYPES,
+            secret="whsec_" + "A" * 44,
+        )
+    return made.id
 
 
 @pytest.fixture
@@ -135,6 +155,8 @@ def fill(path: str, owner: Seeded, env: str = "stage") -> str:
             out.append(owner.merchant.id)
         elif name == "env":
             out.append(env)
+        elif name == "destination_id":
+            out.append(owner.ids[env]["destination"])
         elif previous in _BY_SEGMENT:
             out.append(owner.ids[env][_BY_SEGMENT[previous]])
         elif "evt" in name or "event" in name:
@@ -275,6 +297,7 @@ def test_a_wrong_or_missing_token_is_401_everywhere(
                     "payment_method",
                     "dispute",
                     "event:payment_intent",
+                    "destination",
                 )
             }
         },

@@ -21,6 +21,7 @@ from merchant_backend import __version__, logs, web
 from merchant_backend import settings as settings_module
 from merchant_backend.api import (
     datasets,
+    destinations,
     docs,
     errors,
     merchants,
@@ -33,7 +34,7 @@ from merchant_backend.api.no_store import NoStore
 from merchant_backend.api.nul_guard import RefuseNul
 from merchant_backend.runtime import Runtime
 from merchant_backend.services.background import Background
-from merchant_backend.settings import SERVE_NO_WORKER_ENV
+from merchant_backend.settings import SERVE_NO_DISPATCHER_ENV, SERVE_NO_WORKER_ENV
 from merchant_backend.store.inbox_writer import InboxWriter
 
 log = logs.get("merchant_backend.app")
@@ -51,7 +52,11 @@ class _App(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
+def create_app(
+    runtime: Runtime, *, run_worker: bool = True, run_dispatcher: bool | None = None
+) -> FastAPI:
+    """``run_dispatcher`` (outbound notifications) defaults to ``run_worker``."""
+    dispatching = run_worker if run_dispatcher is None else run_dispatcher
     settings = runtime.settings
 
     @asynccontextmanager
@@ -63,10 +68,10 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
         )
         await writer.start()
         app.state.inbox_writer = writer
-        background = Background(runtime, run_worker=run_worker)
+        background = Background(runtime, run_worker=run_worker, run_dispatcher=dispatching)
         background.start()
         # Only the threads that run (healthz and tests look for them).
-        for name in ("worker_thread", "prune_thread", "reconcile_thread"):
+        for name in ("worker_thread", "prune_thread", "reconcile_thread", "dispatcher_thread"):
             thread = getattr(background, name)
             if thread is not None:
                 setattr(app.state, name, thread)
@@ -102,6 +107,9 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
     app.include_router(datasets.router, responses=errors.ERROR_RESPONSES)
     app.include_router(read.router, responses=errors.ERROR_RESPONSES)
     app.include_router(stripe_actions.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(destinations.merchant_router, responses=errors.ERROR_RESPONSES)
+    app.include_router(destinations.admin_router, responses=errors.ERROR_RESPONSES)
+    destinations.document_webhooks(app)
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     return app
@@ -117,7 +125,9 @@ def factory() -> FastAPI:
     logs.setup(settings.log_level, settings.log_json)
     # The engine lives as long as the process: nothing to close before it exits.
     application = create_app(
-        Runtime(settings), run_worker=os.environ.get(SERVE_NO_WORKER_ENV) != "1"
+        Runtime(settings),
+        run_worker=os.environ.get(SERVE_NO_WORKER_ENV) != "1",
+        run_dispatcher=os.environ.get(SERVE_NO_DISPATCHER_ENV) != "1",
     )
     # Everything built so far lives as long as the process: out of the collector's sight,
     # full collections no longer walk it (they were the slowest 1% of webhook answers).

@@ -44,7 +44,7 @@ from merchant_backend.services import (
 )
 from merchant_backend.services import datasets as data_sets
 from merchant_backend.services import reconcile as reconciling
-from merchant_backend.settings import SERVE_NO_WORKER_ENV, ConfigError
+from merchant_backend.settings import SERVE_NO_DISPATCHER_ENV, SERVE_NO_WORKER_ENV, ConfigError
 from merchant_backend.store import db
 from merchant_backend.store.migrate import upgrade
 from merchant_backend.store.reconcile_state import Run
@@ -357,8 +357,13 @@ def serve(
             "(PostgreSQL only)",
         ),
     ] = 1,
+    no_dispatcher: Annotated[
+        bool,
+        typer.Option("--no-dispatcher", help="do not send outbound notifications in this process"),
+    ] = False,
 ) -> None:
-    """Run the HTTP service (with the event worker in-process unless --no-worker)."""
+    """Run the HTTP service (with the event worker and the notification dispatcher
+    in-process unless --no-worker / --no-dispatcher)."""
     import uvicorn
 
     found = settings_module.config_file()
@@ -396,6 +401,7 @@ def serve(
     # The app is built by its factory (merchant_backend.asgi), not here: the CLI is an adapter
     # beside the API and the web pages and imports neither.
     os.environ[SERVE_NO_WORKER_ENV] = "1" if no_worker else "0"
+    os.environ[SERVE_NO_DISPATCHER_ENV] = "1" if no_dispatcher else "0"
     # More than one: uvicorn's supervisor starts that many processes on the one socket; each
     # builds its own app (inbox writer, worker) through the factory.
     uvicorn.run(
@@ -410,19 +416,37 @@ def serve(
 
 @app.command()
 @guarded
-def worker() -> None:
-    """Apply inbox events to the projections (run as many as you like on PostgreSQL)."""
+def worker(
+    no_dispatcher: Annotated[
+        bool,
+        typer.Option("--no-dispatcher", help="do not send outbound notifications in this process"),
+    ] = False,
+) -> None:
+    """Apply inbox events to the projections and send outbound notifications (run as many
+    as you like on PostgreSQL)."""
     import signal
 
+    from merchant_backend.outbound.dispatcher import Dispatcher
     from merchant_backend.sync.worker import Worker
 
     with runtime() as rt:
         w = Worker(rt.engine, rt.settings)
-        signal.signal(signal.SIGTERM, lambda *_: w.stop())
+        dispatcher = None if no_dispatcher else Dispatcher(rt)
+        thread = dispatcher.start_thread() if dispatcher is not None else None
+
+        def stop(*_: Any) -> None:
+            w.stop()
+            if dispatcher is not None:
+                dispatcher.stop(wait=False)
+
+        signal.signal(signal.SIGTERM, stop)
         try:
             w.run_forever()
         except KeyboardInterrupt:
-            w.stop()
+            stop()
+        if dispatcher is not None and thread is not None:
+            dispatcher.stop()
+            thread.join(timeout=15)
 
 
 @merchants_app.command("create")
@@ -739,6 +763,187 @@ def rotate_master_key() -> None:
     """
     with runtime() as rt:
         out(keys.rotate_master_key(rt).as_json())
+
+
+# --- destinations: outbound notifications (docs/outbound.md) -------------------------------
+
+destinations_app = typer.Typer(
+    help="Where a merchant's changes are sent (signed notifications).", no_args_is_help=True
+)
+app.add_typer(destinations_app, name="destinations")
+
+DestinationArg = Annotated[str, typer.Argument(help="dst_…")]
+OwnerOpt = Annotated[
+    str | None, typer.Option("--merchant", help="merchant id (mer_…); see --installation")
+]
+InstallationOpt = Annotated[
+    bool,
+    typer.Option(
+        "--installation", help="the operator's destinations, which get every merchant's changes"
+    ),
+]
+
+
+def _owner(rt: Runtime, merchant: str | None, installation: bool) -> str | None:
+    if installation == (merchant is not None):
+        raise BadInput("give --merchant ID, or --installation for the operator's", "merchant")
+    if merchant is not None:
+        _merchant(rt, merchant)
+    return merchant
+
+
+def _types(value: str | None) -> list[str] | None:
+    return None if value is None else [t.strip() for t in value.split(",") if t.strip()]
+
+
+def _destination_call(
+    merchant: str | None,
+    installation: bool,
+    env: str,
+    action: Callable[[Runtime, str | None, Env], Any],
+) -> None:
+    e = _env(env)
+    with runtime() as rt:
+        owner = _owner(rt, merchant, installation)
+        out(action(rt, owner, e))
+
+
+@destinations_app.command("add")
+@guarded
+def destinations_add(
+    env: EnvOpt,
+    url: Annotated[str, typer.Option("--url", help="https://… (http only in stage)")],
+    merchant: OwnerOpt = None,
+    installation: InstallationOpt = False,
+    description: Annotated[str, typer.Option("--description")] = "",
+    object_types: Annotated[
+        str | None,
+        typer.Option(
+            "--object-types",
+            help="comma separated: payment_intent,customer,payment_method,dispute,account "
+            "(default: all)",
+        ),
+    ] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="add it switched off")] = False,
+) -> None:
+    """Add a destination; prints its signing secret (whsec_…) once."""
+    from merchant_backend.services import notifications
+
+    data = notifications.DestinationInput(
+        url=url,
+        description=description,
+        object_types=_types(object_types),
+        enabled=not disabled,
+    )
+    _destination_call(
+        merchant,
+        installation,
+        env,
+        lambda rt, owner, e: notifications.create_destination(rt, owner, e, data).as_json(),
+    )
+
+
+@destinations_app.command("list")
+@guarded
+def destinations_list(
+    env: EnvOpt, merchant: OwnerOpt = None, installation: InstallationOpt = False
+) -> None:
+    """The destinations, with their delivery counts (never their secrets)."""
+    from merchant_backend.services import notifications
+
+    _destination_call(
+        merchant,
+        installation,
+        env,
+        lambda rt, owner, e: [v.as_json() for v in notifications.list_destinations(rt, owner, e)],
+    )
+
+
+@destinations_app.command("update")
+@guarded
+def destinations_update(
+    env: EnvOpt,
+    destination_id: DestinationArg,
+    merchant: OwnerOpt = None,
+    installation: InstallationOpt = False,
+    url: Annotated[str | None, typer.Option("--url")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    object_types: Annotated[str | None, typer.Option("--object-types")] = None,
+    enable: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="switch it on or off")
+    ] = None,
+) -> None:
+    """Change a destination's URL, description, object types, or switch it on or off."""
+    from merchant_backend.services import notifications
+
+    data = notifications.DestinationInput(
+        url=url, description=description, object_types=_types(object_types), enabled=enable
+    )
+    _destination_call(
+        merchant,
+        installation,
+        env,
+        lambda rt, owner, e: notifications.update_destination(
+            rt, owner, e, destination_id, data
+        ).as_json(),
+    )
+
+
+@destinations_app.command("remove")
+@guarded
+def destinations_remove(
+    env: EnvOpt,
+    destination_id: DestinationArg,
+    merchant: OwnerOpt = None,
+    installation: InstallationOpt = False,
+) -> None:
+    """Remove a destination (its pending deliveries go with it)."""
+    from merchant_backend.services import notifications
+
+    def remove(rt: Runtime, owner: str | None, e: Env) -> dict[str, Any]:
+        notifications.delete_destination(rt, owner, e, destination_id)
+        return {"id": destination_id, "deleted": True}
+
+    _destination_call(merchant, installation, env, remove)
+
+
+@destinations_app.command("rotate-secret")
+@guarded
+def destinations_rotate_secret(
+    env: EnvOpt,
+    destination_id: DestinationArg,
+    merchant: OwnerOpt = None,
+    installation: InstallationOpt = False,
+) -> None:
+    """A new signing secret, in force at once; printed once."""
+    from merchant_backend.services import notifications
+
+    _destination_call(
+        merchant,
+        installation,
+        env,
+        lambda rt, owner, e: notifications.rotate_secret(rt, owner, e, destination_id).as_json(),
+    )
+
+
+@destinations_app.command("test")
+@guarded
+def destinations_test(
+    env: EnvOpt,
+    destination_id: DestinationArg,
+    merchant: OwnerOpt = None,
+    installation: InstallationOpt = False,
+) -> None:
+    """Send a signed test message now and print how it went (exit 1 if not delivered)."""
+    from merchant_backend.services import notifications
+
+    e = _env(env)
+    with runtime() as rt:
+        owner = _owner(rt, merchant, installation)
+        result = notifications.send_test(rt, owner, e, destination_id)
+    out(result.as_json())
+    if result.outcome not in ("delivered", "queued"):
+        raise typer.Exit(1)
 
 
 def main() -> None:

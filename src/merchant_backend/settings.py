@@ -35,6 +35,7 @@ ADMIN_TOKEN_MIN_LENGTH = 32
 # ``serve --no-worker`` tells the app factory (``merchant_backend.asgi``) through the environment:
 # uvicorn builds the app in each server process it starts, which inherit the environment.
 SERVE_NO_WORKER_ENV = "MERCHANT_BACKEND_SERVE_NO_WORKER"
+SERVE_NO_DISPATCHER_ENV = "MERCHANT_BACKEND_SERVE_NO_DISPATCHER"
 
 
 class Settings(BaseSettings):

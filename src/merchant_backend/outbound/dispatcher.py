@@ -23,8 +23,11 @@ import socket
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from sqlalchemy import Connection
 
 from merchant_backend import clock, logs, metrics
 from merchant_backend.crypto import DecryptionError
@@ -34,6 +37,7 @@ from merchant_backend.store import db, outbox
 from merchant_backend.store import destinations as destination_store
 
 log = logs.get("merchant_backend.dispatcher")
+_NO_ATTEMPT = outbox.Attempt(None, 0.0, None, None)
 
 
 def new_dispatcher_id() -> str:
@@ -44,7 +48,7 @@ def new_dispatcher_id() -> str:
 class Dispatcher:
     runtime: Runtime
     dispatcher_id: str = ""
-    resolve: ssrf.Resolver = ssrf.system_resolver
+    resolve: ssrf.Resolver | None = None
     _inflight: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -54,6 +58,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition(self._lock)
+        self._finished: list[tuple[outbox.ClaimedDelivery, outbox.Attempt, float]] = []
         self._pool = ThreadPoolExecutor(
             max_workers=s.outbound_concurrency, thread_name_prefix="outbound-delivery"
         )
@@ -67,56 +72,75 @@ class Dispatcher:
         return max(0, min(total_free, own_free))
 
     def run_once(self) -> int:
-        """Claim what is due (within the free slots) and start sending it; returns how many."""
-        s = self.runtime.settings
-        at = clock.now()
+        """Record the outcomes that came in and claim what is due (within the free slots), in
+        one transaction; then start sending. Returns how many it recorded or started."""
         with self._lock:
-            full = [d for d in self._inflight if self._free(d) == 0]
-            if sum(self._inflight.values()) >= s.outbound_concurrency:
-                return 0
+            batch, self._finished = self._finished, []
         to_send: list[outbox.ClaimedDelivery] = []
-        with db.write(self.runtime.engine) as conn:
-            for destination_id in outbox.destinations_with_due_work(conn, at, exclude=full):
-                with self._lock:
-                    free = self._free(destination_id)
-                if free == 0:
-                    continue
-                claimed = outbox.claim(
-                    conn,
-                    self.dispatcher_id,
-                    destination_id,
-                    at=at,
-                    lease_seconds=max(s.outbound_lease_seconds, s.outbound_timeout + 1),
-                    limit=free,
-                )
-                if not claimed:
-                    continue  # due, but each behind an older delivery of its object
-                with self._lock:
-                    self._inflight[destination_id] += len(claimed)
-                to_send.extend(claimed)
-        # Sent only once the claim has committed: a rolled-back claim sends nothing.
-        for item in to_send:
-            self._pool.submit(self._deliver_and_release, item)
-        return len(to_send)
-
-    # --- sending ---
-
-    def _deliver_and_release(self, item: outbox.ClaimedDelivery) -> None:
+        released = False
         try:
-            self.deliver(item)
-        except Exception as exc:  # the database failed: the lease runs out and it comes back
-            log.error(
-                "delivery not recorded",
-                delivery=item.id,
-                error=f"{type(exc).__name__}: {exc}"[:300],
-            )
-        finally:
-            with self._lock:
+            with db.write(self.runtime.engine) as conn:
+                outcomes = self._record(conn, batch)
+                self._release(batch)  # their slots are free for this claim already
+                released = True
+                self._claim(conn, clock.now(), into=to_send)
+        except Exception:
+            # Nothing of it committed: the leases run out and those rows come back.
+            if not released:
+                self._release(batch)
+            self._release([(item, _NO_ATTEMPT, 0.0) for item in to_send])
+            raise
+        for outcome, disabled in outcomes:
+            self._observe(outcome, disabled)
+        # Sent only once the claim has committed: a rolled-back claim sends nothing.
+        for claimed in to_send:
+            self._pool.submit(self._send, claimed)
+        return len(batch) + len(to_send)
+
+    def _release(self, batch: list[tuple[outbox.ClaimedDelivery, outbox.Attempt, float]]) -> None:
+        with self._lock:
+            for item, _, _ in batch:
                 self._inflight[item.destination_id] -= 1
                 if self._inflight[item.destination_id] <= 0:
                     del self._inflight[item.destination_id]
-                self._idle.notify_all()
-            self._wake.set()
+
+    def _claim(self, conn: Connection, at: float, *, into: list[outbox.ClaimedDelivery]) -> None:
+        """Destination by destination, each up to its free slots: a destination that holds
+        its slots (hanging) is skipped without keeping the others waiting."""
+        s = self.runtime.settings
+        with self._lock:
+            full = [d for d, n in self._inflight.items() if n and self._free(d) == 0]
+        for destination_id in outbox.destinations_with_due_work(conn, at, exclude=full):
+            with self._lock:
+                free = self._free(destination_id)
+            if free == 0:
+                continue
+            claimed = outbox.claim(
+                conn,
+                self.dispatcher_id,
+                destination_id,
+                at=at,
+                lease_seconds=max(s.outbound_lease_seconds, s.outbound_timeout + 1),
+                limit=free,
+            )
+            if not claimed:
+                continue  # due, but each behind an older delivery of its object
+            with self._lock:
+                self._inflight[destination_id] += len(claimed)
+            into.extend(claimed)
+
+    # --- sending ---
+
+    def _send(self, item: outbox.ClaimedDelivery) -> None:
+        """In a pool thread: the HTTP attempt only. Its outcome is recorded by the loop,
+        together with the others that finished meanwhile (one transaction for many)."""
+        try:
+            result = self.attempt(item)
+        except Exception as exc:  # a bug, not the receiver: record it as a failed attempt
+            result = outbox.Attempt(None, 0.0, None, f"{type(exc).__name__}: {exc}"[:300])
+        with self._lock:
+            self._finished.append((item, result, clock.now()))
+        self._wake.set()
 
     def attempt(self, item: outbox.ClaimedDelivery) -> outbox.Attempt:
         s = self.runtime.settings
@@ -138,77 +162,111 @@ class Dispatcher:
         answer = http.post(target, body, headers, timeout=s.outbound_timeout)
         return outbox.Attempt(answer.status_code, answer.duration, answer.excerpt, answer.error)
 
-    def deliver(self, item: outbox.ClaimedDelivery) -> str:
-        """Send one claimed delivery and record the outcome: delivered, retrying or failed."""
+    def _record(
+        self,
+        conn: Connection,
+        batch: Sequence[tuple[outbox.ClaimedDelivery, outbox.Attempt, float]],
+    ) -> list[tuple[outbox.Outcome, bool]]:
+        """Write the outcomes of a batch of attempts; returns each with whether it disabled
+        its destination (every delivery failed for the disable period)."""
         s = self.runtime.settings
-        result = self.attempt(item)
-        at = clock.now()
-        disabled = False
-        with db.write(self.runtime.engine) as conn:
+        outcomes: list[outbox.Outcome] = []
+        for item, result, at in batch:
             if result.ok:
-                outbox.record_delivered(conn, item, self.dispatcher_id, result, at)
-                outcome = "delivered"
-            else:
-                when = retry.next_attempt(
-                    first_attempt_at=item.first_attempt_at,
-                    at=at,
-                    attempts=item.attempts,
-                    base=s.outbound_retry_base,
-                    window=s.outbound_retry_window,
-                    rand=random.random(),
-                )
-                outbox.record_failed(conn, item, self.dispatcher_id, result, at, retry_at=when)
-                outcome = "retrying" if when is not None else "failed"
-                why = result.error or f"HTTP {result.status_code}"
-                disabled = destination_store.record_failure(
-                    conn,
-                    item.destination_id,
-                    at,
-                    disable_after=s.outbound_disable_after,
-                    reason=(
-                        f"every delivery failed for {s.outbound_disable_after / 86400:g} days;"
-                        f" last: {why}"
-                    )[:500],
-                )
+                outcomes.append(outbox.Outcome(item, result, at, "delivered"))
+                continue
+            when = retry.next_attempt(
+                first_attempt_at=item.first_attempt_at,
+                at=at,
+                attempts=item.attempts,
+                base=s.outbound_retry_base,
+                window=s.outbound_retry_window,
+                rand=random.random(),
+            )
+            state = "retrying" if when is not None else "failed"
+            outcomes.append(outbox.Outcome(item, result, at, state, when))
+        outbox.record(conn, self.dispatcher_id, outcomes)
+        disabled: set[str] = set()
+        # A success in this batch clears the streak (record wrote it); only failures after
+        # the last success of the batch count.
+        last: dict[str, outbox.Outcome] = {}
+        for o in outcomes:
+            last[o.item.destination_id] = o
+        for dest, o in sorted(last.items()):
+            if o.state == "delivered":
+                continue
+            why = o.attempt.error or f"HTTP {o.attempt.status_code}"
+            days = s.outbound_disable_after / 86400
+            if destination_store.record_failure(
+                conn,
+                dest,
+                o.at,
+                disable_after=s.outbound_disable_after,
+                reason=f"every delivery failed for {days:g} days; last: {why}"[:500],
+            ):
+                disabled.add(dest)
+        return [
+            (o, o.item.destination_id in disabled and o is last[o.item.destination_id])
+            for o in outcomes
+        ]
+
+    def _observe(self, o: outbox.Outcome, disabled: bool) -> None:
+        item, result, at, outcome = o.item, o.attempt, o.at, o.state
         metrics.OUTBOUND_DELIVERIES.labels(outcome).inc()
         if outcome == "delivered":
             metrics.OUTBOUND_LAG.observe(max(0.0, at - item.message_created_at))
-        else:
-            log.info(
-                "delivery failed",
-                destination=item.destination_id,
-                message=item.message_id,
-                attempt=item.attempts,
-                outcome=outcome,
-                status=result.status_code,
-                error=(result.error or "")[:200],
-            )
-            if disabled:
-                metrics.OUTBOUND_DISABLED.inc()
-                log.warning("destination disabled", destination=item.destination_id)
-        return outcome
+            return
+        log.info(
+            "delivery failed",
+            destination=item.destination_id,
+            message=item.message_id,
+            attempt=item.attempts,
+            outcome=outcome,
+            status=result.status_code,
+            error=(result.error or "")[:200],
+        )
+        if disabled:
+            metrics.OUTBOUND_DISABLED.inc()
+            log.warning("destination disabled", destination=item.destination_id)
+
+    def deliver(self, item: outbox.ClaimedDelivery) -> str:
+        """Send one claimed delivery now and record the outcome (``test``, tools)."""
+        return self.deliver_with_result(item)[0]
+
+    def deliver_with_result(self, item: outbox.ClaimedDelivery) -> tuple[str, outbox.Attempt]:
+        result = self.attempt(item)
+        with db.write(self.runtime.engine) as conn:
+            ((outcome, disabled),) = self._record(conn, [(item, result, clock.now())])
+        self._observe(outcome, disabled)
+        return outcome.state, result
 
     # --- running ---
+
+    def _record_only(self) -> None:
+        with self._lock:
+            batch, self._finished = self._finished, []
+        if batch:
+            with db.write(self.runtime.engine) as conn:
+                outcomes = self._record(conn, batch)
+            for outcome, disabled in outcomes:
+                self._observe(outcome, disabled)
+            self._release(batch)
 
     def in_flight(self) -> int:
         with self._lock:
             return sum(self._inflight.values())
 
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        with self._lock:
-            return self._idle.wait_for(lambda: sum(self._inflight.values()) == 0, timeout=timeout)
-
-    def drain(self, max_rounds: int = 100_000) -> int:
+    def drain(self, max_rounds: int = 1_000_000) -> int:
         """Send everything due now and wait for it (tests, benchmarks)."""
         total = 0
         for _ in range(max_rounds):
+            self._wake.clear()
             n = self.run_once()
             total += n
+            if n == 0 and self.in_flight() == 0:
+                break
             if n == 0:
-                if not self.wait_idle():
-                    break
-                if self.run_once() == 0 and self.in_flight() == 0:
-                    break
+                self._wake.wait(1.0)
         return total
 
     def run_forever(self) -> None:
@@ -231,10 +289,13 @@ class Dispatcher:
             log.info("dispatcher stopped", dispatcher_id=self.dispatcher_id)
 
     def stop(self, wait: bool = True) -> None:
+        """Stop claiming; with ``wait``, let the attempts in flight finish and record them."""
         self._stop.set()
         self._wake.set()
         with contextlib.suppress(Exception):
             self._pool.shutdown(wait=wait, cancel_futures=True)
+            if wait:
+                self._record_only()
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="outbound-dispatcher", daemon=True)

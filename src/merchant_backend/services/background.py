@@ -1,6 +1,6 @@
 """The work ``serve`` does in the background, side by side: the event worker's loop, the
-retention pruner and the reconcile scheduler. Each runs in its own thread and stops when the
-app shuts down."""
+outbound dispatcher, the retention pruner and the reconcile scheduler. Each runs in its own
+thread and stops when the app shuts down."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from merchant_backend import logs
+from merchant_backend.outbound.dispatcher import Dispatcher
 from merchant_backend.runtime import Runtime
 from merchant_backend.services.reconcile import reconcile
 from merchant_backend.store import datasets, db
@@ -84,7 +85,10 @@ class Background:
 
     rt: Runtime
     run_worker: bool
+    # Outbound notifications (unless ``--no-dispatcher``); follows the worker by default.
+    run_dispatcher: bool | None = None
     worker_thread: threading.Thread | None = None
+    dispatcher_thread: threading.Thread | None = None
     prune_thread: threading.Thread | None = None
     reconcile_thread: threading.Thread | None = None
     _stoppers: list[Any] = field(default_factory=list)
@@ -94,6 +98,10 @@ class Background:
             worker = Worker(self.rt.engine, self.rt.settings, bell=self.rt.inbox_bell)
             self.worker_thread = worker.start_thread()
             self._stoppers.append((worker, self.worker_thread))
+        if self.run_worker if self.run_dispatcher is None else self.run_dispatcher:
+            dispatcher = Dispatcher(self.rt)
+            self.dispatcher_thread = dispatcher.start_thread()
+            self._stoppers.append((dispatcher, self.dispatcher_thread))
         settings = self.rt.settings
         if settings.event_retention_days > 0:
             # Old applied and ignored events' bodies, in small batches (store/retention.py).

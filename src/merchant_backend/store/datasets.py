@@ -18,6 +18,7 @@ from merchant_backend.crypto import DecryptionError, Keyring, mask, secret_aad
 from merchant_backend.errors import FieldError, InvalidInput, NotFound
 from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
+from merchant_backend.store import destinations as destination_store
 from merchant_backend.store.schema import stripe_datasets
 from merchant_backend.validation import (
     DataSetInput,
@@ -411,4 +412,5 @@ def reencrypt_all(conn: Connection, ring: Keyring) -> int:
                 update(stripe_datasets).where(_where(row.merchant_id, row.env)).values(**values)
             )
             changed += 1
-    return changed
+    # The outbound destinations' signing secrets are stored secrets too.
+    return changed + destination_store.reencrypt_all(conn, ring)

@@ -20,6 +20,7 @@ Hazards and how they are avoided:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import threading
@@ -28,7 +29,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.sql import Select
 
 from merchant_backend.store import db
@@ -45,6 +57,8 @@ from merchant_backend.store.upsert import insert_for
 DELIVERY_STATES = ("pending", "delivering", "retrying", "delivered", "failed")
 OPEN_STATES = ("pending", "delivering", "retrying")
 EXCERPT_CHARS = 500
+CLAIM_WINDOW = 200
+CLAIM_WINDOWS = 5
 
 
 class ChangeSignal:
@@ -67,6 +81,24 @@ class ChangeSignal:
             listeners = list(self._listeners)
         for listener in listeners:
             listener()
+
+    async def wait_async(self, seen: int, timeout: float) -> None:
+        """Like ``wait``, without holding a thread (for the feed's long poll)."""
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(woken.set)
+
+        self.subscribe(wake)
+        try:
+            if self._generation != seen:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), max(timeout, 0.0))
+        finally:
+            self.unsubscribe(wake)
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         with self._cond:
@@ -306,34 +338,18 @@ def _due(at: float) -> Any:
     )
 
 
-def _not_behind_an_older_one() -> Any:
-    """No older delivery of the same object to the same destination is still open."""
-    older = outbound_deliveries.alias("older")
-    d = outbound_deliveries
-    return ~exists(
-        select(older.c.id).where(
-            older.c.destination_id == d.c.destination_id,
-            older.c.object_ref == d.c.object_ref,
-            older.c.sequence < d.c.sequence,
-            older.c.state.in_(OPEN_STATES),
-        )
-    )
-
-
 def destinations_with_due_work(
-    conn: Connection, at: float, *, exclude: Sequence[str] = (), limit: int = 100
+    conn: Connection, at: float, *, exclude: Sequence[str] = (), limit: int = 200
 ) -> list[str]:
+    """Enabled destinations with a due delivery: one index probe per destination, never a
+    scan of the backlog (which may hold a failing destination's thousands)."""
     d, t = outbound_deliveries, outbound_destinations
+    due_here = exists(select(d.c.id).where(d.c.destination_id == t.c.id, _due(at)))
     query: Select[Any] = (
-        select(d.c.destination_id)
-        .join(t, t.c.id == d.c.destination_id)
-        .where(_due(at), t.c.enabled.is_(True))
-        .group_by(d.c.destination_id)
-        .order_by(func.min(d.c.next_attempt_at))
-        .limit(limit)
+        select(t.c.id).where(t.c.enabled.is_(True), due_here).order_by(t.c.id).limit(limit)
     )
     if exclude:
-        query = query.where(d.c.destination_id.not_in(list(exclude)))
+        query = query.where(t.c.id.not_in(list(exclude)))
     return [r[0] for r in conn.execute(query)]
 
 
@@ -346,14 +362,78 @@ def claim(
     lease_seconds: float,
     limit: int,
 ) -> list[ClaimedDelivery]:
-    """Lease up to ``limit`` due deliveries of one destination to this dispatcher."""
+    """Lease up to ``limit`` due deliveries of one destination to this dispatcher: only the
+    oldest open delivery of each object (its head of line), so one object's messages go out
+    one at a time in sequence order.
+
+    Two plain index range queries per window of due deliveries, filtered here: a correlated
+    NOT EXISTS (or a join to an aggregate) let PostgreSQL pick a quadratic plan on a table
+    it had no statistics for yet (a burst into a fresh outbox). A window whose deliveries
+    all wait behind older ones is skipped, up to ``CLAIM_WINDOWS`` of them per call.
+    """
     d = outbound_deliveries
-    pick = (
-        select(d.c.id)
-        .where(d.c.destination_id == destination_id, _due(at), _not_behind_an_older_one())
-        .order_by(d.c.id)
-        .limit(limit)
+    chosen: list[int] = []
+    after_id = 0
+    for _ in range(CLAIM_WINDOWS):
+        due = conn.execute(
+            select(d.c.id, d.c.object_ref, d.c.sequence)
+            .where(d.c.destination_id == destination_id, _due(at), d.c.id > after_id)
+            .order_by(d.c.id)
+            .limit(CLAIM_WINDOW)
+        ).all()
+        if not due:
+            break
+        refs = sorted({r.object_ref for r in due})
+        heads = dict(
+            conn.execute(
+                select(d.c.object_ref, func.min(d.c.sequence))
+                .where(
+                    d.c.destination_id == destination_id,
+                    d.c.object_ref.in_(refs),
+                    d.c.state.in_(OPEN_STATES),
+                )
+                .group_by(d.c.object_ref)
+            ).all()
+        )
+        taken: set[str] = set()
+        for r in due:
+            if heads.get(r.object_ref) == r.sequence and r.object_ref not in taken:
+                chosen.append(r.id)
+                taken.add(r.object_ref)
+                if len(chosen) >= limit:
+                    break
+        if chosen or len(due) < CLAIM_WINDOW:
+            break
+        after_id = due[-1].id
+    if not chosen:
+        return []
+    # Locked and checked again: another dispatcher may have taken some meanwhile.
+    pick = select(d.c.id).where(d.c.id.in_(chosen), _due(at)).order_by(d.c.id)
+    return _lease(conn, pick, worker_id, at=at, lease_seconds=lease_seconds)
+
+
+def claim_message(
+    conn: Connection,
+    worker_id: str,
+    destination_id: str,
+    message_id: str,
+    *,
+    at: float,
+    lease_seconds: float,
+) -> ClaimedDelivery | None:
+    """Lease the delivery of one message to one destination, if it is due (``test``)."""
+    d = outbound_deliveries
+    pick = select(d.c.id).where(
+        d.c.destination_id == destination_id, d.c.message_id == message_id, _due(at)
     )
+    claimed = _lease(conn, pick, worker_id, at=at, lease_seconds=lease_seconds)
+    return claimed[0] if claimed else None
+
+
+def _lease(
+    conn: Connection, pick: Select[Any], worker_id: str, *, at: float, lease_seconds: float
+) -> list[ClaimedDelivery]:
+    d = outbound_deliveries
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True, of=d)
     ids = [r[0] for r in conn.execute(pick)]
@@ -407,73 +487,92 @@ class Attempt:
         return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _log(conn: Connection, item: ClaimedDelivery, attempt: Attempt, at: float) -> None:
+@dataclass(frozen=True)
+class Outcome:
+    """A finished attempt to record: ``delivered``, ``retrying`` (until ``retry_at``) or
+    ``failed`` (kept, replayable)."""
+
+    item: ClaimedDelivery
+    attempt: Attempt
+    at: float
+    state: str
+    retry_at: float | None = None
+
+
+def _bounded(text: str | None) -> str | None:
+    return (text or "")[:EXCERPT_CHARS] or None
+
+
+def record(conn: Connection, worker_id: str, outcomes: Sequence[Outcome]) -> None:
+    """Write outcomes together: the attempt log, each delivery's state (only where this
+    dispatcher still holds the lease: after a lost lease another one owns the row), and each
+    destination's last success. Failures per destination are the caller's (``record_failure``).
+    """
+    if not outcomes:
+        return
     conn.execute(
-        insert(outbound_attempts).values(
-            delivery_id=item.id,
-            destination_id=item.destination_id,
-            message_id=item.message_id,
-            attempt=item.attempts,
-            at=at,
-            status_code=attempt.status_code,
-            duration=attempt.duration,
-            excerpt=(attempt.excerpt or "")[:EXCERPT_CHARS] or None,
-            error=(attempt.error or "")[:EXCERPT_CHARS] or None,
+        insert(outbound_attempts),
+        [
+            {
+                "delivery_id": o.item.id,
+                "destination_id": o.item.destination_id,
+                "message_id": o.item.message_id,
+                "attempt": o.item.attempts,
+                "at": o.at,
+                "status_code": o.attempt.status_code,
+                "duration": o.attempt.duration,
+                "excerpt": _bounded(o.attempt.excerpt),
+                "error": _bounded(o.attempt.error),
+            }
+            for o in outcomes
+        ],
+    )
+    d = outbound_deliveries
+    stmt = (
+        update(d)
+        .where(
+            d.c.id == bindparam("b_id"),
+            d.c.state == "delivering",
+            d.c.locked_by == bindparam("b_worker"),
+        )
+        .values(
+            state=bindparam("b_state"),
+            next_attempt_at=func.coalesce(bindparam("b_retry_at"), d.c.next_attempt_at),
+            delivered_at=bindparam("b_delivered_at"),
+            last_attempt_at=bindparam("b_at"),
+            last_status=bindparam("b_status"),
+            last_error=bindparam("b_error"),
+            last_excerpt=bindparam("b_excerpt"),
+            last_duration=bindparam("b_duration"),
+            lease_until=None,
+            locked_by=None,
         )
     )
-
-
-def _mine(item: ClaimedDelivery, worker_id: str) -> Any:
-    d = outbound_deliveries
-    return and_(d.c.id == item.id, d.c.state == "delivering", d.c.locked_by == worker_id)
-
-
-def _last(attempt: Attempt, at: float) -> dict[str, Any]:
-    return {
-        "last_attempt_at": at,
-        "last_status": attempt.status_code,
-        "last_error": (attempt.error or "")[:EXCERPT_CHARS] or None,
-        "last_excerpt": (attempt.excerpt or "")[:EXCERPT_CHARS] or None,
-        "last_duration": attempt.duration,
-        "lease_until": None,
-        "locked_by": None,
-    }
-
-
-def record_delivered(
-    conn: Connection, item: ClaimedDelivery, worker_id: str, attempt: Attempt, at: float
-) -> bool:
-    """Returns False if the lease was lost meanwhile (another dispatcher owns the row now)."""
-    _log(conn, item, attempt, at)
-    result = conn.execute(
-        update(outbound_deliveries)
-        .where(_mine(item, worker_id))
-        .values(state="delivered", delivered_at=at, **_last(attempt, at))
+    conn.execute(
+        stmt,
+        [
+            {
+                "b_id": o.item.id,
+                "b_worker": worker_id,
+                "b_state": o.state,
+                "b_retry_at": o.retry_at,
+                "b_delivered_at": o.at if o.state == "delivered" else None,
+                "b_at": o.at,
+                "b_status": o.attempt.status_code,
+                "b_error": _bounded(o.attempt.error),
+                "b_excerpt": _bounded(o.attempt.excerpt),
+                "b_duration": o.attempt.duration,
+            }
+            for o in outcomes
+        ],
     )
-    destination_store.record_success(conn, item.destination_id, at)
-    return bool(result.rowcount)
-
-
-def record_failed(
-    conn: Connection,
-    item: ClaimedDelivery,
-    worker_id: str,
-    attempt: Attempt,
-    at: float,
-    *,
-    retry_at: float | None,
-) -> bool:
-    """A failed try: ``retrying`` until ``retry_at``, or ``failed`` (kept, replayable)."""
-    _log(conn, item, attempt, at)
-    values = _last(attempt, at)
-    if retry_at is None:
-        values.update(state="failed")
-    else:
-        values.update(state="retrying", next_attempt_at=retry_at)
-    result = conn.execute(
-        update(outbound_deliveries).where(_mine(item, worker_id)).values(**values)
-    )
-    return bool(result.rowcount)
+    last_success: dict[str, float] = {}
+    for o in outcomes:
+        if o.state == "delivered":
+            dest = o.item.destination_id
+            last_success[dest] = max(o.at, last_success.get(dest, 0.0))
+    for dest, at in sorted(last_success.items()):
+        destination_store.record_success(conn, dest, at)
 
 
 # --- What the management API shows ---------------------------------------------------------

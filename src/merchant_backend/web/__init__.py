@@ -17,6 +17,7 @@ from merchant_backend.web import (
     pages_events,
     pages_fallback,
     pages_merchants,
+    pages_notifications,
     pages_overview,
     pages_payments,
     pages_stripe,
@@ -35,6 +36,7 @@ for pages in (
     pages_disputes,
     pages_customers,
     pages_events,
+    pages_notifications,
 ):
     router.include_router(pages.router)
 # Last, on purpose: the catch-all under /m/ must not shadow any page above.

@@ -18,6 +18,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("/disputes", N_("Disputes")),
     ("/customers", N_("Customers")),
     ("/events", N_("Events")),
+    ("/notifications", N_("Notifications")),
 )
 ENV_LABELS = {"stage": N_("Stage"), "live": N_("Live")}
 

@@ -15,7 +15,7 @@ import jinja2
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.responses import RedirectResponse
 from starlette.templating import Jinja2Templates
 
@@ -70,6 +70,20 @@ JINJA_OPTIONS: dict[str, Any] = {
     "trim_blocks": True,
     "lstrip_blocks": True,
 }
+
+
+class ShownOnce:
+    """A secret a page shows on purpose, once: a destination's new signing secret right after
+    it was made. ``_shown`` lets it through (it is not a str); it prints escaped."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __html__(self) -> str:
+        return str(escape(self._value))
+
+    def __str__(self) -> str:
+        return self._value
 
 
 def _shown(value: Any) -> Any:

@@ -1,0 +1,125 @@
+"""The Notifications page: list and add destinations (secret once), switch off and on, rotate,
+test, the delivery log, replay; CSRF and other merchants refused."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from merchant_backend.asgi import create_app
+from merchant_backend.outbound.dispatcher import Dispatcher
+from merchant_backend.runtime import Runtime
+from merchant_backend.store import db, objects
+from merchant_backend.sync.handlers import snapshot_of
+from tests import stripe_factory as sf
+from tests.outbound_support import Receiver
+from tests.web_support import csrf_of, sign_in
+from tests.webhook_support import connected_merchant
+
+
+@pytest.fixture
+def rt(runtime: Runtime) -> Runtime:
+    s = runtime.settings.model_copy(
+        update={"outbound_allow_private": True, "outbound_timeout": 2.0}
+    )
+    return Runtime(s, engine=runtime.engine)
+
+
+@pytest.fixture
+def web(rt: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(rt, run_worker=False), base_url="https://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def rcv() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_the_notifications_page(web: TestClient, rt: Runtime, rcv: Receiver) -> None:
+    m = connected_merchant(rt)
+    sign_in(web, m.token)
+    base = f"/m/{m.id}/stage/notifications"
+    page = web.get(base)
+    assert page.status_code == 200 and "No destination for this environment yet" in page.text
+    assert f'href="/m/{m.id}/stage/notifications"' in page.text  # in the navigation
+    csrf = csrf_of(web, base)
+
+    bad = web.post(base, data={"csrf_token": csrf, "url": "ftp://x", "object_types": ["dispute"]})
+    assert bad.status_code == 422 and "Nothing was added" in bad.text
+
+    added = web.post(
+        base,
+        data={
+            "csrf_token": csrf,
+            "url": rcv.url,
+            "description": "Shop",
+            "object_types": ["customer"],
+        },
+    )
+    assert added.status_code == 201, added.text
+    secret = re.search(
+        r'id="signing-secret" type="text" readonly value="(whsec_[^"]+)"', added.text
+    )
+    assert secret is not None and "not shown again" in added.text
+    assert added.headers["cache-control"] == "no-store"
+    rcv.secret = secret.group(1)
+    dest_id = re.search(r"/notifications/(dst_[0-9a-f]+)/test", added.text).group(1)  # type: ignore[union-attr]
+    one = f"{base}/{dest_id}"
+    # Not shown again.
+    assert secret.group(1) not in web.get(one).text and secret.group(1) not in web.get(base).text
+
+    tested = web.post(f"{one}/test", data={"csrf_token": csrf})
+    assert tested.status_code == 200 and "delivered, HTTP 200" in tested.text
+
+    snap = snapshot_of(
+        "customer",
+        sf.obj("customer", id="cus_web1"),
+        event_id="evt_w1",
+        event_type="customer.updated",
+        event_created=1_760_000_000,
+    )
+    rcv.mode = "fail"
+    with db.write(rt.engine) as conn:
+        objects.apply_snapshots(conn, m.id, "stage", [snap])
+    Dispatcher(rt).drain()
+    log = web.get(one)
+    assert "customer.changed" in log.text and "HTTP 500" in log.text and "retrying" in log.text
+    msg_id = re.search(r'name="message_id" value="(msg_[0-9a-f]+)"', log.text).group(1)  # type: ignore[union-attr]
+
+    rcv.mode = "ok"
+    replayed = web.post(
+        f"{one}/replay", data={"csrf_token": csrf, "message_id": msg_id}, follow_redirects=False
+    )
+    assert replayed.status_code == 303
+    Dispatcher(rt).drain()
+    assert msg_id in {r.webhook_id for r in rcv.received}
+    bad_date = web.post(f"{one}/replay", data={"csrf_token": csrf, "failed_since": "yesterday"})
+    assert bad_date.status_code == 422 and "YYYY-MM-DD" in bad_date.text
+    assert (
+        web.post(
+            f"{one}/replay",
+            data={"csrf_token": csrf, "failed_since": "2026-01-01"},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
+
+    off = web.post(f"{one}/disable", data={"csrf_token": csrf})
+    assert off.status_code == 200 and "switched off" in off.text and "Switch on" in off.text
+    rotated = web.post(f"{one}/rotate", data={"csrf_token": csrf})
+    assert rotated.status_code == 200 and "not shown again" in rotated.text
+    assert secret.group(1) not in rotated.text
+
+    # No CSRF token: refused, nothing changed. Another merchant: not found.
+    assert web.post(f"{one}/enable", data={}).status_code in (400, 403)
+    other = connected_merchant(rt, "Other")
+    assert web.get(f"/m/{other.id}/stage/notifications").status_code == 404
+    gone = web.post(f"{one}/delete", data={"csrf_token": csrf})
+    assert gone.status_code == 200 and "The destination is removed" in gone.text
+    assert web.get(one).status_code == 404
