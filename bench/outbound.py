@@ -35,8 +35,9 @@ from merchant_backend.store import db, objects
 from merchant_backend.store import destinations as destination_store
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.migrate import upgrade
+from merchant_backend.store.rows import Snapshot
 from merchant_backend.store.schema import outbound_deliveries, outbound_messages
-from merchant_backend.sync.handlers import Snapshot, snapshot_of
+from merchant_backend.sync.handlers import snapshot_of
 
 RECEIVER = """
 import sys

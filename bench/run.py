@@ -19,7 +19,7 @@ from types import FrameType
 
 import psycopg
 
-from bench import fairness, ingest, pg, processing, retention, wrk
+from bench import fairness, ingest, outbound, pg, processing, retention, wrk
 from bench.procs import Children
 
 # The targets of issue 11, printed beside each figure (a benchmark: shown, never enforced).
@@ -277,7 +277,9 @@ def main() -> None:
         "--retention-events", type=int, default=100_000, help="events in the retention run"
     )
     parser.add_argument("--backlog", type=int, default=20_000, help="merchant A's backlog")
-    parser.add_argument("--only", choices=["ingest", "fairness", "processing", "retention"])
+    parser.add_argument(
+        "--only", choices=["ingest", "fairness", "processing", "retention", "outbound"]
+    )
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
 
@@ -303,6 +305,8 @@ def main() -> None:
                 bench_processing(children, tmp, args, use_pg)
             if args.only in (None, "retention"):
                 bench_retention(tmp, args, use_pg)
+            if args.only in (None, "outbound"):
+                outbound.run(children, tmp, n=4000, rate=50.0, seconds=10.0, use_pg=use_pg)
         except KeyboardInterrupt:
             print("\ninterrupted: stopping servers, dropping databases", file=sys.stderr)
             raise SystemExit(130) from None
