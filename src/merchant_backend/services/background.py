@@ -95,7 +95,7 @@ class Background:
 
     def start(self) -> None:
         if self.run_worker:
-            worker = Worker(self.rt.engine, self.rt.settings, bell=self.rt.inbox_bell)
+            worker = Worker(self.rt.engine, self.rt.settings, bell=self.rt.inbox_bell, pace=True)
             self.worker_thread = worker.start_thread()
             self._stoppers.append((worker, self.worker_thread))
         if self.run_worker if self.run_dispatcher is None else self.run_dispatcher:

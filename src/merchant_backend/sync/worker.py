@@ -28,6 +28,7 @@ from merchant_backend.sync.retry import gives_up, retry_delay
 log = logs.get("merchant_backend.worker")
 
 BACKLOG_GAUGE_EVERY = 5.0  # seconds
+MAX_PACE = 0.02  # seconds: the longest rest of a pacing worker between two batches
 
 
 def describe(exc: Exception) -> str:
@@ -67,6 +68,8 @@ class Worker:
     settings: Settings
     worker_id: str = ""
     bell: Doorbell = field(default_factory=Doorbell)
+    # Inside serve: rest between small batches as long as each took (see _run_forever).
+    pace: bool = False
 
     def __post_init__(self) -> None:
         self.worker_id = self.worker_id or new_worker_id()
@@ -196,12 +199,21 @@ class Worker:
         while not self._stop.is_set():
             # Cleared before looking, so a ring while we claim or apply is never lost.
             self.bell.clear()
+            started = time.perf_counter()
             try:
                 handled = self.run_once()
             except Exception as exc:  # database unreachable: wait and try again
                 log.error("worker round failed", error=f"{type(exc).__name__}: {exc}"[:300])
                 handled = 0
                 self._stop.wait(min(5.0, self.settings.worker_poll_interval * 10))
+                continue
+            if handled >= self.settings.worker_batch_size:
+                continue  # a backlog: on at once
+            if handled and self.pace:
+                # Caught up, beside the HTTP loop in one process (one GIL): rest as long as the
+                # batch took before the next, so under load events gather into larger batches
+                # (a batch's fixed cost is most of a small one's) and ingest keeps the CPU.
+                self._stop.wait(min(MAX_PACE, time.perf_counter() - started))
                 continue
             if handled:
                 continue
