@@ -76,8 +76,8 @@ def text(f: Facts) -> str:
         )
     else:
         lines.append(
-            "The admin API is off: set MERCHANT_BACKEND_ADMIN_TOKEN (e.g. in "
-            "./merchant-backend.env) to create merchants over the API or the web pages."
+            "The admin API is off: set MERCHANT_BACKEND_ADMIN_TOKEN (32 characters or more, e.g. "
+            "in ./merchant-backend.env) to create merchants over the API or the web pages."
         )
     if f.public_url.rstrip("/") != f.url.rstrip("/"):
         lines.append(
