@@ -134,11 +134,12 @@ def test_the_report_shows_no_secret(here: Path) -> None:
         here / "merchant-backend.env",
         f"MERCHANT_BACKEND_ADMIN_TOKEN={ADMIN}\n"
         f"MERCHANT_BACKEND_MASTER_KEY={new},{old}\n"
-        "MERCHANT_BACKEND_DATABASE_URL=postgresql://shop:hunter2-secret@db.example/shop\n",
+        "MERCHANT_BACKEND_DATABASE_URL=postgresql://shop:hunter2-secret@db.example/shop\n"
+        "MERCHANT_BACKEND_RATE_LIMIT_STORAGE=redis://:redis-pass-secret@cache.example:6379\n",
     )
     settings, found = load()
     text = json.dumps(config_report.report(settings, found).as_json())
-    for secret in (ADMIN, ADMIN[:-4], new, old, "hunter2-secret"):
+    for secret in (ADMIN, ADMIN[:-4], new, old, "hunter2-secret", "redis-pass-secret"):
         assert secret not in text
     shown = json.loads(text)["settings"]
     assert shown["MERCHANT_BACKEND_ADMIN_TOKEN"]["value"] == "…WXYZ"
@@ -147,6 +148,9 @@ def test_the_report_shows_no_secret(here: Path) -> None:
         "postgresql://shop:***@db.example/shop"
     )
     assert "not used" in shown["MERCHANT_BACKEND_MASTER_KEY_FILE"]["note"]
+    assert shown["MERCHANT_BACKEND_RATE_LIMIT_STORAGE"]["value"] == (
+        "redis://:***@cache.example:6379"
+    )
 
 
 def test_the_report_says_where_the_files_are(here: Path) -> None:

@@ -3,7 +3,7 @@
 Each setting is named by its environment variable, with its value and its source
 (``environment``, ``config file`` or ``default``). Secrets are never shown: the admin token is
 masked like a Stripe key (its last four characters), the master key only as the ids of its
-keys, and a database URL without its password. A few settings carry a note where the value
+keys, and any URL (the database's, the rate-limit storage's) without its password. A few settings carry a note where the value
 alone misleads: the SQLite file a relative URL points at, whether the key file is in use.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
@@ -64,6 +65,16 @@ def master_key_summary(value: str) -> str:
     return f"{len(keys)} keys (ids {ids}; the first encrypts)"
 
 
+def without_password(value: str) -> str:
+    """A URL-shaped value with its password replaced by ``***``; anything else unchanged."""
+    parts = urlsplit(value)
+    if "://" not in value or parts.password is None:
+        return value
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def database_summary(url: str) -> tuple[str, str | None]:
     """The URL without its password, and for SQLite the file it names."""
     try:
@@ -96,6 +107,8 @@ def _shown(field: str, settings: Settings, found: ConfigFile) -> ShownSetting:
         note = "not set: the key file (MERCHANT_BACKEND_MASTER_KEY_FILE) holds the key"
     elif field == "admin_token" and value is None:
         note = "the admin API and admin pages are off"
+    elif isinstance(value, str):
+        value = without_password(value)  # e.g. redis://:password@host for the rate limits
     return ShownSetting(variable(field), value, source, note)
 
 
