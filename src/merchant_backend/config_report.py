@@ -3,8 +3,9 @@
 Each setting is named by its environment variable, with its value and its source
 (``environment``, ``config file`` or ``default``). Secrets are never shown: the admin token is
 masked like a Stripe key (its last four characters), the master key only as the ids of its
-keys, and any URL (the database's, the rate-limit storage's) without its password. A few settings carry a note where the value
-alone misleads: the SQLite file a relative URL points at, whether the key file is in use.
+keys, and any URL (the database's, the rate-limit storage's) without its password. A few
+settings carry a note where the value alone misleads: the SQLite file a relative URL points
+at, whether the key file is in use.
 """
 
 from __future__ import annotations
