@@ -20,10 +20,9 @@ import httpx
 from merchant_backend import logs
 from merchant_backend.config_report import database_summary
 from merchant_backend.runtime import Runtime
+from merchant_backend.services.merchants import list_merchants
 from merchant_backend.settings import ConfigFile
 from merchant_backend.startup_guide import Facts, text
-from merchant_backend.store import db
-from merchant_backend.store import merchants as merchant_store
 
 READY_TIMEOUT = 120.0
 POLL = 0.1
@@ -67,8 +66,7 @@ def facts(
 ) -> Facts:
     settings = rt.settings
     database, sqlite_file = database_summary(settings.database_url)
-    with db.read(rt.engine) as conn:
-        merchants = len(merchant_store.list_all(conn))
+    merchants = len(list_merchants(rt))
     key_file = (
         None if settings.master_key is not None else str(Path(settings.master_key_file).absolute())
     )

@@ -74,9 +74,7 @@ def patch_data_set(
         secret_key=body.secret_key,
         webhook_signing_secret=body.webhook_signing_secret,
     )
-    if data_sets.get_data_set(rt, merchant_id, env) is None:
-        raise not_found(f"no {env} data set for this merchant yet: store one with PUT")
-    stored = data_sets.save_data_set(rt, merchant_id, env, data, partial=True)
+    stored = data_sets.change_data_set(rt, merchant_id, env, data)
     return stored.as_json(rt.settings.public_url)
 
 

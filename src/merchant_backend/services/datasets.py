@@ -8,6 +8,7 @@ signature, and their entries expire within seconds).
 from __future__ import annotations
 
 from merchant_backend import logs
+from merchant_backend.errors import NotFound
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
 from merchant_backend.store.datasets import MAX_ROLL_SECONDS, StoredDataSet
@@ -29,6 +30,18 @@ def save_data_set(
     ring = rt.keys.get()
     with db.write(rt.engine) as conn:
         stored = datasets.save(conn, ring, merchant_id, env, data, partial=partial)
+    rt.secret_cache.invalidate(merchant_id, env)
+    return stored
+
+
+def change_data_set(rt: Runtime, merchant_id: str, env: Env, data: DataSetInput) -> StoredDataSet:
+    """Change only the fields given on a data set that exists (``NotFound`` otherwise): the
+    data set after the change is validated as a whole, and a refused change stores nothing."""
+    ring = rt.keys.get()
+    with db.write(rt.engine) as conn:
+        if datasets.get(conn, merchant_id, env) is None:
+            raise NotFound(f"no {env} data set for this merchant yet: store one with PUT")
+        stored = datasets.save(conn, ring, merchant_id, env, data, partial=True)
     rt.secret_cache.invalidate(merchant_id, env)
     return stored
 
