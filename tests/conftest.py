@@ -131,6 +131,24 @@ def _clean(engine: Engine) -> None:
 
 
 @pytest.fixture
+def server_db(
+    db_kind: str, database_url: str, runtime: Runtime, tmp_path: Path
+) -> Iterator[tuple[str, Engine]]:
+    """The database for a real `serve` process: a fresh SQLite file (a process of its own must
+    not share the test's open file), or the PostgreSQL test database (cleaned after the test)."""
+    if db_kind == "postgresql":
+        yield database_url, runtime.engine
+        return
+    url = f"sqlite:///{tmp_path / 'server.db'}"
+    engine = create_db_engine(url)
+    upgrade(engine)
+    try:
+        yield url, engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=database_url,

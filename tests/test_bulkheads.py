@@ -13,7 +13,6 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,6 @@ from sqlalchemy import Engine
 
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
-from merchant_backend.store.db import create_db_engine
-from merchant_backend.store.migrate import upgrade
 from tests import stripe_factory as sf
 from tests.conftest import SIGNING_SECRET, MerchantCtx, add_data_set, make_merchant
 from tests.foundation_helpers import free_port
@@ -42,20 +39,6 @@ TOTAL = 8
 BUDGET = 15
 
 
-@pytest.fixture
-def server_db(
-    db_kind: str, database_url: str, runtime: Runtime, tmp_path: Path
-) -> Iterator[tuple[str, Engine]]:
-    if db_kind == "postgresql":
-        yield database_url, runtime.engine
-        return
-    url = f"sqlite:///{tmp_path / 'bulkhead.db'}"
-    engine = create_db_engine(url)
-    upgrade(engine)
-    try:
-        yield url, engine
-    finally:
-        engine.dispose()
 
 
 def stripe_in_flight(base: str) -> float:

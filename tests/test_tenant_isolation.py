@@ -23,8 +23,6 @@ from sqlalchemy import Engine, select
 
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
-from merchant_backend.store.db import create_db_engine
-from merchant_backend.store.migrate import upgrade
 from merchant_backend.store.schema import events as events_table
 from tests import stripe_factory as sf
 from tests.conftest import SIGNING_SECRET, add_data_set, make_merchant
@@ -101,21 +99,6 @@ def poisoned_event(type_: str, mutate: Mutation) -> dict[str, Any]:
     return evt
 
 
-@pytest.fixture
-def server_db(
-    db_kind: str, database_url: str, runtime: Runtime, tmp_path: Path
-) -> Iterator[tuple[str, Engine]]:
-    """A fresh SQLite file, or the PostgreSQL test database (cleaned after the test)."""
-    if db_kind == "postgresql":
-        yield database_url, runtime.engine
-        return
-    url = f"sqlite:///{tmp_path / 'tenants.db'}"
-    engine = create_db_engine(url)
-    upgrade(engine)
-    try:
-        yield url, engine
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import os
 import random
 import signal
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from sqlalchemy import Engine, select
 
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
-from merchant_backend.store.db import create_db_engine
-from merchant_backend.store.migrate import upgrade
 from merchant_backend.store.schema import events as events_table
 from tests import stripe_factory as sf
 from tests.conftest import SIGNING_SECRET, MerchantCtx, add_data_set, make_merchant
@@ -44,21 +41,6 @@ from tests.webhook_support import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def server_db(
-    db_kind: str, database_url: str, runtime: Runtime, tmp_path: Path
-) -> Iterator[tuple[str, Engine]]:
-    """A fresh SQLite file, or the PostgreSQL test database (cleaned after the test)."""
-    if db_kind == "postgresql":
-        yield database_url, runtime.engine
-        return
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
-    engine = create_db_engine(url)
-    upgrade(engine)
-    try:
-        yield url, engine
-    finally:
-        engine.dispose()
 
 
 class Server:
