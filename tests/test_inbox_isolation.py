@@ -174,11 +174,12 @@ def test_when_the_database_is_down_the_batch_is_not_retried_event_by_event(
     ]
     tries: list[int] = []
 
-    def down(conn: Any, batch: Any, at: float) -> Any:
+    def down(cursor: Any, dialect: str, batch: Any, at: float) -> Any:
         tries.append(len(batch))
         raise OperationalError("INSERT INTO events", {}, Exception("server closed"))
 
-    monkeypatch.setattr(inbox, "insert_new", down)
+    # The group commit's insert (on the driver's cursor, see db.raw_write).
+    monkeypatch.setattr(inbox, "insert_new_dbapi", down)
     outcomes = run_batch(runtime, items, [])
     assert all(isinstance(o, InboxUnavailable) for o in outcomes)
     assert tries == [5]

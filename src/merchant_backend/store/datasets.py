@@ -7,6 +7,7 @@ given) is merged with what is stored first and then validated as a whole.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, replace
 from typing import Any
@@ -381,14 +382,22 @@ def record_verify_report(
 
 
 def record_delivery(conn: Connection, merchant_id: str, env: str, at: float) -> None:
-    conn.execute(
-        update(stripe_datasets)
-        .where(_where(merchant_id, env))
-        .where(
-            (stripe_datasets.c.last_delivery_at.is_(None))
-            | (stripe_datasets.c.last_delivery_at < at)
-        )
-        .values(last_delivery_at=at)
+    conn.exec_driver_sql(_record_delivery_sql(conn.dialect.name), (at, merchant_id, env, at))
+
+
+def record_delivery_dbapi(cursor: Any, dialect: str, merchant_id: str, env: str, at: float) -> None:
+    """``record_delivery`` on a driver cursor (the inbox's group commit, see ``db.raw_write``)."""
+    cursor.execute(_record_delivery_sql(dialect), (at, merchant_id, env, at))
+
+
+@functools.cache
+def _record_delivery_sql(dialect: str) -> str:
+    # Never backwards: two processes' group commits may finish in either order.
+    mark = "?" if dialect == "sqlite" else "%s"
+    return (
+        f"UPDATE stripe_datasets SET last_delivery_at = {mark} "  # noqa: S608 (no input in it)
+        f"WHERE merchant_id = {mark} AND env = {mark} "
+        f"AND (last_delivery_at IS NULL OR last_delivery_at < {mark})"
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 
@@ -156,3 +157,49 @@ def write(engine: Engine, *, flush: bool = True) -> Iterator[Connection]:
                 _pragma(conn, "synchronous=FULL")
     for callback in callbacks:
         callback()
+
+
+@contextmanager
+def raw_write(engine: Engine) -> Iterator[Any]:
+    """A writing transaction on the driver's own cursor (sqlite3 or psycopg), for the group
+    commit of the webhook inbox only.
+
+    SQLAlchemy's ``Connection`` (pool events, execution context, result object) is Python work
+    per batch on the thread that shares the GIL with the event loop: the writer alone (32
+    concurrent submitters, in-process) went from 95–108 to 81–89 µs of CPU per event.
+    Same guarantees as ``write``: the SQLite writer lock, ``BEGIN IMMEDIATE``, commit on
+    success, rollback on any error; a driver error comes out as SQLAlchemy's (``IntegrityError``,
+    ``OperationalError`` …, parameters hidden) so callers handle one kind of exception, and a
+    connection the driver reports as broken is discarded, never put back in the pool.
+    """
+    lock = _writer_lock(engine)
+    with lock if lock is not None else contextlib.nullcontext():
+        raw = engine.raw_connection()
+        cursor = None
+        try:
+            cursor = raw.cursor()
+            if lock is not None:
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            raw.commit()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            _abandon(engine, raw, cursor, exc)
+            raise DBAPIError.instance(
+                None, None, exc, engine.dialect.loaded_dbapi.Error, hide_parameters=True
+            ) from exc
+        except BaseException:
+            _abandon(engine, raw, cursor, None)
+            raise
+        finally:
+            raw.close()  # back to the pool (or closed, if invalidated)
+
+
+def _abandon(engine: Engine, raw: Any, cursor: Any, exc: Any) -> None:
+    """Roll back after an error; drop the connection if the error says it is broken."""
+    if exc is not None and engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor):
+        raw.invalidate(exc)
+        return
+    try:
+        raw.rollback()
+    except Exception as rollback_error:
+        raw.invalidate(rollback_error)

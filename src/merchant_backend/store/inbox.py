@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from merchant_backend.errors import Conflict
-from merchant_backend.store.inbox_signal import notify
+from merchant_backend.store.inbox_signal import NOTIFY_SQL, notify
 from merchant_backend.store.schema import UNAPPLIED_SQL, events
 from merchant_backend.vocabulary import HANDLED_EVENTS, HANDLED_SET, INBOX_STATES
 
@@ -105,8 +105,37 @@ def insert_new(
     conn: Connection, items: Sequence[NewEvent], received_at: float
 ) -> set[tuple[str, str, str]]:
     """Insert events not stored yet; returns the (merchant, env, event id) that were new."""
+    new, wake = _insert(conn.exec_driver_sql, conn.dialect.name, items, received_at)
+    if wake:
+        notify(conn)
+    return new
+
+
+def insert_new_dbapi(
+    cursor: Any, dialect: str, items: Sequence[NewEvent], received_at: float
+) -> set[tuple[str, str, str]]:
+    """``insert_new`` on a driver cursor in a ``db.raw_write`` transaction (the group commit)."""
+
+    def execute(sql: str, params: tuple[Any, ...]) -> list[Any]:
+        cursor.execute(sql, params)
+        rows: list[Any] = cursor.fetchall()
+        return rows
+
+    new, wake = _insert(execute, dialect, items, received_at)
+    if wake and dialect == "postgresql":
+        cursor.execute(NOTIFY_SQL)
+    return new
+
+
+def _insert(
+    execute: Callable[[str, tuple[Any, ...]], Iterable[Any]],
+    dialect: str,
+    items: Sequence[NewEvent],
+    received_at: float,
+) -> tuple[set[Key], bool]:
+    """The new keys, and whether any of them is for the worker (so it should be woken)."""
     if not items:
-        return set()
+        return set(), False
     unique: dict[tuple[str, str, str], NewEvent] = {}
     for item in items:
         unique.setdefault((item.merchant_id, item.env, item.event_id), item)
@@ -136,11 +165,9 @@ def insert_new(
                 0,
                 received_at,
             )
-        rows = conn.exec_driver_sql(_insert_sql(conn.dialect.name, len(chunk)), tuple(params))
+        rows = execute(_insert_sql(dialect, len(chunk)), tuple(params))
         new.update((r[0], r[1], r[2]) for r in rows)
-    if new and any(unique[key].handled for key in new):
-        notify(conn)
-    return new
+    return new, any(unique[key].handled for key in new)
 
 
 _ROWS = 1000

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, text
 from merchant_backend import logs
 
 CHANNEL = "merchant_backend_inbox"
+NOTIFY_SQL = f"NOTIFY {CHANNEL}"
 
 log = logs.get("merchant_backend.inbox")
 
@@ -54,7 +55,7 @@ def notify(conn: Connection) -> None:
     PostgreSQL folds identical notifications of one transaction into one; SQLite has no such
     thing (and only one process writes it at a time, see ``serve --processes``)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text(f"NOTIFY {CHANNEL}"))
+        conn.execute(text(NOTIFY_SQL))
 
 
 class Listener:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from merchant_backend import clock, logs, metrics
@@ -250,8 +250,7 @@ class InboxWriter:
         at = clock.now()
         with db.write(self.engine) as conn:
             new, refused = inbox.insert_each(conn, [p.event for p in batch], at)
-            recorded = self._record_deliveries(
-                conn,
+            recorded = self._deliveries_due(
                 {
                     (p.event.merchant_id, p.event.env)
                     for p in batch
@@ -259,6 +258,8 @@ class InboxWriter:
                 },
                 at,
             )
+            for merchant_id, env in recorded:
+                datasets.record_delivery(conn, merchant_id, env, at)
         self._delivered(recorded, at)
         return new, refused
 
@@ -266,29 +267,28 @@ class InboxWriter:
         self, batch: list[_Pending], rejections: dict[tuple[str, str, str], int]
     ) -> set[tuple[str, str, str]]:
         at = clock.now()
-        if not batch and not rejections:
-            return set()
-        with db.write(self.engine) as conn:
-            new = inbox.insert_new(conn, [p.event for p in batch], at)
-            recorded = self._record_deliveries(
-                conn, {(p.event.merchant_id, p.event.env) for p in batch}, at
-            )
-            if rejections:
+        if rejections:
+            # The flusher's own transaction (never with a batch of events, see _run).
+            with db.write(self.engine) as conn:
                 record_rejections(conn, rejections, at)
+        if not batch:
+            return set()
+        # The group commit on the driver's cursor: see db.raw_write for what it saves.
+        dialect = self.engine.dialect.name
+        recorded = self._deliveries_due({(p.event.merchant_id, p.event.env) for p in batch}, at)
+        with db.raw_write(self.engine) as cursor:
+            new = inbox.insert_new_dbapi(cursor, dialect, [p.event for p in batch], at)
+            for merchant_id, env in recorded:
+                datasets.record_delivery_dbapi(cursor, dialect, merchant_id, env, at)
         self._delivered(recorded, at)
         return new
 
-    def _record_deliveries(
-        self, conn: Connection, data_sets: set[tuple[str, str]], at: float
-    ) -> list[tuple[str, str]]:
-        recorded: list[tuple[str, str]] = []
+    def _deliveries_due(self, data_sets: set[tuple[str, str]], at: float) -> list[tuple[str, str]]:
         # Sorted: two processes updating the same rows in different orders deadlock on
         # PostgreSQL (and the loser's whole batch would answer 503).
-        for merchant_id, env in sorted(data_sets):
-            if at - self._delivery_recorded.get((merchant_id, env), 0.0) >= 1.0:
-                datasets.record_delivery(conn, merchant_id, env, at)
-                recorded.append((merchant_id, env))
-        return recorded
+        return [
+            key for key in sorted(data_sets) if at - self._delivery_recorded.get(key, 0.0) >= 1.0
+        ]
 
     def _delivered(self, recorded: list[tuple[str, str]], at: float) -> None:
         # Only once committed: a rolled-back batch must not hold back the next one's update.
