@@ -135,7 +135,11 @@ def live(
         )
         rt = Runtime(settings, engine=engine)
         app = create_app(rt, run_worker=False)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        # log_config=None: uvicorn's default would dictConfig the process's logging in the middle
+        # of the suite, and what a later test's caplog sees would depend on the test order.
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on")
+        )
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         try:
