@@ -18,6 +18,19 @@ def redact(text: str) -> str:
     return _SECRET.sub(lambda m: m.group(1) + "_[redacted]", text)
 
 
+def error_text(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` of an error for a log line or a stored ``last_error``: its first line
+    only, redacted and cut to ``limit``.
+
+    The lines after the first are where a database error carries values: PostgreSQL's
+    ``DETAIL:  Failing row contains (…)`` holds the refused row (an event's payload, a
+    customer's e-mail), and SQLAlchemy appends the statement. The first line names the
+    constraint or the problem, which is what an operator acts on.
+    """
+    message = str(exc).strip().split("\n", 1)[0]
+    return redact(f"{type(exc).__name__}: {message}")[:limit]
+
+
 def _redact_processor(
     _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
