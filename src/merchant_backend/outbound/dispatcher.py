@@ -137,7 +137,7 @@ class Dispatcher:
         try:
             result = self.attempt(item)
         except Exception as exc:  # a bug, not the receiver: record it as a failed attempt
-            result = outbox.Attempt(None, 0.0, None, f"{type(exc).__name__}: {exc}"[:300])
+            result = outbox.Attempt(None, 0.0, None, logs.error_text(exc))
         with self._lock:
             self._finished.append((item, result, clock.now()))
         self._wake.set()
@@ -278,7 +278,7 @@ class Dispatcher:
                 try:
                     started = self.run_once()
                 except Exception as exc:  # database unreachable: wait and try again
-                    log.error("dispatch round failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                    log.error("dispatch round failed", error=logs.error_text(exc))
                     started = 0
                     self._stop.wait(min(5.0, self.runtime.settings.outbound_poll_interval * 10))
                 if started:

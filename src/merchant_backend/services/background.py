@@ -56,7 +56,7 @@ class Scheduler:
                     "scheduled reconcile failed",
                     merchant_id=merchant_id,
                     env=env,
-                    error=logs.redact(f"{type(exc).__name__}: {exc}")[:300],
+                    error=logs.error_text(exc),
                 )
         return done
 

@@ -78,7 +78,7 @@ def reconcile(
                 "reconcile lease not released",
                 merchant_id=merchant_id,
                 env=env,
-                error=logs.redact(f"{type(exc).__name__}: {exc}")[:300],
+                error=logs.error_text(exc),
             )
     log().info(
         "reconcile finished", **{k: v for k, v in summary.as_json().items() if k != "finished"}
@@ -111,7 +111,7 @@ def _run(
                 log().warning(
                     "reconcile could not store event",
                     event_id=key[2],
-                    error=f"{type(exc).__name__}: {exc}"[:300],
+                    error=logs.error_text(exc),
                 )
             run.pages += 1
             run.fetched += len(events)

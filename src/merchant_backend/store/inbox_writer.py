@@ -195,7 +195,7 @@ class InboxWriter:
                 log.error(
                     "inbox group commit failed",
                     events=len(batch),
-                    error=f"{type(exc).__name__}: {exc}"[:300],
+                    error=logs.error_text(exc),
                 )
                 await self._one_by_one(batch, exc)
                 continue
@@ -224,7 +224,7 @@ class InboxWriter:
                 new, refused = await self._call(self._commit_each, batch)
                 failed_all = False
             except Exception as exc:
-                log.error("inbox commit failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                log.error("inbox commit failed", error=logs.error_text(exc))
                 failed_all = True
         for item in batch:
             key = (item.event.merchant_id, item.event.env, item.event.event_id)
@@ -241,7 +241,7 @@ class InboxWriter:
                 merchant_id=key[0],
                 env=key[1],
                 event_id=key[2][:255],
-                error=f"{type(refusal).__name__}: {refusal}"[:300],
+                error=logs.error_text(refusal),
             )
 
     def _commit_each(

@@ -212,7 +212,7 @@ class Pruner:
             try:
                 self.run_once()
             except Exception as exc:  # the database is away: try again next round
-                log.error("prune failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                log.error("prune failed", error=logs.error_text(exc))
             self._stop.wait(self.interval)
 
     def stop(self) -> None:
