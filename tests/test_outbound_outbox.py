@@ -17,6 +17,8 @@ from sqlalchemy import func, select
 from merchant_backend.runtime import Runtime
 from merchant_backend.services.payments import sync_payment_intent
 from merchant_backend.store import db, inbox, objects, outbox
+from merchant_backend.store import destinations as destination_store
+from merchant_backend.store.db import create_db_engine
 from merchant_backend.store.destinations import OBJECT_TYPES
 from merchant_backend.store.schema import (
     events,
@@ -237,3 +239,45 @@ def test_deliveries_go_to_the_destinations_that_want_them(runtime: Runtime) -> N
         got[dest_id] = got.get(dest_id, 0) + 1
     assert got == {own.id: 2, everyone.id: 2}
     assert disputes_only.id not in got and live.id not in got and foreign.id not in got
+
+
+def test_a_destination_changed_by_another_process_counts_from_its_commit(
+    client: TestClient, runtime: Runtime, worker: Worker, database_url: str
+) -> None:
+    """The worker keeps no list of destinations between batches: one added, disabled or
+    removed through another engine (as the CLI or a second serve would) is taken into account
+    by the very next batch, with no signal to this process."""
+    m = connected_merchant(runtime)
+
+    def apply_one() -> set[str]:
+        """Apply one new payment intent; the destinations its message is delivered to."""
+        post_ok(client, m.id, sf.event("payment_intent.created", sf.payment_intent()))
+        assert worker.drain() == 1
+        with runtime.engine.connect() as conn:
+            newest = conn.execute(select(func.max(outbound_messages.c.sequence))).scalar_one()
+            rows = conn.execute(
+                select(outbound_deliveries.c.destination_id).where(
+                    outbound_deliveries.c.sequence == newest
+                )
+            )
+            return {r[0] for r in rows}
+
+    assert apply_one() == set()
+    elsewhere = Runtime(runtime.settings, engine=create_db_engine(database_url))
+    try:
+        added, _ = add_destination(elsewhere, m.id, "https://a.example/")
+        assert apply_one() == {added.id}
+        with db.write(elsewhere.engine) as conn:
+            destination_store.update_(conn, added, enabled=False)
+        assert apply_one() == set()
+        with db.write(elsewhere.engine) as conn:
+            destination_store.update_(conn, added, enabled=True)
+        assert apply_one() == {added.id}
+        with db.write(elsewhere.engine) as conn:
+            destination_store.delete_(conn, added)
+        assert apply_one() == set()  # applied: no delivery to a destination that is gone
+    finally:
+        elsewhere.engine.dispose()
+    with runtime.engine.connect() as conn:
+        states = conn.execute(select(events.c.state).where(events.c.merchant_id == m.id)).all()
+    assert {s for (s,) in states} == {"applied"}

@@ -7,15 +7,17 @@ signing secret is encrypted at rest like the Stripe secrets, bound to the destin
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
 from merchant_backend import clock
 from merchant_backend.crypto import Keyring, mask, secret_aad
+from merchant_backend.store import sqltext
 from merchant_backend.store.schema import outbound_destinations
 
 # Every object type a projection keeps; a destination sends all of them unless told otherwise.
@@ -159,18 +161,28 @@ def list_owned(conn: Connection, merchant_id: str | None, env: str) -> list[Dest
 
 def targets(conn: Connection, merchant_id: str, env: str) -> list[Destination]:
     """The enabled destinations a change of this merchant and environment goes to: the
-    merchant's own and the installation-wide ones."""
-    rows = conn.execute(
-        select(outbound_destinations)
-        .where(
-            outbound_destinations.c.env == env,
-            outbound_destinations.c.enabled.is_(True),
-            (outbound_destinations.c.merchant_id == merchant_id)
-            | outbound_destinations.c.merchant_id.is_(None),
-        )
-        .order_by(outbound_destinations.c.id)
-    )
+    merchant's own and the installation-wide ones.
+
+    Read afresh in the caller's transaction (the worker, for every batch it applies), never
+    cached: a destination added, disabled or removed by another process counts from its
+    commit on. Run as SQL text (store/sqltext.py), the read costs about what a cache's
+    freshness check would (one indexed query), and no process can hold a stale list.
+    """
+    rows = conn.exec_driver_sql(_targets_sql(conn.dialect.name), (env, merchant_id))
     return [_to_destination(r) for r in rows]
+
+
+_COLUMNS = ", ".join(f.name for f in fields(Destination))
+
+
+@functools.cache
+def _targets_sql(dialect: str) -> str:
+    mark = sqltext.mark(dialect)
+    return (
+        f"SELECT {_COLUMNS} FROM outbound_destinations "  # noqa: S608 (constants only)
+        f"WHERE env = {mark} AND enabled = TRUE AND (merchant_id = {mark} OR merchant_id IS NULL) "
+        "ORDER BY id"
+    )
 
 
 def update_(
