@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, or_, select
 
 from merchant_backend import clock
-from merchant_backend.store import outbox
-from merchant_backend.store.rows import Snapshot
+from merchant_backend.store import outbox, sqltext
+from merchant_backend.store.rows import HistoryRow, Snapshot
 from merchant_backend.store.schema import object_events, stripe_objects
-from merchant_backend.store.upsert import insert_for
 
 
 def newest_per_object(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
@@ -47,29 +45,30 @@ def apply_snapshots(
     at = clock.now()
     newest = newest_per_object(snapshots)
     rows = [
-        {
-            "merchant_id": merchant_id,
-            "env": env,
-            "object_type": s.object_type,
-            "stripe_id": s.stripe_id,
-            "status": s.status,
-            "customer_id": s.customer_id,
-            "parent_id": s.parent_id,
-            "amount": s.amount,
-            "currency": s.currency,
-            "created": s.created,
+        (
+            merchant_id,
+            env,
+            s.object_type,
+            s.stripe_id,
+            s.status,
+            s.customer_id,
+            s.parent_id,
+            s.amount,
+            s.currency,
+            s.created,
             # orjson: a tenth of json.dumps's time, which was the worker's largest single cost.
-            "data": orjson.dumps(s.data).decode(),
-            "order_key": s.order_key,
-            "last_event_id": s.event_id,
-            "last_event_created": s.event_created,
-            "synced_at": at,
-        }
+            orjson.dumps(s.data).decode(),
+            s.order_key,
+            s.event_id,
+            s.event_created,
+            at,
+        )
         for s in newest
     ]
     # RETURNING gives the rows inserted or replaced; one the WHERE kept (a duplicate or an
     # older snapshot) is not among them.
-    replaced = {(r[0], r[1]): r[2] for r in conn.execute(_upsert(conn.dialect.name), rows)}
+    returned = sqltext.insert_rows(conn, "stripe_objects", _OBJECT_COLUMNS, rows, _UPSERT)
+    replaced = {(r[0], r[1]): r[2] for r in returned}
     changes = [
         outbox.Change(
             object_type=s.object_type,
@@ -87,52 +86,55 @@ def apply_snapshots(
     return changes
 
 
-def record_history(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    conn.execute(_history_insert(conn.dialect.name), rows)
+def record_history(conn: Connection, rows: Sequence[HistoryRow]) -> None:
+    if rows:
+        sqltext.insert_rows(conn, "object_events", HistoryRow._fields, rows, _NEW_ONLY)
 
 
-# The worker's statements, built once per dialect: building an upsert (its ``excluded`` alias,
-# the SET clause) took more of a batch's CPU than SQLite took to run it.
-@functools.cache
-def _upsert(dialect: str) -> Any:
-    stmt = insert_for(dialect, stripe_objects)
-    excluded = stmt.excluded
-    return stmt.on_conflict_do_update(
-        index_elements=["merchant_id", "env", "object_type", "stripe_id"],
-        set_={
-            c: getattr(excluded, c)
-            for c in (
-                # Not "created": Stripe never changes it, and a card (which has none) would
-                # otherwise move in the list with every update.
-                "status",
-                "customer_id",
-                "amount",
-                "currency",
-                "data",
-                "order_key",
-                "last_event_id",
-                "last_event_created",
-                "synced_at",
-            )
-        }
-        # A later snapshot without a parent (e.g. a card event) keeps the known parent.
-        | {"parent_id": func.coalesce(excluded.parent_id, stripe_objects.c.parent_id)}
-        # The row being replaced still holds the old status here: no read before the write
-        # (which another transaction could overtake) is needed to name it.
-        | {"previous_status": stripe_objects.c.status},
-        where=stripe_objects.c.order_key < excluded.order_key,
-    ).returning(
-        stripe_objects.c.object_type,
-        stripe_objects.c.stripe_id,
-        stripe_objects.c.previous_status,
-    )
-
-
-@functools.cache
-def _history_insert(dialect: str) -> Any:
-    return insert_for(dialect, object_events).on_conflict_do_nothing()
+# The worker's statements, as SQL text (store/sqltext.py says why); as Core, built once per
+# dialect, the upsert's execution still cost more CPU than SQLite took to run it.
+_OBJECT_COLUMNS = (
+    "merchant_id",
+    "env",
+    "object_type",
+    "stripe_id",
+    "status",
+    "customer_id",
+    "parent_id",
+    "amount",
+    "currency",
+    "created",
+    "data",
+    "order_key",
+    "last_event_id",
+    "last_event_created",
+    "synced_at",
+)
+_REPLACED = (
+    # Not "created": Stripe never changes it, and a card (which has none) would otherwise
+    # move in the list with every update.
+    "status",
+    "customer_id",
+    "amount",
+    "currency",
+    "data",
+    "order_key",
+    "last_event_id",
+    "last_event_created",
+    "synced_at",
+)
+_UPSERT = (
+    "ON CONFLICT (merchant_id, env, object_type, stripe_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _REPLACED)
+    # A later snapshot without a parent (e.g. a card event) keeps the known parent.
+    + ", parent_id = COALESCE(excluded.parent_id, stripe_objects.parent_id)"
+    # The row being replaced still holds the old status here: no read before the write
+    # (which another transaction could overtake) is needed to name it.
+    + ", previous_status = stripe_objects.status"
+    " WHERE stripe_objects.order_key < excluded.order_key"
+    " RETURNING object_type, stripe_id, previous_status"
+)
+_NEW_ONLY = "ON CONFLICT DO NOTHING"
 
 
 @dataclass(frozen=True)

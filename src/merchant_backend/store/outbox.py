@@ -186,7 +186,7 @@ def _reserve_sql(dialect: str) -> str:
     # excluded.last is the count just asked for.
     return (
         "INSERT INTO outbound_sequences (merchant_id, env, last) "  # noqa: S608 (constants only)
-        f"VALUES {sqltext.rows(dialect, 3, 1)} ON CONFLICT (merchant_id, env) "
+        f"VALUES {sqltext.marks(dialect, 3)} ON CONFLICT (merchant_id, env) "
         "DO UPDATE SET last = outbound_sequences.last + excluded.last RETURNING last"
     )
 
@@ -212,29 +212,6 @@ DELIVERY_COLUMNS = (
     "next_attempt_at",
     "created_at",
 )
-
-
-@functools.lru_cache(maxsize=512)
-def _insert_sql(dialect: str, table: str, columns: tuple[str, ...], n: int) -> str:
-    # Constants only: the table and column names above, placeholders for every value.
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES {sqltext.rows(dialect, len(columns), n)}"
-    )
-
-
-def _insert_rows(
-    conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Insert rows with one statement per ``_ROWS`` of them (parameter limits)."""
-    dialect = conn.dialect.name
-    for start in range(0, len(rows), _ROWS):
-        chunk = rows[start : start + _ROWS]
-        params = tuple(v for row in chunk for v in row)
-        conn.exec_driver_sql(_insert_sql(dialect, table, columns, len(chunk)), params)
-
-
-_ROWS = 500
 
 
 def append(
@@ -279,9 +256,9 @@ def append(
             for dest in targets
             if dest.wants(change.object_type)
         )
-    _insert_rows(conn, "outbound_messages", MESSAGE_COLUMNS, messages)
+    sqltext.insert_rows(conn, "outbound_messages", MESSAGE_COLUMNS, messages)
     if deliveries:
-        _insert_rows(conn, "outbound_deliveries", DELIVERY_COLUMNS, deliveries)
+        sqltext.insert_rows(conn, "outbound_deliveries", DELIVERY_COLUMNS, deliveries)
     db.after_commit(conn, COMMITTED.notify)
     return [m[0] for m in messages]
 

@@ -7,7 +7,7 @@ They live here, not with the code that builds them, so that ``store/`` never imp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -27,3 +27,19 @@ class Snapshot:
     event_id: str | None
     event_created: int
     event_type: str | None = None
+
+
+class HistoryRow(NamedTuple):
+    """An event applied to an object (``object_events``), fields in the table's column order.
+
+    A tuple, not a dataclass: the worker makes one per event and hands its values to the driver
+    as they are."""
+
+    merchant_id: str
+    env: str
+    stripe_id: str
+    event_id: str
+    object_type: str
+    event_type: str
+    event_created: int
+    applied_at: float

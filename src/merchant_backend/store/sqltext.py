@@ -13,6 +13,10 @@ The two drivers differ only in the placeholder: sqlite3 takes ``?``, psycopg ``%
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row
 
 
 def mark(dialect: str) -> str:
@@ -20,13 +24,43 @@ def mark(dialect: str) -> str:
 
 
 @functools.lru_cache(maxsize=512)
-def rows(dialect: str, width: int, n: int) -> str:
-    """``(?, ?), (?, ?)``: ``n`` rows of ``width`` placeholders, for a multi-row VALUES."""
-    row = "(" + ", ".join([mark(dialect)] * width) + ")"
-    return ", ".join([row] * n)
+def marks(dialect: str, n: int) -> str:
+    """``(?, ?, ?)``: ``n`` placeholders, for ``IN`` or a row of ``VALUES``."""
+    return "(" + ", ".join([mark(dialect)] * n) + ")"
+
+
+# Values per statement: far below SQLite's 32766 and PostgreSQL's 65535 parameters.
+MAX_VALUES = 8000
 
 
 @functools.lru_cache(maxsize=512)
-def in_list(dialect: str, n: int) -> str:
-    """``(?, ?, ?)``: ``n`` placeholders, for ``IN``."""
-    return "(" + ", ".join([mark(dialect)] * n) + ")"
+def _insert(dialect: str, table: str, columns: tuple[str, ...], n: int, suffix: str) -> str:
+    row = marks(dialect, len(columns))
+    # Constants only: table and column names from the callers' code, a placeholder per value.
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608
+        + ", ".join([row] * n)
+        + (f" {suffix}" if suffix else "")
+    )
+
+
+def insert_rows(
+    conn: Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    suffix: str = "",
+) -> list[Row[Any]]:
+    """Insert ``rows`` (values in ``columns`` order) with a multi-row VALUES per chunk;
+    ``suffix`` is the rest of the statement (``ON CONFLICT …``, ``RETURNING …``). Returns the
+    rows a RETURNING gave, else []."""
+    dialect = conn.dialect.name
+    per = max(1, MAX_VALUES // len(columns))
+    out: list[Row[Any]] = []
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        params = tuple(v for row in chunk for v in row)
+        result = conn.exec_driver_sql(_insert(dialect, table, columns, len(chunk), suffix), params)
+        if result.returns_rows:
+            out += result.all()
+    return out

@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import Connection
 
 from merchant_backend.store import inbox, objects
-from merchant_backend.store.rows import Snapshot
+from merchant_backend.store.rows import HistoryRow, Snapshot
 from merchant_backend.sync.handlers import EventNotUnderstood, snapshots_for
 
 
@@ -56,16 +56,16 @@ def apply_batch(
     objects.record_history(
         conn,
         [
-            {
-                "merchant_id": item.merchant_id,
-                "env": item.env,
-                "stripe_id": snap.stripe_id,
-                "event_id": item.event_id,
-                "object_type": snap.object_type,
-                "event_type": item.type,
-                "event_created": item.created,
-                "applied_at": at,
-            }
+            HistoryRow(
+                item.merchant_id,
+                item.env,
+                snap.stripe_id,
+                item.event_id,
+                snap.object_type,
+                item.type,
+                item.created,
+                at,
+            )
             for item, snap in touched
         ],
     )
