@@ -16,22 +16,17 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy import (
     Connection,
-    String,
     and_,
-    bindparam,
     case,
-    column,
     func,
     or_,
     select,
-    text,
-    true,
     update,
-    values,
 )
 from sqlalchemy.exc import OperationalError
 
 from merchant_backend.errors import Conflict
+from merchant_backend.store import sqltext
 from merchant_backend.store.inbox_signal import NOTIFY_SQL, notify
 from merchant_backend.store.schema import UNAPPLIED_SQL, events
 from merchant_backend.vocabulary import HANDLED_EVENTS, HANDLED_SET, INBOX_STATES
@@ -265,69 +260,78 @@ def _next_lane(m: str, e: str, s: str) -> str:
     )
 
 
-_LANES_SQL = text(
-    f"""
+@functools.cache
+def _lanes_sql(dialect: str) -> str:
+    # The claim's statements are SQL text run by the driver (store/sqltext.py says why), so
+    # parameters are positional: start lane (m, e, s) as _next_lane uses them, then the limit.
+    q = sqltext.mark(dialect)
+    return f"""
 WITH RECURSIVE lane(id, m, e, s) AS (
-  SELECT id, merchant_id, env, source FROM events WHERE id = {_next_lane(":m", ":e", ":s")}
+  SELECT id, merchant_id, env, source FROM events WHERE id = {_next_lane(q, q, q)}
   UNION ALL
   SELECT n.id, n.merchant_id, n.env, n.source FROM lane JOIN events AS n
   ON n.id = {_next_lane("lane.m", "lane.e", "lane.s")}
 )
-SELECT m, e, s FROM lane LIMIT :k
+SELECT m, e, s FROM lane LIMIT {q}
 """  # noqa: S608 (constants only)
-)
+
+
+def _lanes_from(conn: Connection, start: Lane, limit: int) -> list[Lane]:
+    m, e, s = start
+    rows = conn.exec_driver_sql(_lanes_sql(conn.dialect.name), (m, e, s, m, e, m, limit))
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def lanes(conn: Connection, *, after: Lane | None, limit: int) -> list[Lane]:
     """Up to ``limit`` lanes with unapplied events, in key order from just after ``after``,
     wrapping round to the first ones (so every lane gets its turn when there are more lanes
     than events in a batch)."""
-    start = after or ("", "", "")
-    found: list[Lane] = [
-        (r[0], r[1], r[2])
-        for r in conn.execute(_LANES_SQL, {"m": start[0], "e": start[1], "s": start[2], "k": limit})
-    ]
+    found = _lanes_from(conn, after or ("", "", ""), limit)
     if after is not None and len(found) < limit:
-        wrapped = conn.execute(_LANES_SQL, {"m": "", "e": "", "s": "", "k": limit - len(found)})
-        found += [(r[0], r[1], r[2]) for r in wrapped if (r[0], r[1], r[2]) <= after]
+        wrapped = _lanes_from(conn, ("", "", ""), limit - len(found))
+        found += [lane for lane in wrapped if lane <= after]
     return found
 
 
-def _due(now: float) -> Any:
-    # Claiming moves next_attempt_at to the end of the lease, so one column says when any
-    # unapplied event is due: pending at once, failed after its backoff, processing once its
-    # worker's lease ran out.
-    return and_(text(f"events.{UNAPPLIED_SQL}"), events.c.next_attempt_at <= now)
-
-
-_LANE_ORDER = (events.c.next_attempt_at, events.c.id)
-
-
-_PICK_LANE = (
-    select(events.c.id)
-    .where(
-        events.c.merchant_id == bindparam("m"),
-        events.c.env == bindparam("e"),
-        events.c.source == bindparam("s"),
-        text(f"events.{UNAPPLIED_SQL}"),
-        events.c.next_attempt_at <= bindparam("now"),
-    )
-    .order_by(*_LANE_ORDER)
-    .limit(bindparam("n"))
+# Claiming moves next_attempt_at to the end of the lease, so one column says when any
+# unapplied event is due: pending at once, failed after its backoff, processing once its
+# worker's lease ran out. Oldest due first within a lane; the WHERE repeats the partial
+# index's predicate (UNAPPLIED_SQL) word for word, so SQLite walks ix_events_due.
+_DUE_IN_LANE = (
+    f"events.merchant_id = {{m}} AND events.env = {{e}} AND events.source = {{s}} "
+    f"AND events.{UNAPPLIED_SQL} AND events.next_attempt_at <= {{now}} "
+    "ORDER BY events.next_attempt_at, events.id LIMIT {n}"
 )
+
+
+@functools.cache
+def _pick_sqlite_sql() -> str:
+    q = sqltext.mark("sqlite")
+    due = _DUE_IN_LANE.format(m=q, e=q, s=q, now=q, n=q)
+    return f"SELECT events.id FROM events WHERE {due}"  # noqa: S608 (constants only)
 
 
 def _pick_sqlite(
     conn: Connection, lanes_: list[Lane], now: float, per_lane: int
 ) -> list[list[int]]:
     # One index range scan per lane; SQLite runs them in-process inside our write lock.
+    sql = _pick_sqlite_sql()
     return [
-        [
-            r[0]
-            for r in conn.execute(_PICK_LANE, {"m": m, "e": e, "s": s, "now": now, "n": per_lane})
-        ]
-        for (m, e, s) in lanes_
+        [r[0] for r in conn.exec_driver_sql(sql, (m, e, s, now, per_lane))] for (m, e, s) in lanes_
     ]
+
+
+@functools.lru_cache(maxsize=512)
+def _pick_postgresql_sql(n_lanes: int) -> str:
+    q = sqltext.mark("postgresql")
+    lane_rows = ", ".join([sqltext.marks("postgresql", 4)] * n_lanes)
+    due = _DUE_IN_LANE.format(m="lane.m", e="lane.e", s="lane.s", now=q, n=q)
+    return (
+        f"SELECT lane.n, pick.id FROM (VALUES {lane_rows}) AS lane (n, m, e, s) "  # noqa: S608
+        f"JOIN LATERAL (SELECT events.id, events.next_attempt_at FROM events WHERE {due} "
+        "FOR UPDATE SKIP LOCKED) AS pick ON true "
+        "ORDER BY lane.n, pick.next_attempt_at, pick.id"
+    )
 
 
 def _pick_postgresql(
@@ -336,60 +340,30 @@ def _pick_postgresql(
     # One statement: per lane (LATERAL), its oldest due events, locked with SKIP LOCKED so
     # workers side by side take different ones. (A window function cannot be combined with
     # FOR UPDATE; a LIMIT per lane can, and walks ix_events_due.)
-    lane_rows = values(
-        column("n", String),
-        column("m", String),
-        column("e", String),
-        column("s", String),
-        name="lane",
-    ).data([(str(i), m, e, s) for i, (m, e, s) in enumerate(lanes_)])
-    pick = (
-        select(events.c.id, events.c.next_attempt_at)
-        .where(
-            events.c.merchant_id == lane_rows.c.m,
-            events.c.env == lane_rows.c.e,
-            events.c.source == lane_rows.c.s,
-            _due(now),
-        )
-        .order_by(*_LANE_ORDER)
-        .limit(per_lane)
-        .with_for_update(skip_locked=True)
-        .lateral("pick")
-    )
-    rows = conn.execute(
-        select(lane_rows.c.n, pick.c.id)
-        .select_from(lane_rows.join(pick, true()))
-        .order_by(lane_rows.c.n, pick.c.next_attempt_at, pick.c.id)
-    )
+    params: list[Any] = []
+    for i, (m, e, s) in enumerate(lanes_):
+        params += (i, m, e, s)
+    params += (now, per_lane)
+    rows = conn.exec_driver_sql(_pick_postgresql_sql(len(lanes_)), tuple(params))
     picked: list[list[int]] = [[] for _ in lanes_]
     for n, id_ in rows:
-        picked[int(n)].append(id_)
+        picked[n].append(id_)
     return picked
 
 
-_LEASE = (
-    update(events)
-    .where(events.c.id.in_(bindparam("ids", expanding=True)))
-    .values(
-        state="processing",
-        locked_by=bindparam("worker"),
-        lease_until=bindparam("until"),
-        next_attempt_at=bindparam("until"),
-        attempts=events.c.attempts + 1,
-    )
-    .returning(
-        events.c.id,
-        events.c.merchant_id,
-        events.c.env,
-        events.c.event_id,
-        events.c.type,
-        events.c.created,
-        events.c.payload,
-        events.c.attempts,
-        events.c.received_at,
-        events.c.source,
-    )
+_CLAIMED_COLUMNS = (
+    "id, merchant_id, env, event_id, type, created, payload, attempts, received_at, source"
 )
+
+
+@functools.lru_cache(maxsize=512)
+def _lease_sql(dialect: str, n: int) -> str:
+    q = sqltext.mark(dialect)
+    return (
+        f"UPDATE events SET state = 'processing', locked_by = {q}, "  # noqa: S608
+        f"lease_until = {q}, next_attempt_at = {q}, attempts = attempts + 1 "
+        f"WHERE id IN {sqltext.marks(dialect, n)} RETURNING {_CLAIMED_COLUMNS}"
+    )
 
 
 def round_robin(per_lane: Sequence[Sequence[int]], limit: int) -> list[int]:
@@ -432,8 +406,9 @@ def claim(
     ids = round_robin(picked, limit)
     if not ids:
         return []
-    rows = conn.execute(
-        _LEASE, {"ids": ids, "worker": worker_id, "until": now + lease_seconds}
+    until = now + lease_seconds
+    rows = conn.exec_driver_sql(
+        _lease_sql(conn.dialect.name, len(ids)), (worker_id, until, until, *ids)
     ).all()
     order = {id_: n for n, id_ in enumerate(ids)}
     claimed = [ClaimedEvent(*r) for r in rows]
@@ -441,26 +416,19 @@ def claim(
     return claimed
 
 
-# Built once (the worker's per-batch statements were a third of its CPU when built per call).
-_MARK_APPLIED = (
-    update(events)
-    .where(
-        events.c.id.in_(bindparam("ids", expanding=True)),
-        events.c.locked_by == bindparam("worker"),
+@functools.lru_cache(maxsize=512)
+def _mark_applied_sql(dialect: str, n: int) -> str:
+    q = sqltext.mark(dialect)
+    return (
+        f"UPDATE events SET state = 'applied', applied_at = {q}, lease_until = NULL, "  # noqa: S608
+        f"locked_by = NULL, last_error = NULL WHERE id IN {sqltext.marks(dialect, n)} "
+        f"AND locked_by = {q}"
     )
-    .values(
-        state="applied",
-        applied_at=bindparam("at"),
-        lease_until=None,
-        locked_by=None,
-        last_error=None,
-    )
-)
 
 
 def mark_applied(conn: Connection, ids: Sequence[int], worker_id: str, at: float) -> None:
     if ids:
-        conn.execute(_MARK_APPLIED, {"ids": list(ids), "worker": worker_id, "at": at})
+        conn.exec_driver_sql(_mark_applied_sql(conn.dialect.name, len(ids)), (at, *ids, worker_id))
 
 
 def mark_failed(
