@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from merchant_backend.errors import EventRejected
 from merchant_backend.runtime import Runtime
-from merchant_backend.store import db, inbox, limits
+from merchant_backend.store import db, inbox, limits, sqltext
 from merchant_backend.store.inbox_writer import InboxUnavailable, InboxWriter
 from merchant_backend.store.schema import events as events_table
 from merchant_backend.stripe.webhook_event import parse_event
@@ -244,3 +244,19 @@ def test_the_worker_fails_only_the_event_whose_object_the_database_refuses(
         row = inbox.get(conn, a.id, "stage", bad.event_id)
     assert row is not None and row.state == "failed"
     assert projection(runtime.engine, a.id) == {}
+
+
+def test_a_statement_run_on_the_drivers_cursor_fails_with_sqlalchemys_error(
+    runtime: Runtime,
+) -> None:
+    """The worker's statements bypass Core (store/sqltext.py) but not its errors: the worker
+    tells a refused row from a database that is down by SQLAlchemy's classes, and an error
+    must not carry the parameters (event bodies) into a log, as with Core (the engine's
+    hide_parameters)."""
+    marks = sqltext.marks(runtime.engine.dialect.name, 3)
+    sql = f"INSERT INTO outbound_sequences (merchant_id, env, last) VALUES {marks}"  # noqa: S608
+    with pytest.raises(IntegrityError) as caught, db.write(runtime.engine) as conn:
+        sqltext.run(conn, sql, ("no-such-merchant", "stage", 1))
+    assert isinstance(caught.value.orig, runtime.engine.dialect.loaded_dbapi.IntegrityError)
+    assert caught.value.hide_parameters
+    assert "SQL parameters hidden" in str(caught.value)

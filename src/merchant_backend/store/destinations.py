@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -168,11 +169,13 @@ def targets(conn: Connection, merchant_id: str, env: str) -> list[Destination]:
     commit on. Run as SQL text (store/sqltext.py), the read costs about what a cache's
     freshness check would (one indexed query), and no process can hold a stale list.
     """
-    rows = conn.exec_driver_sql(_targets_sql(conn.dialect.name), (env, merchant_id))
-    return [_to_destination(r) for r in rows]
+    rows = sqltext.run(conn, _targets_sql(conn.dialect.name), (env, merchant_id))
+    return [_to_destination(_Row._make(r)) for r in rows]
 
 
-_COLUMNS = ", ".join(f.name for f in fields(Destination))
+# The driver's rows are plain tuples: named here as the columns selected, for _to_destination.
+_Row = namedtuple("_Row", [f.name for f in fields(Destination)])  # type: ignore[misc]
+_COLUMNS = ", ".join(_Row._fields)
 
 
 @functools.cache

@@ -278,7 +278,7 @@ SELECT m, e, s FROM lane LIMIT {q}
 
 def _lanes_from(conn: Connection, start: Lane, limit: int) -> list[Lane]:
     m, e, s = start
-    rows = conn.exec_driver_sql(_lanes_sql(conn.dialect.name), (m, e, s, m, e, m, limit))
+    rows = sqltext.run(conn, _lanes_sql(conn.dialect.name), (m, e, s, m, e, m, limit))
     return [(r[0], r[1], r[2]) for r in rows]
 
 
@@ -317,7 +317,7 @@ def _pick_sqlite(
     # One index range scan per lane; SQLite runs them in-process inside our write lock.
     sql = _pick_sqlite_sql()
     return [
-        [r[0] for r in conn.exec_driver_sql(sql, (m, e, s, now, per_lane))] for (m, e, s) in lanes_
+        [r[0] for r in sqltext.run(conn, sql, (m, e, s, now, per_lane))] for (m, e, s) in lanes_
     ]
 
 
@@ -344,7 +344,7 @@ def _pick_postgresql(
     for i, (m, e, s) in enumerate(lanes_):
         params += (i, m, e, s)
     params += (now, per_lane)
-    rows = conn.exec_driver_sql(_pick_postgresql_sql(len(lanes_)), tuple(params))
+    rows = sqltext.run(conn, _pick_postgresql_sql(len(lanes_)), params)
     picked: list[list[int]] = [[] for _ in lanes_]
     for n, id_ in rows:
         picked[n].append(id_)
@@ -407,9 +407,9 @@ def claim(
     if not ids:
         return []
     until = now + lease_seconds
-    rows = conn.exec_driver_sql(
-        _lease_sql(conn.dialect.name, len(ids)), (worker_id, until, until, *ids)
-    ).all()
+    rows = sqltext.run(
+        conn, _lease_sql(conn.dialect.name, len(ids)), (worker_id, until, until, *ids)
+    )
     order = {id_: n for n, id_ in enumerate(ids)}
     claimed = [ClaimedEvent(*r) for r in rows]
     claimed.sort(key=lambda c: order[c.id])
@@ -428,7 +428,7 @@ def _mark_applied_sql(dialect: str, n: int) -> str:
 
 def mark_applied(conn: Connection, ids: Sequence[int], worker_id: str, at: float) -> None:
     if ids:
-        conn.exec_driver_sql(_mark_applied_sql(conn.dialect.name, len(ids)), (at, *ids, worker_id))
+        sqltext.run(conn, _mark_applied_sql(conn.dialect.name, len(ids)), (at, *ids, worker_id))
 
 
 def mark_failed(

@@ -173,9 +173,8 @@ def object_ref(merchant_id: str, env: str, object_type: str, stripe_id: str) -> 
 
 def _reserve(conn: Connection, merchant_id: str, env: str, count: int) -> int:
     """Take ``count`` sequence numbers; returns the first. Locks the counter until commit."""
-    rows = conn.exec_driver_sql(_reserve_sql(conn.dialect.name), (merchant_id, env, count))
-    last = int(rows.scalar_one())
-    return last - count + 1
+    ((last,),) = sqltext.run(conn, _reserve_sql(conn.dialect.name), (merchant_id, env, count))
+    return int(last) - count + 1
 
 
 # The statements append runs for every batch the worker applies, as SQL text (store/sqltext.py

@@ -1,11 +1,13 @@
-"""SQL text for the worker's per-batch statements, run by the driver (``exec_driver_sql``).
+"""SQL text for the worker's per-batch statements, run on the driver's own cursor.
 
 Why not Core: executing a Core statement costs 100-250 µs of CPU even when its compiled form
 is cached (the cache key walk, parameter processing, adapting the result's columns), more than
-SQLite takes to run it; the same SQL as text costs about 25 µs. At a few events per batch the
+SQLite takes to run it. ``exec_driver_sql`` still costs about 25 µs (an execution context and
+a result object per statement); the driver's cursor about 5 µs. At a few events per batch the
 worker spent most of its CPU there. So the statements it runs for every batch are written as
 text here and in their modules, built from constants only (never from data: every value
-travels as a parameter) and cached per dialect and row count.
+travels as a parameter) and cached per dialect and row count, and ``run`` executes them in the
+SQLAlchemy connection's transaction, raising SQLAlchemy's errors as ``execute`` would.
 
 The two drivers differ only in the placeholder: sqlite3 takes ``?``, psycopg ``%s``.
 """
@@ -16,7 +18,33 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+
+def run(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Execute ``sql`` on the driver's cursor of ``conn`` (in its transaction); returns the
+    rows as the driver's tuples, [] for a statement that gives none.
+
+    A driver error is raised as SQLAlchemy raises it (``IntegrityError``,
+    ``OperationalError`` … with the driver's error as ``orig``, parameters hidden as the
+    engine says), so callers handle it as they would from ``Connection.execute``.
+    """
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description is not None else []
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            sql,
+            params,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            hide_parameters=conn.engine.hide_parameters,
+            dialect=conn.dialect,
+        ) from exc
+    finally:
+        cursor.close()
 
 
 def mark(dialect: str) -> str:
@@ -50,17 +78,15 @@ def insert_rows(
     columns: tuple[str, ...],
     rows: Sequence[Sequence[Any]],
     suffix: str = "",
-) -> list[Row[Any]]:
+) -> list[Any]:
     """Insert ``rows`` (values in ``columns`` order) with a multi-row VALUES per chunk;
     ``suffix`` is the rest of the statement (``ON CONFLICT …``, ``RETURNING …``). Returns the
     rows a RETURNING gave, else []."""
     dialect = conn.dialect.name
     per = max(1, MAX_VALUES // len(columns))
-    out: list[Row[Any]] = []
+    out: list[Any] = []
     for start in range(0, len(rows), per):
         chunk = rows[start : start + per]
         params = tuple(v for row in chunk for v in row)
-        result = conn.exec_driver_sql(_insert(dialect, table, columns, len(chunk), suffix), params)
-        if result.returns_rows:
-            out += result.all()
+        out += run(conn, _insert(dialect, table, columns, len(chunk), suffix), params)
     return out
