@@ -20,6 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from merchant_backend.store import sqltext
+
 
 def normalise_url(url: str) -> str:
     """Accept plain ``postgresql://`` URLs and use psycopg 3 for them."""
@@ -79,10 +81,12 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        # On the driver's cursor (sqltext.run): through exec_driver_sql, starting the
+        # transaction cost a worker batch as much CPU as one of its statements.
         if conn.get_execution_options().get("sqlite_immediate", True):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            sqltext.run(conn, "BEGIN IMMEDIATE", ())
         else:
-            conn.exec_driver_sql("BEGIN")
+            sqltext.run(conn, "BEGIN", ())
 
 
 @contextmanager
