@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -41,9 +42,13 @@ def describe(exc: Exception) -> str:
 
 def _observe_lag(batch: list[inbox.ClaimedEvent], applied: list[int], at: float) -> None:
     done = set(applied)
+    by_source: dict[str, Any] = {}  # the histogram of each source, looked up once per batch
     for b in batch:
         if b.id in done:
-            metrics.EVENT_APPLY_LAG.labels(b.source).observe(max(0.0, at - b.received_at))
+            lag = by_source.get(b.source)
+            if lag is None:
+                lag = by_source[b.source] = metrics.EVENT_APPLY_LAG.labels(b.source)
+            lag.observe(max(0.0, at - b.received_at))
 
 
 def new_worker_id() -> str:
