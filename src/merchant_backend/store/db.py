@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from merchant_backend.store import sqltext
@@ -188,9 +187,7 @@ def raw_write(engine: Engine) -> Iterator[Any]:
             raw.commit()
         except engine.dialect.loaded_dbapi.Error as exc:
             _abandon(engine, raw, cursor, exc)
-            raise DBAPIError.instance(
-                None, None, exc, engine.dialect.loaded_dbapi.Error, hide_parameters=True
-            ) from exc
+            raise sqltext.driver_error(engine.dialect, exc) from exc
         except BaseException:
             _abandon(engine, raw, cursor, None)
             raise

@@ -18,33 +18,32 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 
 
 def run(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
     """Execute ``sql`` on the driver's cursor of ``conn`` (in its transaction); returns the
-    rows as the driver's tuples, [] for a statement that gives none.
-
-    A driver error is raised as SQLAlchemy raises it (``IntegrityError``,
-    ``OperationalError`` … with the driver's error as ``orig``, parameters hidden as the
-    engine says), so callers handle it as they would from ``Connection.execute``.
+    rows as the driver's tuples, [] for a statement that gives none. A driver error is raised
+    as ``driver_error`` says, so callers handle it as they would from ``Connection.execute``.
     """
     cursor = conn.connection.cursor()
     try:
         cursor.execute(sql, params)
         return list(cursor.fetchall()) if cursor.description is not None else []
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(
-            sql,
-            params,
-            exc,
-            conn.dialect.loaded_dbapi.Error,
-            hide_parameters=conn.engine.hide_parameters,
-            dialect=conn.dialect,
-        ) from exc
+        raise driver_error(conn.dialect, exc, sql) from exc
     finally:
         cursor.close()
+
+
+def driver_error(dialect: Dialect, exc: Exception, sql: str | None = None) -> BaseException:
+    """A driver's error as SQLAlchemy raises it (``IntegrityError``, ``OperationalError`` …,
+    the driver's error as ``orig``), its parameters never shown: they are event bodies.
+    For everything that runs on the driver's cursor (``run``, ``db.raw_write``)."""
+    return DBAPIError.instance(
+        sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+    )
 
 
 def mark(dialect: str) -> str:
