@@ -128,6 +128,9 @@ class Change:
     event_id: str | None
     event_type: str | None
     event_created: int
+    # ``data`` as JSON, when the caller has it already (the projection's upsert stores exactly
+    # this text): the message embeds it instead of serializing the object a second time.
+    data_json: str = ""
 
 
 def new_message_id() -> str:
@@ -164,7 +167,8 @@ def change_data(change: Change) -> dict[str, Any]:
             "event_type": change.event_type,
             "event_created": change.event_created,
         }
-    return {"object": change.data, "previous_status": change.previous_status, "cause": cause}
+    obj = orjson.Fragment(change.data_json) if change.data_json else change.data
+    return {"object": obj, "previous_status": change.previous_status, "cause": cause}
 
 
 def object_ref(merchant_id: str, env: str, object_type: str, stripe_id: str) -> str:
