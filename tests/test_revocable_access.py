@@ -17,7 +17,7 @@ from merchant_backend.settings import Settings
 from tests import stripe_factory as sf
 from tests.conftest import ADMIN_TOKEN, MerchantCtx, make_merchant
 from tests.foundation_helpers import cli_env, rows, run_cli
-from tests.web_support import csrf_of, hidden, sign_in
+from tests.web_support import csrf_of, form_fields, hidden, sign_in
 from tests.webhook_support import post_ok
 
 
@@ -92,8 +92,11 @@ def test_rotate_token_button_on_the_operators_page(
     refused = client.post(f"/merchants/{connected.id}/rotate-token", data={"csrf_token": "wrong"})
     assert refused.status_code == 403
     assert _payment_intents(client, connected).status_code == 200
-    r = client.post(f"/merchants/{connected.id}/rotate-token", data={"csrf_token": csrf})
+    form = form_fields(client.get("/merchants").text, f"/merchants/{connected.id}/rotate-token")
+    assert form["csrf_token"] == csrf
+    r = client.post(f"/merchants/{connected.id}/rotate-token", data=form)
     assert r.status_code == 200, r.text
+    assert [h.status_code for h in r.history] == [303]
     assert r.headers["Cache-Control"] == "no-store"
     assert "old token no longer works" in r.text
     assert _payment_intents(client, connected).status_code == 401

@@ -30,7 +30,7 @@ from tests.conftest import (
 from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import free_port
 from tests.stripe_helpers import aimed_at
-from tests.web_support import csrf_of, hidden, sign_in
+from tests.web_support import csrf_of, form_fields, hidden, sign_in
 from tests.webhook_support import post
 
 NEW_SECRET = "whsec_" + "5e" * 16
@@ -559,19 +559,22 @@ def test_admin_creates_a_merchant_and_sees_its_token_once_uncached(
     sign_in(web, ADMIN_TOKEN)
     listing = web.get("/merchants").text
     assert 'id="create-merchant-form"' in listing
-    r = web.post(
-        "/merchants", data={"csrf_token": hidden(listing, "csrf_token"), "name": "  Corner Café "}
-    )
+    form = form_fields(listing, "/merchants")
+    r = web.post("/merchants", data={**form, "name": "  Corner Café "})
+    # Post/redirect/get: the token is shown by the page the post redirects to.
+    assert [h.status_code for h in r.history] == [303]
     assert r.status_code == 200
     assert r.headers["cache-control"] == "no-store"
     assert "it is not shown again" in r.text
     token = re.search(r'id="api-token" type="text" readonly value="([^"]+)"', r.text)
     assert token is not None and token.group(1).startswith("mbt")
-    assert str(r.url).endswith("/merchants") and token.group(1) not in str(r.url)
     with db.read(runtime.engine) as conn:
         [made] = merchant_store.list_all(conn)
         assert merchant_store.by_token(conn, token.group(1)) == made
     assert made.name == "Corner Café"
+    assert str(r.url).endswith(f"/merchants/{made.id}/token")
+    assert token.group(1) not in r.history[0].headers["location"]
+    assert token.group(1) not in str(r.history[0].headers.get("set-cookie"))
     # Not in any other page: the list shows the merchant, not its token.
     after = web.get("/merchants").text
     assert made.id in after and token.group(1) not in after
@@ -585,7 +588,8 @@ def test_a_rejected_merchant_name_shows_beside_the_field_and_creates_nothing(
     web: TestClient, runtime: Runtime, name: str
 ) -> None:
     sign_in(web, ADMIN_TOKEN)
-    r = web.post("/merchants", data={"csrf_token": csrf_of(web, "/merchants"), "name": name})
+    form = form_fields(web.get("/merchants").text, "/merchants")
+    r = web.post("/merchants", data={**form, "name": name})
     assert r.status_code == 422
     assert 'id="f-name-error"' in r.text and 'aria-invalid="true"' in r.text
     assert "api-token" not in r.text

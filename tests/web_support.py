@@ -39,3 +39,12 @@ def csrf_of(client: TestClient, path: str) -> str:
     r = client.get(path)
     assert r.status_code == 200, r.text
     return hidden(r.text, "csrf_token")
+
+
+def form_fields(html: str, action: str) -> dict[str, str]:
+    """Every hidden field of the form posting to ``action``: what a browser sends again when
+    the form is submitted a second time (a reload of its answer, or Back and submit)."""
+    start = html.find(f'action="{action}"')
+    assert start != -1, f"no form posting to {action!r} in the page"
+    end = html.find("</form>", start)
+    return {m.group("name"): m.group("value") for m in _HIDDEN.finditer(html[start:end])}

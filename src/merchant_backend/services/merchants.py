@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from merchant_backend import clock
 from merchant_backend.runtime import Runtime
-from merchant_backend.store import db
+from merchant_backend.services import once
+from merchant_backend.store import db, web_reveals
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.merchants import Merchant
 
@@ -30,6 +32,32 @@ def create_merchant(rt: Runtime, name: str) -> NewMerchant:
     with db.write(rt.engine) as conn:
         merchant, token = merchant_store.create(conn, name)
     return NewMerchant(merchant, token)
+
+
+CREATE = "merchant.create"
+
+
+def create_merchant_once(rt: Runtime, post: once.FormPost, name: str) -> once.Outcome:
+    """The web's "Create merchant": a new merchant whose API token is kept, encrypted, for the
+    session to see once (``once.take_merchant_token``). The same form posted again makes no
+    second merchant: it answers the first one's id (``repeated``)."""
+    at = clock.now()
+    with db.write(rt.engine) as conn:
+        first = once.earlier(conn, post, CREATE, at)
+        if first is not None:
+            return first
+        merchant, token = merchant_store.create(conn, name)
+        return once.made(
+            rt,
+            conn,
+            post,
+            CREATE,
+            merchant.id,
+            subject=web_reveals.merchant_token(merchant.id),
+            secret=token,
+            reason="created",
+            at=at,
+        )
 
 
 def list_merchants(rt: Runtime) -> list[Merchant]:

@@ -12,6 +12,7 @@ import hmac
 
 from merchant_backend import clock
 from merchant_backend.runtime import Runtime
+from merchant_backend.services import once
 from merchant_backend.services.access import Principal, admin_session_binding
 from merchant_backend.store import db, web_sessions
 from merchant_backend.store.web_sessions import WebSession
@@ -25,11 +26,13 @@ def start_session(
     with db.write(rt.engine) as conn:
         if replaces:
             web_sessions.delete_(conn, replaces)
+        at = clock.now()
+        once.purge_expired(conn, at)
         return web_sessions.create(
             conn,
             merchant_id=principal.merchant_id,
             is_admin=principal.is_admin,
-            at=clock.now(),
+            at=at,
             bound_to=admin_session_binding(rt) if principal.is_admin else None,
         )
 

@@ -20,6 +20,7 @@ from merchant_backend.errors import FieldError, InvalidInput, NotFound
 from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
 from merchant_backend.store import destinations as destination_store
+from merchant_backend.store import web_reveals
 from merchant_backend.store.schema import stripe_datasets
 from merchant_backend.validation import (
     DataSetInput,
@@ -421,5 +422,7 @@ def reencrypt_all(conn: Connection, ring: Keyring) -> int:
                 update(stripe_datasets).where(_where(row.merchant_id, row.env)).values(**values)
             )
             changed += 1
-    # The outbound destinations' signing secrets are stored secrets too.
-    return changed + destination_store.reencrypt_all(conn, ring)
+    # The outbound destinations' signing secrets are stored secrets too, and so are the new
+    # API tokens waiting to be shown once on the web.
+    changed += destination_store.reencrypt_all(conn, ring)
+    return changed + web_reveals.reencrypt_all(conn, ring)

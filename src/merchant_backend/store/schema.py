@@ -200,6 +200,49 @@ web_sessions = Table(
     Column("credential_hash", String(64)),
 )
 
+# A new secret (a merchant's API token) waiting to be shown once to the web session that made
+# it: encrypted with the master key and bound to that session and subject (store/web_reveals.py).
+# The page that shows it deletes it; it goes with its session (the foreign key, and the expiry
+# for a session deleted without foreign keys, e.g. from the sqlite3 shell).
+web_reveals = Table(
+    "web_reveals",
+    metadata,
+    Column(
+        "session_hash",
+        String(64),
+        ForeignKey("web_sessions.id_hash", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # What it is the secret of, e.g. "merchant-token/mer_…".
+    Column("subject", String(80), primary_key=True),
+    Column("secret_enc", String(400), nullable=False),
+    # "created" or "rotated": the page says which.
+    Column("reason", String(12), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+# The one-time nonce of a web form that makes something, once used (store/form_nonces.py): the
+# same form posted again (a reload of its answer, Back and submit, a double click) is sent to
+# what the first post made instead of making it again. Goes with its session, like web_reveals.
+web_form_nonces = Table(
+    "web_form_nonces",
+    metadata,
+    Column(
+        "session_hash",
+        String(64),
+        ForeignKey("web_sessions.id_hash", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("nonce", String(64), primary_key=True),
+    # What the form does, e.g. "merchant.create" or "merchant.rotate-token/mer_…".
+    Column("action", String(80), primary_key=True),
+    # What the first post made (a merchant's id); NULL only inside the first post's transaction.
+    Column("result", String(40)),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
 
 # --- Outbound notifications (issue 10): destinations, the outbox, deliveries. ---
 
