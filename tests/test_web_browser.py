@@ -28,6 +28,7 @@ from merchant_backend.crypto import mask
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db, inbox
+from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.schema import events
 from merchant_backend.sync.worker import Worker
 from merchant_backend.vocabulary import HANDLED_EVENTS
@@ -489,3 +490,43 @@ def test_sign_out_refuses_pages_and_merchants_stay_apart(site: Live, page: Any) 
     page.get_by_role("navigation", name="Environment").get_by_role("link", name="Live").click()
     expect(page).to_have_url(f"{site.url}/m/{other.id}/live")
     assert ADMIN_TOKEN not in page.content()
+
+
+def test_the_operator_creates_a_merchant_and_a_reload_makes_no_second_one(
+    site: Live, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, site, ADMIN_TOKEN)
+    page.get_by_label("Name").fill("Browser Made Shop")
+    page.get_by_role("button", name="Create merchant").click()
+    expect(page.get_by_role("heading", name="Merchant created")).to_be_visible()
+    assert re.fullmatch(rf"{re.escape(site.url)}/merchants/mer_[0-9a-f]+/token", page.url)
+    token = page.get_by_label("API token").input_value()
+    assert token.startswith("mbt_") and token not in page.url
+    shot(page, "merchant-token")
+    # The browser's reload repeats the GET of the token page, not the form's POST.
+    page.reload()
+    expect(
+        page.get_by_text("This token was shown once; rotate it if you did not copy it.")
+    ).to_be_visible()
+    assert token not in page.content()
+    shot(page, "merchant-token-shown-once")
+    page.go_back()  # the merchant list, loaded afresh (no-store)
+    expect(page.get_by_role("heading", name="Merchants")).to_be_visible()
+    with db.read(site.rt.engine) as conn:
+        made = [m for m in merchant_store.list_all(conn) if m.name == "Browser Made Shop"]
+    assert len(made) == 1
+    # "Rotate token" from the shown-once page shows a new one, once.
+    page.goto(f"{site.url}/merchants/{made[0].id}/token")
+    page.get_by_role("button", name="Rotate token").click()
+    expect(page.get_by_role("heading", name="New API token")).to_be_visible()
+    rotated = page.get_by_label("API token").input_value()
+    assert rotated.startswith("mbt_") and rotated != token
+    page.reload()
+    expect(
+        page.get_by_text("This token was shown once; rotate it if you did not copy it.")
+    ).to_be_visible()
+    with db.read(site.rt.engine) as conn:
+        assert merchant_store.by_token(conn, rotated) == made[0]
+        assert merchant_store.by_token(conn, token) is None

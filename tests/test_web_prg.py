@@ -1,8 +1,9 @@
 """POST/redirect/GET on every web action: each form post that does something answers 303 to
 the page that shows the result, and loading that page (a reload) asks Stripe nothing and
 changes nothing. Invalid input is the exception by design: the form comes back with its
-errors (422) and nothing was done, so a reload repeats nothing either. Creating a merchant
-is the other: its API token is shown once, in the answer to the post and nowhere else."""
+errors (422) and nothing was done, so a reload repeats nothing either. Creating a merchant and
+rotating its token redirect too, to a page that shows the new token once
+(tests/test_web_token_reveal.py)."""
 
 from __future__ import annotations
 
