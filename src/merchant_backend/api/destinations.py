@@ -18,7 +18,6 @@ from merchant_backend.api.errors import not_found
 from merchant_backend.runtime import Runtime
 from merchant_backend.services import notifications
 from merchant_backend.services.access import Principal
-from merchant_backend.store.outbox import DELIVERY_STATES
 from merchant_backend.validation import Env
 
 EnvPath = Annotated[Env, Path(description="stage (Stripe test mode) or live")]
@@ -274,7 +273,9 @@ def _routes(router: APIRouter, owner_dep: Callable[..., str | None], env_param: 
         before: Annotated[
             int | None, Query(ge=1, description="id of a delivery: older ones")
         ] = None,
-        state: Annotated[str | None, Query(pattern="^(" + "|".join(DELIVERY_STATES) + ")$")] = None,
+        state: Annotated[
+            str | None, Query(pattern="^(" + "|".join(notifications.DELIVERY_STATES) + ")$")
+        ] = None,
         owner: str | None = Depends(owner_dep),
         rt: Runtime = Depends(runtime),
     ) -> dict[str, Any]:

@@ -11,8 +11,7 @@ from merchant_backend.api.errors import not_found
 from merchant_backend.api.pagination import Limit, StartingAfter, page
 from merchant_backend.runtime import Runtime
 from merchant_backend.services import events, reads
-from merchant_backend.services.reads import ObjectDetail
-from merchant_backend.store.objects import StoredObject
+from merchant_backend.services.reads import ObjectDetail, StoredObject
 from merchant_backend.sync.handlers import dispute_funds
 from merchant_backend.validation import Env
 from merchant_backend.vocabulary import INBOX_STATES

@@ -11,7 +11,9 @@ from merchant_backend import logs
 from merchant_backend.errors import NotFound
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
-from merchant_backend.store.datasets import MAX_ROLL_SECONDS, StoredDataSet
+from merchant_backend.store.datasets import MAX_ROLL_SECONDS as MAX_ROLL_SECONDS
+from merchant_backend.store.datasets import StoredDataSet as StoredDataSet
+from merchant_backend.store.datasets import webhook_url as webhook_url
 from merchant_backend.validation import DataSetInput, Env
 
 log = logs.get("merchant_backend.services")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from merchant_backend import clock
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, inbox
+from merchant_backend.store.inbox import EventPruned as EventPruned
 from merchant_backend.store.inbox import InboxEntry
 
 

@@ -10,7 +10,7 @@ from merchant_backend.runtime import Runtime
 from merchant_backend.services import once
 from merchant_backend.store import db, web_reveals
 from merchant_backend.store import merchants as merchant_store
-from merchant_backend.store.merchants import Merchant
+from merchant_backend.store.merchants import Merchant as Merchant
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ from merchant_backend.outbound.dispatcher import Dispatcher
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, outbox
 from merchant_backend.store import destinations as destination_store
-from merchant_backend.store.destinations import OBJECT_TYPES, Destination
+from merchant_backend.store.destinations import OBJECT_TYPES as OBJECT_TYPES
+from merchant_backend.store.destinations import Destination
+from merchant_backend.store.outbox import DELIVERY_STATES as DELIVERY_STATES
 
 MAX_WAIT = 30.0
 # Another process's commits are seen by polling this often while a long poll waits.

@@ -22,8 +22,9 @@ from merchant_backend.store import (
 )
 from merchant_backend.store.datasets import StoredDataSet
 from merchant_backend.store.inbox import InboxEntry
-from merchant_backend.store.objects import StoredObject
+from merchant_backend.store.objects import StoredObject as StoredObject
 from merchant_backend.store.reconcile_state import State
+from merchant_backend.store.stats import DAY as DAY
 from merchant_backend.store.stats import LastEvent
 
 

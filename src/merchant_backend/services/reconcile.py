@@ -18,13 +18,13 @@ from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, inbox
 from merchant_backend.store.reconcile_state import (
     LEASE_SECONDS,
-    Run,
     State,
     check_still_ours,
     release_lease,
     save_state,
     take_lease,
 )
+from merchant_backend.store.reconcile_state import Run as Run
 from merchant_backend.stripe.client import StripeConnection, connect
 from merchant_backend.stripe.reconcile import (
     ReconcileSummary,

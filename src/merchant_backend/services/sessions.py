@@ -15,7 +15,8 @@ from merchant_backend.runtime import Runtime
 from merchant_backend.services import once
 from merchant_backend.services.access import Principal, admin_session_binding
 from merchant_backend.store import db, web_sessions
-from merchant_backend.store.web_sessions import WebSession
+from merchant_backend.store.web_sessions import SESSION_SECONDS as SESSION_SECONDS
+from merchant_backend.store.web_sessions import WebSession as WebSession
 
 
 def start_session(

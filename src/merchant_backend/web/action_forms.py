@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from merchant_backend import money
 from merchant_backend.errors import FieldError
 from merchant_backend.i18n import N_, gettext
+from merchant_backend.services.datasets import MAX_ROLL_SECONDS
 from merchant_backend.services.inputs import MerchantCreate, PaymentIntentBody
-from merchant_backend.store.datasets import MAX_ROLL_SECONDS
 from merchant_backend.stripe.payments import NewPayment
 from merchant_backend.validation import parse_ascii_int
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
-from merchant_backend.store.merchants import Merchant
-from merchant_backend.store.web_sessions import WebSession
+from merchant_backend.services.merchants import Merchant
+from merchant_backend.services.sessions import WebSession
 from merchant_backend.web.session import MerchantPage
 
 SECTIONS: tuple[tuple[str, str], ...] = (

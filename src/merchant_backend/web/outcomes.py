@@ -11,8 +11,7 @@ from __future__ import annotations
 from merchant_backend import logs
 from merchant_backend.errors import Conflict, DomainError, InvalidInput, UpstreamFailure
 from merchant_backend.i18n import gettext as _
-from merchant_backend.services.datasets import get_data_set
-from merchant_backend.store.datasets import StoredDataSet
+from merchant_backend.services.datasets import StoredDataSet, get_data_set
 from merchant_backend.web.render import WebError
 from merchant_backend.web.session import MerchantPage
 

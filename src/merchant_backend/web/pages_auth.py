@@ -9,7 +9,7 @@ from merchant_backend.errors import AccessDisabled, NotAuthenticated, RateLimite
 from merchant_backend.failed_auth import Attempt
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services import access, sessions
-from merchant_backend.store.web_sessions import WebSession
+from merchant_backend.services.sessions import WebSession
 from merchant_backend.web import session as sess
 from merchant_backend.web.layout import frame
 from merchant_backend.web.render import WebRoute, page, redirect, runtime_of, safe_next

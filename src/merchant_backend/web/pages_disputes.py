@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from merchant_backend import clock
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services import reads
-from merchant_backend.store.objects import StoredObject
+from merchant_backend.services.reads import StoredObject
 from merchant_backend.sync.handlers import dispute_funds
 from merchant_backend.vocabulary import DISPUTE_STATUSES
 from merchant_backend.web import format as fmt

@@ -15,8 +15,8 @@ from merchant_backend.i18n import gettext as _
 from merchant_backend.services import events as inbox_actions
 from merchant_backend.services import reads
 from merchant_backend.services import reconcile as reconciling
-from merchant_backend.store.inbox import EventPruned
-from merchant_backend.store.reconcile_state import Run
+from merchant_backend.services.events import EventPruned
+from merchant_backend.services.reconcile import Run
 from merchant_backend.stripe.reconcile import default_holder
 from merchant_backend.vocabulary import HANDLED_EVENTS, INBOX_STATES
 from merchant_backend.web import paging, stripe_pages

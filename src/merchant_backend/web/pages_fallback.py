@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from merchant_backend.store.web_sessions import WebSession
+from merchant_backend.services.sessions import WebSession
 from merchant_backend.web.render import WebRoute, not_found
 from merchant_backend.web.session import require_session
 

@@ -17,7 +17,7 @@ from merchant_backend import logs
 from merchant_backend.errors import FieldError, NotFound
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services import merchant_access, merchants, once
-from merchant_backend.store.web_sessions import WebSession
+from merchant_backend.services.sessions import WebSession
 from merchant_backend.web import action_forms
 from merchant_backend.web import session as sess
 from merchant_backend.web.layout import frame

@@ -17,7 +17,6 @@ from merchant_backend import logs
 from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services import notifications
-from merchant_backend.store.destinations import OBJECT_TYPES
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.render import ShownOnce, WebRoute, not_found, page, redirect
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
@@ -57,7 +56,7 @@ def _list(
         destinations=notifications.list_destinations(mp.rt, mp.merchant.id, mp.env),
         type_labels=TYPE_LABELS,
         errors=errors or {},
-        submitted=submitted or {"object_types": list(OBJECT_TYPES)},
+        submitted=submitted or {"object_types": list(notifications.OBJECT_TYPES)},
         notice=notice,
         feed_url=f"/api/v1/merchants/{mp.merchant.id}/{mp.env}/changes",
     )

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from merchant_backend import clock
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services import reads
-from merchant_backend.store.stats import DAY
 from merchant_backend.web import format as fmt
 from merchant_backend.web.chart import bar_chart
 from merchant_backend.web.layout import merchant_frame
@@ -23,9 +22,9 @@ CHART_DAYS = 14
 @router.get("/m/{merchant_id}/{env}")
 def overview(request: Request, mp: MerchantPage = Depends(merchant_page)) -> Response:
     at = clock.now()
-    today = int(at // DAY)
+    today = int(at // reads.DAY)
     days = list(range(today - CHART_DAYS + 1, today + 1))
-    figures = reads.overview(mp.rt, mp.merchant.id, mp.env, at=at, since=days[0] * DAY)
+    figures = reads.overview(mp.rt, mp.merchant.id, mp.env, at=at, since=days[0] * reads.DAY)
     stored, counts, rejected, last = (
         figures.data_set,
         figures.counts,

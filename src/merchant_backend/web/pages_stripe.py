@@ -13,7 +13,7 @@ from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services import connection, reads
 from merchant_backend.services import datasets as data_sets
-from merchant_backend.store.datasets import MAX_ROLL_SECONDS, StoredDataSet, webhook_url
+from merchant_backend.services.datasets import MAX_ROLL_SECONDS, StoredDataSet, webhook_url
 from merchant_backend.stripe.provision import live_url_problem
 from merchant_backend.vocabulary import EVENT_DESCRIPTIONS, HANDLED_EVENTS
 from merchant_backend.web import action_forms, stripe_form, stripe_pages

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from merchant_backend.errors import UnknownCursor
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services import reads
-from merchant_backend.store.objects import StoredObject
+from merchant_backend.services.reads import StoredObject
 from merchant_backend.web.render import WebError
 from merchant_backend.web.session import MerchantPage
 

@@ -18,8 +18,8 @@ from merchant_backend.i18n import gettext as _
 from merchant_backend.runtime import Runtime
 from merchant_backend.services import merchants, sessions
 from merchant_backend.services.access import Principal
-from merchant_backend.store import web_sessions
-from merchant_backend.store.merchants import Merchant
+from merchant_backend.services.merchants import Merchant
+from merchant_backend.services.sessions import SESSION_SECONDS, WebSession
 from merchant_backend.validation import ENVS, Env
 from merchant_backend.web.render import SignInRequired, WebError, is_https, not_found, runtime_of
 
@@ -52,7 +52,7 @@ def _set_cookie(response: Response, rt: Runtime, name: str, value: str, max_age:
 
 
 def set_session_cookie(response: Response, rt: Runtime, session_id: str) -> None:
-    _set_cookie(response, rt, session_cookie(rt), session_id, web_sessions.SESSION_SECONDS)
+    _set_cookie(response, rt, session_cookie(rt), session_id, SESSION_SECONDS)
 
 
 def _clear(response: Response, rt: Runtime, name: str) -> None:
@@ -81,7 +81,7 @@ def sign_in_token_ok(request: Request, rt: Runtime, submitted: str) -> bool:
     return bool(expected) and hmac.compare_digest(expected.encode(), submitted.encode())
 
 
-def current_session(request: Request) -> web_sessions.WebSession | None:
+def current_session(request: Request) -> WebSession | None:
     rt = runtime_of(request)
     session_id = request.cookies.get(session_cookie(rt))
     if not session_id:
@@ -89,7 +89,7 @@ def current_session(request: Request) -> web_sessions.WebSession | None:
     return sessions.current_session(rt, session_id)
 
 
-def home_of(session: web_sessions.WebSession) -> str:
+def home_of(session: WebSession) -> str:
     """Where a signed-in browser starts: the operator's merchant list, or the merchant's stage."""
     if session.is_admin:
         return "/merchants"
@@ -101,18 +101,18 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def require_session(request: Request) -> web_sessions.WebSession:
+def require_session(request: Request) -> WebSession:
     session = current_session(request)
     if session is None:
         raise SignInRequired
     return session
 
 
-def principal_of(session: web_sessions.WebSession) -> Principal:
+def principal_of(session: WebSession) -> Principal:
     return Principal(session.is_admin, session.merchant_id)
 
 
-def check_csrf(session: web_sessions.WebSession, submitted: str) -> None:
+def check_csrf(session: WebSession, submitted: str) -> None:
     if not submitted or not hmac.compare_digest(session.csrf_token.encode(), submitted.encode()):
         raise WebError(
             403,
@@ -123,8 +123,8 @@ def check_csrf(session: web_sessions.WebSession, submitted: str) -> None:
 
 def csrf_checked(
     csrf_token: str = Form(""),
-    session: web_sessions.WebSession = Depends(require_session),
-) -> web_sessions.WebSession:
+    session: WebSession = Depends(require_session),
+) -> WebSession:
     """A signed-in session whose form carried its CSRF token."""
     check_csrf(session, csrf_token)
     return session
@@ -135,7 +135,7 @@ class MerchantPage:
     """A page of one merchant and environment, for a session allowed to see it."""
 
     rt: Runtime
-    session: web_sessions.WebSession
+    session: WebSession
     merchant: Merchant
     env: Env
 
@@ -144,7 +144,7 @@ class MerchantPage:
         return f"/m/{self.merchant.id}/{self.env}"
 
 
-def _merchant_for(rt: Runtime, session: web_sessions.WebSession, merchant_id: str) -> Merchant:
+def _merchant_for(rt: Runtime, session: WebSession, merchant_id: str) -> Merchant:
     if not principal_of(session).can_see(merchant_id):
         raise not_found()
     merchant = merchants.get_merchant(rt, merchant_id)
@@ -164,7 +164,7 @@ def merchant_page(
     request: Request,
     merchant_id: str,
     env: str,
-    session: web_sessions.WebSession = Depends(require_session),
+    session: WebSession = Depends(require_session),
 ) -> MerchantPage:
     return _merchant_page(request, merchant_id, env, session)
 
@@ -173,13 +173,13 @@ def merchant_form(
     request: Request,
     merchant_id: str,
     env: str,
-    session: web_sessions.WebSession = Depends(csrf_checked),
+    session: WebSession = Depends(csrf_checked),
 ) -> MerchantPage:
     return _merchant_page(request, merchant_id, env, session)
 
 
 def _merchant_page(
-    request: Request, merchant_id: str, env: str, session: web_sessions.WebSession
+    request: Request, merchant_id: str, env: str, session: WebSession
 ) -> MerchantPage:
     rt = runtime_of(request)
     return MerchantPage(rt, session, _merchant_for(rt, session, merchant_id), _env(env))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from merchant_backend.errors import FieldError
 from merchant_backend.i18n import gettext as _
-from merchant_backend.store.datasets import StoredDataSet
+from merchant_backend.services.datasets import StoredDataSet
 from merchant_backend.validation import MODE, DataSetInput, Env
 
 FIELD_NAMES = ("account_id", "publishable_key", "secret_key", "webhook_signing_secret")
