@@ -37,6 +37,7 @@ from merchant_backend.errors import (
 from merchant_backend.runtime import Runtime
 from merchant_backend.services import (
     connection,
+    database,
     events,
     keys,
     merchant_access,
@@ -44,10 +45,8 @@ from merchant_backend.services import (
 )
 from merchant_backend.services import datasets as data_sets
 from merchant_backend.services import reconcile as reconciling
+from merchant_backend.services.reconcile import Run
 from merchant_backend.settings import SERVE_NO_DISPATCHER_ENV, SERVE_NO_WORKER_ENV, ConfigError
-from merchant_backend.store import db
-from merchant_backend.store.migrate import upgrade
-from merchant_backend.store.reconcile_state import Run
 from merchant_backend.stripe.reconcile import default_holder
 from merchant_backend.validation import (
     DataSetInput,
@@ -324,7 +323,7 @@ def config() -> None:
 def migrate() -> None:
     """Create or upgrade the database schema."""
     with runtime() as rt:
-        upgrade(rt.engine)
+        database.migrate(rt)
         out({"migrated": True, "database": rt.engine.url.render_as_string(hide_password=True)})
 
 
@@ -374,7 +373,7 @@ def serve(
         if weak_admin_token is not None:
             fail(2, "invalid_config", weak_admin_token, "MERCHANT_BACKEND_ADMIN_TOKEN")
         key_existed = Path(rt.settings.master_key_file).exists()
-        if processes > 1 and db.is_sqlite(rt.engine):
+        if processes > 1 and database.is_sqlite(rt):
             raise BadInput(
                 f"--processes {processes} needs PostgreSQL: SQLite lets one process write at a "
                 "time, so more processes would only wait on each other for its lock (and answer "
@@ -391,7 +390,7 @@ def serve(
                 "MERCHANT_BACKEND_RATE_LIMIT_STORAGE=redis://host:6379 so they share the counts",
                 processes=processes,
             )
-        upgrade(rt.engine)
+        database.migrate(rt)
         rt.keys.get()  # fail now, not on the first request, if the key is unusable
         # Once it answers: the address, the first merchant, the master key and its backup.
         url = serve_guide.browser_url(host, port)
@@ -704,7 +703,7 @@ def events_prune(
     failed and dead events, the projections and each object's history. Small batches: the
     service keeps taking webhooks meanwhile.
     """
-    from merchant_backend.store import retention
+    from merchant_backend.services import retention
 
     with runtime() as rt:
         if older_than is not None:
@@ -722,7 +721,7 @@ def events_prune(
             )
         before = clock.now() - age
         if dry_run:
-            result = retention.prune(rt.engine, before, dry_run=True)
+            result = retention.prune_events(rt, before, dry_run=True)
         elif not sys.stderr.isatty():
             # Without a terminal (cron, a container): a log line every 20 batches.
             progress = logs.get("merchant_backend.retention")
@@ -733,18 +732,17 @@ def events_prune(
                 if batches[0] % 20 == 0:
                     progress.info("prune progress", events=r.events, bytes=r.bytes)
 
-            result = retention.prune(rt.engine, before, on_batch=note)
+            result = retention.prune_events(rt, before, on_batch=note)
         else:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-            with db.read(rt.engine) as conn:
-                total, _bytes = retention.count_prunable(conn, before)
+            total, _bytes = retention.count_prunable(rt, before)
             columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
                 task = bar.add_task("prune", total=total)
-                result = retention.prune(
-                    rt.engine,
+                result = retention.prune_events(
+                    rt,
                     before,
                     on_batch=lambda r: bar.update(task, completed=r.events),
                 )

@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from merchant_backend import __version__
-from merchant_backend.store import db
+from merchant_backend.services import database
 
 router = APIRouter(tags=["operations"])
 
@@ -22,8 +21,7 @@ def healthz(request: Request) -> JSONResponse:
     state = request.app.state
     checks: dict[str, str] = {}
     try:
-        with db.read(state.runtime.engine) as conn:
-            conn.execute(text("SELECT 1"))
+        database.check_answers(state.runtime)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"failed: {type(exc).__name__}"

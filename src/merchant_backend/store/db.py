@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -95,6 +95,12 @@ def read(engine: Engine) -> Iterator[Connection]:
         conn = conn.execution_options(sqlite_immediate=False)
         with conn.begin():
             yield conn
+
+
+def ping(engine: Engine) -> None:
+    """Raise what the database raises when it does not answer a trivial query (``/healthz``)."""
+    with read(engine) as conn:
+        conn.execute(text("SELECT 1"))
 
 
 AFTER_COMMIT = "merchant_backend.after_commit"
