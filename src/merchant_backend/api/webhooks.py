@@ -21,11 +21,8 @@ from merchant_backend import clock, logs, metrics
 from merchant_backend.api.errors import error_body
 from merchant_backend.errors import EventRejected
 from merchant_backend.runtime import Runtime
-from merchant_backend.store import db
-from merchant_backend.store import merchants as merchant_store
-from merchant_backend.store.inbox import NewEvent
-from merchant_backend.store.inbox_writer import InboxUnavailable, InboxWriter
-from merchant_backend.store.secret_cache import Credentials, SecretCache
+from merchant_backend.services import ingest, merchants
+from merchant_backend.services.ingest import Credentials, InboxUnavailable, InboxWriter, SecretCache
 from merchant_backend.stripe.signature import SignatureRejected, verify
 from merchant_backend.stripe.webhook_event import check_belongs, parse_event
 from merchant_backend.validation import ENVS, is_merchant_id, loggable_id, parse_ascii_int
@@ -167,7 +164,7 @@ async def receive(request: Request) -> Response:
         return _reject(writer, merchant_id, env, 400, exc.reason, str(exc))
 
     try:
-        is_new = await writer.submit(NewEvent.of(event, merchant_id, env, body, "webhook"))
+        is_new = await ingest.submit(writer, event, merchant_id, env, body)
     except InboxUnavailable as exc:
         return _unavailable(env, merchant_id, event.event_id, exc)
     outcome = "duplicate" if not is_new else "stored" if event.handled else "ignored"
@@ -199,16 +196,11 @@ def _unavailable(env: str, merchant_id: str, event_id: str | None, exc: Exceptio
     return _error(503, "unavailable", "the event could not be stored; Stripe will retry")
 
 
-def _merchant_exists(runtime: Runtime, merchant_id: str) -> bool:
-    with db.read(runtime.engine) as conn:
-        return merchant_store.get(conn, merchant_id) is not None
-
-
 async def _no_data_set(
     runtime: Runtime, writer: InboxWriter, merchant_id: str, env: str
 ) -> Response:
     try:
-        exists = await asyncio.to_thread(_merchant_exists, runtime, merchant_id)
+        exists = await asyncio.to_thread(merchants.merchant_exists, runtime, merchant_id)
     except DBAPIError as exc:
         return _unavailable(env, merchant_id, None, exc)
     if not exists:
