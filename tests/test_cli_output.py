@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from merchant_backend import cli_output
-from merchant_backend.cli import _take_json_flag
+from merchant_backend.cli import _take_json_flag, helptext
+from merchant_backend.cli import output as cli_output
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from tests.foundation_helpers import CLI_BIN, cli_env, run_cli, subprocess_env
@@ -138,11 +138,11 @@ def test_help_has_no_type_labels(settings: Settings, command: list[str]) -> None
 
 
 def test_help_paragraphs_are_reflowed_but_lists_keep_their_lines() -> None:
-    assert cli_output.reflow("One line\n    broken here.\n\n    Second.") == (
+    assert helptext.reflow("One line\n    broken here.\n\n    Second.") == (
         "One line broken here.\n\nSecond."
     )
     listed = "Steps:\n1. first\n2. second"
-    assert cli_output.reflow(listed) == listed
+    assert helptext.reflow(listed) == listed
 
 
 # ---- the real program at a terminal --------------------------------------------------------

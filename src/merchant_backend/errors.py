@@ -2,7 +2,7 @@
 
 These say what happened and carry what an adapter needs to show it; they never carry an HTTP
 status, a page or an exit code. Each adapter maps them once (``api/errors.py``,
-``web/render.py``, ``cli.py``), exactly as the contract says. Add a new error type here,
+``web/render.py``, ``cli/errors.py``), exactly as the contract says. Add a new error type here,
 and its mapping in each adapter.
 """
 

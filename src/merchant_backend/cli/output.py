@@ -6,22 +6,20 @@ API's error JSON on one line, as before. The exit code is the same either way (0
 input, 1 other failure). A data set rejected for several fields lists each on its own line,
 so a person fixes them all at once.
 
-Help: typer labels every option with its Python type (``--help <bool>``, ``--merchant
-<str>``). ``readable_help`` gives options a metavar that says what to type (``ID``, ``PORT``)
-and flags none, before the help is drawn.
+Data: a command's answer is JSON on stdout (``out``); ``fail`` writes the error and ends the
+command with its exit code. The help is ``helptext.py``'s.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
-import inspect
 import json
-import re
 import sys
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+import typer
 
 # The data set's field names (the API's) as the options ``stripe set`` takes them.
 OPTION_OF_FIELD = {
@@ -100,64 +98,32 @@ def write(error: CliError, json_flag: bool, stream: TextIO | None = None) -> Non
     stream.flush()
 
 
-# ---- help ------------------------------------------------------------------------------------
+# ---- what every command writes ----------------------------------------------------------------
+
+# Set by ``--json`` anywhere on the command line (see ``usage.JsonUsageErrors.main``).
+json_errors: contextvars.ContextVar[bool] = contextvars.ContextVar("json_errors", default=False)
 
 
-# What to type, where the option's name alone does not say it.
-METAVAR = {
-    "--merchant": "ID",
-    "--env": "stage|live",
-    "--account-id": "acct_…",
-    "--publishable-key": "pk_…",
-    "--secret-key": "sk_…|-",
-    "--signing-secret": "whsec_…|-",
-    "--old-valid-for": "SECONDS",
-    "--since": "WHEN",
-    "--older-than": "AGE",
-}
+def write_error(
+    error_code: str,
+    message: str,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> None:
+    error = CliError(error_code, message, field, errors or [])
+    write(error, json_errors.get())
 
 
-def reflow(text: str | None) -> str | None:
-    """A docstring's paragraphs as single lines: the help is wrapped to the terminal, and the
-    line breaks of the source would otherwise cut its lines in the middle."""
-    if not text:
-        return text
-    paragraphs = inspect.cleandoc(text).split("\n\n")
-    return "\n\n".join(p if _LIST.search(p) else " ".join(p.split()) for p in paragraphs)
+def out(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-# A paragraph written as a list keeps its lines.
-_LIST = re.compile(r"^\s*(?:[-*]|\d+[.)])\s", re.MULTILINE)
-
-
-def _no_type_label(ctx: Any) -> None:
-    return None
-
-
-def _tidy(param: Any) -> None:
-    if isinstance(param, TyperOption):
-        if param.is_flag:
-            param.metavar = ""
-        elif param.metavar is None and param.name:
-            known = [METAVAR[o] for o in param.opts if o in METAVAR]
-            param.metavar = known[0] if known else param.name.upper()
-    elif isinstance(param, TyperArgument):
-        if param.metavar is None and param.name:
-            param.metavar = param.name.upper()
-        # An argument's type label is drawn whatever its metavar; its name says enough.
-        param.display_type_rich = _no_type_label  # type: ignore[method-assign]
-
-
-def readable_help(command: TyperCommand | TyperGroup) -> None:
-    """Give every option of ``command`` and its subcommands a label a person understands, and
-    its help text paragraphs that the terminal wraps."""
-    command.help = reflow(command.help)
-    for param in command.params:
-        _tidy(param)
-    help_option = command.get_help_option(command.context_class(command))
-    if help_option is not None:
-        _tidy(help_option)
-    if isinstance(command, TyperGroup):
-        for sub in command.commands.values():
-            if isinstance(sub, TyperCommand | TyperGroup):
-                readable_help(sub)
+def fail(
+    code: int,
+    error_code: str,
+    message: str,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> NoReturn:
+    write_error(error_code, message, field, errors)
+    raise typer.Exit(code)
