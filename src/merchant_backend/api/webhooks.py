@@ -191,7 +191,7 @@ def _unavailable(env: str, merchant_id: str, event_id: str | None, exc: Exceptio
         merchant_id=merchant_id,
         env=env,
         event_id=event_id,
-        reason=f"{type(exc).__name__}: {exc}"[:300],
+        reason=logs.error_text(exc),
     )
     return _error(503, "unavailable", "the event could not be stored; Stripe will retry")
 

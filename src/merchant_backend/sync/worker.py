@@ -34,10 +34,11 @@ MAX_PACE = 0.02  # seconds: the longest rest of a pacing worker between two batc
 
 def describe(exc: Exception) -> str:
     """An error as kept in ``last_error``: the driver's message, not SQLAlchemy's text, which
-    carries the statement and its parameters (whole Stripe objects)."""
+    carries the statement and its parameters (whole Stripe objects), and only its first line
+    (``logs.error_text``: PostgreSQL's DETAIL line repeats the refused row's values)."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return f"{type(exc.orig).__name__}: {exc.orig}"
-    return f"{type(exc).__name__}: {exc}"
+        return logs.error_text(exc.orig, limit=2000)
+    return logs.error_text(exc, limit=2000)
 
 
 def _observe_lag(batch: list[inbox.ClaimedEvent], applied: list[int], at: float) -> None:
@@ -208,7 +209,7 @@ class Worker:
             try:
                 handled = self.run_once()
             except Exception as exc:  # database unreachable: wait and try again
-                log.error("worker round failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                log.error("worker round failed", error=logs.error_text(exc))
                 handled = 0
                 self._stop.wait(min(5.0, self.settings.worker_poll_interval * 10))
                 continue
