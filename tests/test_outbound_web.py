@@ -16,7 +16,7 @@ from merchant_backend.store import db, objects
 from merchant_backend.sync.handlers import snapshot_of
 from tests import stripe_factory as sf
 from tests.outbound_support import Receiver
-from tests.web_support import csrf_of, sign_in
+from tests.web_support import csrf_of, form_fields, hidden, sign_in
 from tests.webhook_support import connected_merchant
 
 
@@ -49,20 +49,30 @@ def test_the_notifications_page(web: TestClient, rt: Runtime, rcv: Receiver) -> 
     assert page.status_code == 200 and "No destination for this environment yet" in page.text
     assert f'href="/m/{m.id}/stage/notifications"' in page.text  # in the navigation
     csrf = csrf_of(web, base)
+    nonce = hidden(page.text, "form_nonce")
 
-    bad = web.post(base, data={"csrf_token": csrf, "url": "ftp://x", "object_types": ["dispute"]})
+    bad = web.post(
+        base,
+        data={
+            "csrf_token": csrf,
+            "form_nonce": nonce,
+            "url": "ftp://x",
+            "object_types": ["customer"],
+        },
+    )
     assert bad.status_code == 422 and "Nothing was added" in bad.text
 
     added = web.post(
         base,
         data={
             "csrf_token": csrf,
+            "form_nonce": nonce,
             "url": rcv.url,
             "description": "Shop",
             "object_types": ["customer"],
         },
     )
-    assert added.status_code == 201, added.text
+    assert added.status_code == 200 and [h.status_code for h in added.history] == [303]
     secret = re.search(
         r'id="signing-secret" type="text" readonly value="(whsec_[^"]+)"', added.text
     )
@@ -112,7 +122,7 @@ def test_the_notifications_page(web: TestClient, rt: Runtime, rcv: Receiver) -> 
 
     off = web.post(f"{one}/disable", data={"csrf_token": csrf})
     assert off.status_code == 200 and "switched off" in off.text and "Switch on" in off.text
-    rotated = web.post(f"{one}/rotate", data={"csrf_token": csrf})
+    rotated = web.post(f"{one}/rotate", data=form_fields(off.text, f"{one}/rotate"))
     assert rotated.status_code == 200 and "not shown again" in rotated.text
     assert secret.group(1) not in rotated.text
 

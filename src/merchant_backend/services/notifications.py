@@ -3,7 +3,8 @@
 ``owner`` is the merchant id, or None for the operator's installation-wide destinations. Each
 function opens its own transactions. A destination of another owner looks exactly like a
 missing one. The URL is checked (``ssrf.check``) whenever it is set; the secret is generated
-here and returned only by ``create_destination`` and ``rotate_secret``.
+here and returned only by ``create_destination`` and ``rotate_secret`` (their web forms'
+``_once`` variants keep it, encrypted, for the session to see once: ``services.once``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from merchant_backend.errors import FieldError, InvalidInput, NotFound
 from merchant_backend.outbound import signing, ssrf
 from merchant_backend.outbound.dispatcher import Dispatcher
 from merchant_backend.runtime import Runtime
-from merchant_backend.store import db, outbox
+from merchant_backend.services import once
+from merchant_backend.store import db, outbox, web_reveals
 from merchant_backend.store import destinations as destination_store
 from merchant_backend.store.destinations import OBJECT_TYPES as OBJECT_TYPES
 from merchant_backend.store.destinations import Destination
@@ -141,18 +143,57 @@ def create_destination(
     values = _check(rt, data, env, creating=True)
     secret = signing.new_secret()
     with db.write(rt.engine) as conn:
-        dest = destination_store.create(
-            conn,
-            rt.keys.get(),
-            merchant_id=owner,
-            env=env,
-            url=values["url"],
-            description=values["description"],
-            object_types=values["object_types"],
-            secret=secret,
-            enabled=values.get("enabled", True),
-        )
-        return WithSecret(_view(conn, dest), secret)
+        return WithSecret(_view(conn, _insert(rt, conn, owner, env, values, secret)), secret)
+
+
+def _insert(
+    rt: Runtime, conn: Any, owner: str | None, env: str, values: dict[str, Any], secret: str
+) -> Destination:
+    return destination_store.create(
+        conn,
+        rt.keys.get(),
+        merchant_id=owner,
+        env=env,
+        url=values["url"],
+        description=values["description"],
+        object_types=values["object_types"],
+        secret=secret,
+        enabled=values.get("enabled", True),
+    )
+
+
+def create_destination_once(
+    rt: Runtime, owner: str, env: str, data: DestinationInput, post: once.FormPost
+) -> once.Outcome:
+    """The web's "Add destination": as ``create_destination``, with the new signing secret kept,
+    encrypted, for the session to see once (``once.take_destination_secret``). The same form
+    posted again adds no second destination: it answers the first one's id (``repeated``)."""
+    values = _check(rt, data, env, creating=True)
+    action = f"destination.create/{owner}/{env}"
+    at = clock.now()
+    with db.write(rt.engine) as conn:
+        first = once.earlier(conn, post, action, at)
+        if first is not None:
+            return first
+        secret = signing.new_secret()
+        dest = _insert(rt, conn, owner, env, values, secret)
+        return _made_secret(rt, conn, post, action, dest.id, secret, "created", at)
+
+
+def _made_secret(
+    rt: Runtime,
+    conn: Any,
+    post: once.FormPost,
+    action: str,
+    destination_id: str,
+    secret: str,
+    reason: str,
+    at: float,
+) -> once.Outcome:
+    subject = web_reveals.destination_secret(destination_id)
+    return once.made(
+        rt, conn, post, action, destination_id, subject=subject, secret=secret, reason=reason, at=at
+    )
 
 
 def update_destination(
@@ -178,6 +219,25 @@ def rotate_secret(rt: Runtime, owner: str | None, env: str, destination_id: str)
             conn, rt.keys.get(), _get(conn, owner, env, destination_id), secret
         )
         return WithSecret(_view(conn, dest), secret)
+
+
+def rotate_secret_once(
+    rt: Runtime, owner: str, env: str, destination_id: str, post: once.FormPost
+) -> once.Outcome:
+    """The web's "New signing secret": as ``rotate_secret``, with the new secret kept for the
+    session to see once. The same form posted again rotates nothing: the secret the merchant
+    was shown stays the one in force."""
+    at = clock.now()
+    with db.write(rt.engine) as conn:
+        # Looked up first: only a real destination's id (24 characters) names an action.
+        dest = _get(conn, owner, env, destination_id)
+        action = f"destination.rotate-secret/{dest.id}"
+        first = once.earlier(conn, post, action, at)
+        if first is not None:
+            return first
+        secret = signing.new_secret()
+        destination_store.set_secret(conn, rt.keys.get(), dest, secret)
+        return _made_secret(rt, conn, post, action, dest.id, secret, "rotated", at)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Web forms that make something once, and the new secret they make, shown once.
 
-"Create merchant" and "Rotate token" make an API token that must be copied from the page. The
+"Create merchant" and "Rotate token" make an API token that must be copied from the page, as
+"Add destination" and "New signing secret" make a notification destination's signing secret. The
 post does the work, keeps the token for the session (``store.web_reveals``: encrypted, never
 in a cookie, a URL or a log) and answers with a redirect to a page that takes it and shows it
 once. The form carries a one-time nonce (``store.form_nonces``), so the same form posted again
@@ -93,13 +94,19 @@ def made(
 def take_merchant_token(rt: Runtime, session: WebSession, merchant_id: str) -> Reveal | None:
     """The merchant's new API token kept for this session, forgotten as it is read: shown
     once. None when there is none (shown already, expired, or another session's)."""
+    return _take(rt, session, web_reveals.merchant_token(merchant_id))
+
+
+def take_destination_secret(rt: Runtime, session: WebSession, destination_id: str) -> Reveal | None:
+    """As ``take_merchant_token``, for a notification destination's new signing secret (the
+    caller has checked the destination is one the session may see)."""
+    return _take(rt, session, web_reveals.destination_secret(destination_id))
+
+
+def _take(rt: Runtime, session: WebSession, subject: str) -> Reveal | None:
     with db.write(rt.engine) as conn:
         return web_reveals.take(
-            conn,
-            rt.keys.for_token,
-            session_hash=session.id_hash,
-            subject=web_reveals.merchant_token(merchant_id),
-            at=clock.now(),
+            conn, rt.keys.for_token, session_hash=session.id_hash, subject=subject, at=clock.now()
         )
 
 

@@ -1,8 +1,9 @@
 """New secrets waiting to be shown once, to the web session that made them.
 
-The web pages answer a post that makes a secret (a merchant's API token, created or rotated)
-with a redirect, so a reload repeats nothing; the secret waits here for the page the redirect
-goes to, which takes it (reads and deletes it in one transaction) and shows it once.
+The web pages answer a post that makes a secret (a merchant's API token, or a notification
+destination's signing secret, created or rotated) with a redirect, so a reload repeats nothing;
+the secret waits here for the page the redirect goes to, which takes it (reads and deletes it
+in one transaction) and shows it once.
 
 Hazards, and how they are kept away:
 - A copy of the database must not reveal the secret: it is encrypted with the master key like
@@ -44,6 +45,11 @@ class Reveal:
 def merchant_token(merchant_id: str) -> str:
     """The subject of a merchant's new API token."""
     return f"merchant-token/{merchant_id}"
+
+
+def destination_secret(destination_id: str) -> str:
+    """The subject of a notification destination's new signing secret."""
+    return f"destination-secret/{destination_id}"
 
 
 def _aad(session_hash: str, subject: str) -> str:

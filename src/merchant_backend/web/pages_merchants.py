@@ -18,12 +18,11 @@ from merchant_backend.errors import FieldError, NotFound
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services import merchant_access, merchants, once
 from merchant_backend.services.sessions import WebSession
-from merchant_backend.web import action_forms
+from merchant_backend.web import action_forms, once_forms
 from merchant_backend.web import session as sess
 from merchant_backend.web.layout import frame
 from merchant_backend.web.render import (
     ShownOnce,
-    WebError,
     WebRoute,
     not_found,
     page,
@@ -64,16 +63,6 @@ def _list(
     return page(request, "merchants.html", context, status_code=status_code)
 
 
-def _form_post(session: WebSession, form_nonce: str) -> once.FormPost:
-    if not once.is_form_nonce(form_nonce):
-        raise WebError(
-            400,
-            _("This form has expired"),
-            _("The form is from an older page. Reload the page and try again."),
-        )
-    return once.FormPost(session, form_nonce)
-
-
 def _token_page(merchant_id: str) -> str:
     return f"/merchants/{merchant_id}/token"
 
@@ -87,7 +76,7 @@ def create_merchant(
 ) -> Response:
     if not session.is_admin:
         raise not_found()
-    post = _form_post(session, form_nonce)
+    post = once_forms.form_post(session, form_nonce)
     checked = action_forms.merchant_name(name)
     if isinstance(checked, FieldError):
         # Nothing was made: the form comes back with the same nonce, to be sent again.
@@ -114,7 +103,7 @@ def rotate_token(
 ) -> Response:
     if not session.is_admin:
         raise not_found()
-    post = _form_post(session, form_nonce)
+    post = once_forms.form_post(session, form_nonce)
     try:
         merchant_access.rotate_token_once(runtime_of(request), post, merchant_id)
     except NotFound:
@@ -150,14 +139,7 @@ def new_token(
         rotated=shown is not None and shown.reason == "rotated",
         form_nonce=once.new_form_nonce(),
     )
-    return _never_kept(page(request, "merchant_token.html", context))
-
-
-def _never_kept(response: Response) -> Response:
-    # Said here as well as by the common headers: this answer must never be kept anywhere.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
+    return once_forms.never_kept(page(request, "merchant_token.html", context))
 
 
 @router.post("/merchants/{merchant_id}/disable")

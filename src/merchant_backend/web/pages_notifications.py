@@ -1,9 +1,14 @@
 """The Notifications page of a merchant's environment: destinations and their delivery log.
 
-List and add destinations (the secret is shown once, on the page that answers the add or the
-rotation), switch one off and on, rotate its secret, send a test, read its delivery log, and
-replay one message or every failed one since a time. Thin adapters over ``services.notifications``,
-as the API and the CLI are.
+List and add destinations, switch one off and on, rotate its secret, send a test, read its
+delivery log, and replay one message or every failed one since a time. Thin adapters over
+``services.notifications``, as the API and the CLI are.
+
+A new signing secret is shown once (``services.once``), as a new API token is: "Add destination"
+and "New signing secret" answer with a 303 to ``…/notifications/{id}/secret``, which shows the
+secret kept for this session and forgets it (``Cache-Control: no-store``); loading it again says
+it was shown once and offers to rotate. Both forms carry a one-time nonce: posting the same form
+again (a reload, Back and submit) adds no second destination and rotates nothing again.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from merchant_backend import logs
 from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
-from merchant_backend.services import notifications
+from merchant_backend.services import notifications, once
+from merchant_backend.web import once_forms
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.render import ShownOnce, WebRoute, not_found, page, redirect
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
@@ -47,6 +53,7 @@ def _list(
     errors: dict[str, str] | None = None,
     submitted: dict[str, Any] | None = None,
     notice: str | None = None,
+    nonce: str | None = None,
     status_code: int = 200,
 ) -> Response:
     context = merchant_frame(
@@ -58,6 +65,7 @@ def _list(
         errors=errors or {},
         submitted=submitted or {"object_types": list(notifications.OBJECT_TYPES)},
         notice=notice,
+        form_nonce=nonce or once.new_form_nonce(),
         feed_url=f"/api/v1/merchants/{mp.merchant.id}/{mp.env}/changes",
     )
     return page(request, "notifications.html", context, status_code=status_code)
@@ -68,7 +76,8 @@ def _detail(
     mp: MerchantPage,
     destination_id: str,
     *,
-    secret: str | None = None,
+    shown: once.Reveal | None = None,
+    secret_gone: bool = False,
     test: notifications.TestResult | None = None,
     notice: str | None = None,
     errors: dict[str, str] | None = None,
@@ -90,7 +99,10 @@ def _detail(
         counts=delivery_log.destination.counts,
         type_labels=TYPE_LABELS,
         # On purpose, this once: pages hide anything shaped like a secret otherwise.
-        secret=ShownOnce(secret) if secret else None,
+        secret=ShownOnce(shown.secret) if shown else None,
+        rotated=shown is not None and shown.reason == "rotated",
+        secret_gone=secret_gone,
+        form_nonce=once.new_form_nonce(),
         test=test,
         notice=notice,
         errors=errors or {},
@@ -110,18 +122,38 @@ def notifications_page(
 @router.post("/m/{merchant_id}/{env}/notifications")
 async def add_destination(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
     form = await request.form()
+    post = once_forms.form_post(mp.session, str(form.get("form_nonce", "")))
     url = str(form.get("url", "")).strip()
     description = str(form.get("description", "")).strip()
     types = [str(t) for t in form.getlist("object_types")]
     data = notifications.DestinationInput(url=url, description=description, object_types=types)
     try:
-        made = notifications.create_destination(mp.rt, mp.merchant.id, mp.env, data)
+        made = notifications.create_destination_once(mp.rt, mp.merchant.id, mp.env, data, post)
     except notifications.InvalidDestinationInput as exc:
+        # Nothing was added: the form comes back with the same nonce, to be sent again.
         submitted = {"url": url, "description": description, "object_types": types}
-        return _list(request, mp, errors=exc.by_field, submitted=submitted, status_code=422)
-    log.info("web destination added", merchant_id=mp.merchant.id, env=mp.env)
-    # Answered, not redirected: the secret is on this page only (no-store), never in a URL.
-    return _detail(request, mp, made.view.destination.id, secret=made.secret, status_code=201)
+        return _list(
+            request, mp, errors=exc.by_field, submitted=submitted, nonce=post.nonce, status_code=422
+        )
+    if not made.repeated:
+        log.info("web destination added", merchant_id=mp.merchant.id, env=mp.env)
+    return redirect(_secret_page(mp, made.id))
+
+
+def _secret_page(mp: MerchantPage, destination_id: str) -> str:
+    return f"{mp.base}{SECTION}/{destination_id}/secret"
+
+
+@router.get("/m/{merchant_id}/{env}/notifications/{destination_id}/secret")
+def new_secret(
+    request: Request, destination_id: str, mp: MerchantPage = Depends(merchant_page)
+) -> Response:
+    """The destination's new signing secret, once: the first load shows it and forgets it; a
+    reload says it was shown once and offers "New signing secret"."""
+    _act(mp, destination_id, notifications.get_destination)  # this merchant's, or 404
+    shown = once.take_destination_secret(mp.rt, mp.session, destination_id)
+    response = _detail(request, mp, destination_id, shown=shown, secret_gone=shown is None)
+    return once_forms.never_kept(response)
 
 
 @router.get("/m/{merchant_id}/{env}/notifications/{destination_id}")
@@ -170,11 +202,13 @@ def disable(destination_id: str, mp: MerchantPage = Depends(merchant_form)) -> R
 
 @router.post("/m/{merchant_id}/{env}/notifications/{destination_id}/rotate")
 def rotate(
-    request: Request, destination_id: str, mp: MerchantPage = Depends(merchant_form)
+    destination_id: str, form_nonce: str = Form(""), mp: MerchantPage = Depends(merchant_form)
 ) -> Response:
-    rotated = _act(mp, destination_id, notifications.rotate_secret)
-    log.info("web destination secret rotated", merchant_id=mp.merchant.id, env=mp.env)
-    return _detail(request, mp, destination_id, secret=rotated.secret)
+    post = once_forms.form_post(mp.session, form_nonce)
+    made = _act(mp, destination_id, notifications.rotate_secret_once, post=post)
+    if not made.repeated:
+        log.info("web destination secret rotated", merchant_id=mp.merchant.id, env=mp.env)
+    return redirect(_secret_page(mp, destination_id))
 
 
 @router.post("/m/{merchant_id}/{env}/notifications/{destination_id}/test")
