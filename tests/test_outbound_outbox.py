@@ -171,6 +171,31 @@ def test_a_rolled_back_apply_writes_no_message(runtime: Runtime) -> None:
     assert outbox.COMMITTED.generation > seen
 
 
+def test_the_dispatcher_is_woken_only_for_a_delivery_not_for_every_message(
+    runtime: Runtime,
+) -> None:
+    m = connected_merchant(runtime)
+
+    def apply_one() -> None:
+        snap = snapshot_of(
+            "payment_intent",
+            sf.payment_intent(),
+            event_id=sf.new_id("evt"),
+            event_type="payment_intent.created",
+            event_created=1_760_000_000,
+        )
+        with db.write(runtime.engine) as conn:
+            objects.apply_snapshots(conn, m.id, "stage", [snap])
+
+    feed, due = outbox.COMMITTED.generation, outbox.DUE.generation
+    apply_one()  # no destination: a message for the change feed, nothing to deliver
+    assert outbox.COMMITTED.generation > feed
+    assert outbox.DUE.generation == due
+    add_destination(runtime, m.id, "https://hooks.example/x")
+    apply_one()
+    assert outbox.DUE.generation > due
+
+
 def test_a_worker_batch_that_fails_sends_nothing(
     client: TestClient, runtime: Runtime, worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -271,7 +271,7 @@ class Dispatcher:
 
     def run_forever(self) -> None:
         log.info("dispatcher started", dispatcher_id=self.dispatcher_id)
-        outbox.COMMITTED.subscribe(self._wake.set)
+        outbox.DUE.subscribe(self._wake.set)
         try:
             while not self._stop.is_set():
                 self._wake.clear()
@@ -285,7 +285,7 @@ class Dispatcher:
                     continue
                 self._wake.wait(self.runtime.settings.outbound_poll_interval)
         finally:
-            outbox.COMMITTED.unsubscribe(self._wake.set)
+            outbox.DUE.unsubscribe(self._wake.set)
             log.info("dispatcher stopped", dispatcher_id=self.dispatcher_id)
 
     def stop(self, wait: bool = True) -> None:

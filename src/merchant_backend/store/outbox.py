@@ -114,7 +114,12 @@ class ChangeSignal:
             return self._generation
 
 
+# A message was committed (the change feed's long polls wait on it).
 COMMITTED = ChangeSignal()
+# A delivery became due (the dispatchers wait on it). Apart from COMMITTED because most batches
+# write messages with no destination to deliver them to: waking the dispatcher for those cost
+# a claim transaction per worker batch, holding SQLite's write lock against the inbox writer.
+DUE = ChangeSignal()
 
 
 @dataclass(frozen=True)
@@ -262,6 +267,7 @@ def append(
     sqltext.insert_rows(conn, "outbound_messages", MESSAGE_COLUMNS, messages)
     if deliveries:
         sqltext.insert_rows(conn, "outbound_deliveries", DELIVERY_COLUMNS, deliveries)
+        db.after_commit(conn, DUE.notify)
     db.after_commit(conn, COMMITTED.notify)
     return [m[0] for m in messages]
 
@@ -316,7 +322,7 @@ def append_test(conn: Connection, destination: destination_store.Destination, at
             **_pending_values(message_id, destination.id, message_id, 0, at)
         )
     )
-    db.after_commit(conn, COMMITTED.notify)
+    db.after_commit(conn, DUE.notify)  # a test message is not in the change feed
     return message_id
 
 
@@ -792,7 +798,7 @@ def replay_message(
             conn.execute(
                 insert(d).values(**_pending_values(message_id, destination.id, ref, m.sequence, at))
             )
-    db.after_commit(conn, COMMITTED.notify)
+    db.after_commit(conn, DUE.notify)
     return True
 
 
