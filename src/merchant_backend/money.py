@@ -15,10 +15,31 @@ How a typed amount is read (``parse_amount``), in this order:
    (Babel's CLDR data: ``.``/``,`` for English, ``,``/``.`` for German). Anything else — a
    decimal mark after a grouping mark of the other kind (``1,250.00`` on a German page), other
    digits (``١٢``), exponents, spaces inside — is refused with the way to write it here.
-4. *Ambiguous*: one decimal mark followed by exactly three digits (``1,250`` on a German page,
-   ``1.250`` on an English one) is how the other language groups thousands. It is refused,
-   naming both readings, unless the currency has three decimals (then it is how that currency
-   is written, and the confirmation step shows it before anything is charged).
+4. *Ambiguous*: one decimal mark followed by exactly three digits, after a whole part of one to
+   three digits that is not zero (``1,250`` on a German page, ``1.250`` on an English one;
+   leading zeros do not count, ``01,250`` too), is how the other language groups thousands. It
+   is refused, naming each reading that can be charged and how to write it here (``1,25`` /
+   ``1.250,00``). Three-decimal currencies (BHD JOD KWD OMR TND) are no exception: ``1,250``
+   KWD is 1.250 KWD to a German reader and 1,250 KWD to an English one; reading it one way
+   charged a thousand times too little, and the confirmation showed the very string that was
+   typed. For them the mirror is refused too: one *grouping* mark followed by exactly three
+   digits (``1,250`` on an English page, ``1.250`` on a German one) is the page's thousands but
+   the other language's three decimals (a thousand times too much). Accepted for them, as each
+   has one reading:
+
+   - ``0,250`` (de) / ``0.250`` (en): nobody groups thousands after a lone zero (Babel refuses
+     ``0.250`` on a German page, ``0,250`` on an English one);
+   - ``1,25``, ``1,2`` (de) / ``1.25``, ``1.2`` (en): fewer than three digits are no group;
+   - ``1.250,000`` or ``1.250,00`` (de) / ``1,250.000`` or ``1,250.00`` (en): both marks, in
+     the page's order (the other order is refused by rule 3);
+   - ``1250,000`` (de) / ``1250.000`` (en): four digits before the mark are no group;
+   - ``1250``: no mark at all.
+
+   Only readings that can be charged are named (``125,250`` KWD on a German page names
+   125,25 KWD: 125,250 KWD is above Stripe's limit). When the page's own reading is a decimal
+   Stripe cannot charge (``5,125`` KWD on a German page: the last decimal must be 0), rule 7's
+   step refusal is said instead, with neighbours that read one way (``5,12``, ``5,13``); when
+   no reading can be charged, the page's own refusal. Either way nothing is read.
 5. Babel's ``parse_decimal(strict=True)`` must accept it (groups of three in the right places).
 6. No more decimals than the currency has (``12,345`` EUR, ``5,5`` JPY are refused) — counted
    as typed, so ``12,500`` is not silently 12.50.
@@ -29,7 +50,14 @@ How a typed amount is read (``parse_amount``), in this order:
 ``format_amount`` writes an amount for a locale with its currency (``12,50 €``, ``€12.50``),
 with as many decimals as are typed for that currency, so ``parse_amount(format_amount(x)) == x``
 for every currency listed and every amount Stripe accepts (the Hypothesis test in
-``tests/test_money.py``).
+``tests/test_money.py``). A three-decimal amount whose third decimal is 0 — every amount Stripe
+charges in them, as it takes only steps of 10 — is written with *two* decimals (``1,25 KWD``
+for ``amount=1250``, ``KWD 1,250.00`` for ``amount=1250000``): written with three it would be
+the ambiguous ``1,250 KWD`` of rule 4, which the page refuses when typed, and the confirmation
+step would show a person the very string they misread. Two decimals say the same amount and
+read one way in both languages. An amount off Stripe's step (received from Stripe, never
+typed) is still written with its three decimals (``5,125 KWD``): dropping one would show
+another amount.
 
 A refusal is an ``AmountRefused`` (a reason and the examples in the locale's own writing);
 ``explain`` turns it into a sentence through a gettext-style function, so the web pages can say
@@ -178,19 +206,30 @@ def _value(minor: int, cur: Currency) -> Decimal:
     return Decimal(minor).scaleb(-cur.exponent)
 
 
+def _written_decimals(minor: int, cur: Currency) -> int:
+    """Decimals to write: the typed ones, but two for a three-decimal amount ending in 0
+    (``1,25 KWD``, never the ambiguous ``1,250 KWD``: see the module docstring)."""
+    if cur.decimals == 3 and minor % 10 == 0:
+        return 2
+    return cur.decimals
+
+
 def format_number(minor: int, cur: Currency, locale: str) -> str:
-    """``1250`` EUR as ``12,50`` (de) / ``12.50`` (en): the number alone, as a person types it."""
-    return str(_pattern(locale, cur.decimals, False).apply(_value(minor, cur), _locale(locale)))
+    """``1250`` EUR as ``12,50`` (de) / ``12.50`` (en): the number alone, as a person types it
+    (``1250`` KWD as ``1,25`` / ``1.25``)."""
+    pattern = _pattern(locale, _written_decimals(minor, cur), False)
+    return str(pattern.apply(_value(minor, cur), _locale(locale)))
 
 
 def format_amount(minor: int, cur: Currency, locale: str) -> str:
-    """``1250`` EUR as ``12,50 €`` (de) / ``€12.50`` (en), with the currency's typed decimals.
+    """``1250`` EUR as ``12,50 €`` (de) / ``€12.50`` (en), with the currency's typed decimals
+    (a three-decimal amount ending in 0 with two: ``1250`` KWD as ``1,25 KWD`` / ``KWD 1.25``).
 
     Babel does not apply CLDR's currency spacing, so a symbol that ends in a letter or a dot
     (``CHF``, ``Cg.``) gets a no-break space before the digits: ``CHF 12.50``, not ``CHF12.50``.
     """
     text = str(
-        _pattern(locale, cur.decimals, True).apply(
+        _pattern(locale, _written_decimals(minor, cur), True).apply(
             _value(minor, cur), _locale(locale), currency=cur.code.upper(), currency_digits=False
         )
     )
@@ -276,11 +315,19 @@ def parse_amount(text: str, cur: Currency, locale: str) -> int | AmountRefused:
     # ASCII digits only ([0-9], not \d): other scripts' digits are refused, not converted.
     if not re.fullmatch(rf"[0-9]+(?:{g}[0-9]+)*(?:{d}[0-9]+)?", core):
         return refused("format")
-    if cur.decimals != 3 and re.fullmatch(rf"[1-9][0-9]{{0,2}}{d}[0-9]{{3}}", core):
-        whole, frac = core.split(decimal_mark)
+    # Rule 4: one mark and three digits that the other language reads another way; for
+    # three-decimal currencies the page's grouping mark too (its thousands, the other's decimals).
+    either = f"[{d}{g}]" if cur.decimals == 3 else d
+    if re.fullmatch(rf"0*[1-9][0-9]{{0,2}}{either}[0-9]{{3}}", core):
+        mark = decimal_mark if decimal_mark in core else group_mark
+        whole, frac = core.split(mark)
         as_decimal = _exact_minor(Decimal(f"{whole}.{frac}"), cur)
         as_thousands = _exact_minor(Decimal(whole + frac), cur)
-        return refused("ambiguous", as_decimal, as_thousands)
+        # The page reads a decimal Stripe cannot charge (``5,125`` KWD here): the step refusal
+        # below says so with its neighbours; with no reading to charge, the page's own refusal.
+        own_off_step = cur.decimals == 3 and mark == decimal_mark and as_decimal is None
+        if not own_off_step and (as_decimal is not None or as_thousands is not None):
+            return refused("ambiguous", as_decimal, as_thousands)
     try:
         value = parse_decimal(core, locale=_locale(locale), strict=True)
     except NumberFormatError:
