@@ -184,7 +184,7 @@ def test_times_follow_the_browsers_zone_a_chosen_zone_wins_and_utc_is_the_defaul
 # ----------------------------------------------------------------------------- new payment
 
 
-def _german_payment(web: TestClient, m: MerchantCtx, amount: str) -> Any:
+def _german_payment(web: TestClient, m: MerchantCtx, amount: str, currency: str = "eur") -> Any:
     web.cookies.set("mb_lang", "de")
     path = f"/m/{m.id}/stage/payments/new"
     form = web.get(path).text
@@ -192,7 +192,7 @@ def _german_payment(web: TestClient, m: MerchantCtx, amount: str) -> Any:
         "csrf_token": hidden(form, "csrf_token"),
         "idempotency_key": hidden(form, "idempotency_key"),
         "amount": amount,
-        "currency": "eur",
+        "currency": currency,
         "payment_method": "pm_card_visa",
         "capture_method": "automatic",
     }
@@ -225,6 +225,36 @@ def test_the_german_page_refuses_an_english_thousands_amount_and_says_how_to_wri
         "eine oder 1.250,00 für das andere."
     )
     assert "Es wurde nichts an Stripe gesendet." in r.text
+    assert fake.requests == []
+
+
+def test_the_german_page_refuses_a_three_decimal_amount_that_reads_two_ways(
+    web: TestClient, fake: FakeStripe, stage: MerchantCtx
+) -> None:
+    """``1,250`` KWD was read as 1.250 KWD and confirmed as ``1,250 KWD``: the string a
+    person who meant one thousand two hundred fifty had typed."""
+    sign_in(web, stage.token)
+    r = _german_payment(web, stage, "1,250", "kwd")
+    assert r.status_code == 422
+    error = r.text.split('id="f-amount-error">')[1].split("</p>")[0]
+    assert error == (
+        "„1,250“ kann 1,25\u00a0KWD oder 1.250,00\u00a0KWD bedeuten. Schreiben Sie 1,25 für "
+        "das eine oder 1.250,00 für das andere."
+    )
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [("1,25", "1,25\u00a0KWD"), ("0,250", "0,25\u00a0KWD"), ("1.250,000", "1.250,00\u00a0KWD")],
+)
+def test_the_german_page_confirms_a_three_decimal_amount_in_a_form_that_reads_one_way(
+    web: TestClient, fake: FakeStripe, stage: MerchantCtx, typed: str, shown: str
+) -> None:
+    sign_in(web, stage.token)
+    r = _german_payment(web, stage, typed, "kwd")
+    assert r.status_code == 200, r.text
+    assert f'id="charged-amount">{shown}<' in r.text and f"{shown} belasten" in r.text
     assert fake.requests == []
 
 

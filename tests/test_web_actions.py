@@ -635,6 +635,27 @@ def test_a_confirmation_that_does_not_match_the_form_is_shown_again_not_charged(
     assert [r.form["amount"] for r in fake.requests] == [["1250"]]
 
 
+def test_a_three_decimal_amount_is_confirmed_with_two_decimals_and_its_ambiguous_form_refused(
+    web: TestClient, fake: FakeStripe, signed_in: MerchantCtx
+) -> None:
+    """``1.250`` KWD is 1.25 KWD in English and 1,250 KWD in German: refused, naming both. The
+    confirmation writes ``KWD 1.25``, never the ``1.250`` a German reader takes for 1,250."""
+    path = f"{_base(signed_in)}/payments/new"
+    data = {**_form(web, path, 'id="payment-form"'), "currency": "kwd"}
+    refused = web.post(path, data={**data, "amount": "1.250"})
+    assert refused.status_code == 422
+    error = refused.text.split('id="f-amount-error">')[1].split("</p>")[0]
+    assert error == (
+        "“1.250” could mean KWD\u00a01.25 or KWD\u00a01,250.00. Write 1.25 for the first or "
+        "1,250.00 for the second."
+    )
+    shown = web.post(path, data={**data, "amount": "1.25"})
+    assert shown.status_code == 200
+    assert 'id="charged-amount">KWD\u00a01.25<' in shown.text
+    assert _confirmation(shown.text)["confirmed_amount"] == "1250"
+    assert fake.requests == []
+
+
 def test_an_amount_written_the_german_way_on_the_english_page_is_refused_not_multiplied(
     web: TestClient, fake: FakeStripe, signed_in: MerchantCtx
 ) -> None:

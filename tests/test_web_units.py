@@ -32,6 +32,7 @@ DAY = 86400
         (123456789, "usd", "US$1,234,567.89", "1.234.567,89\u00a0$"),
         (1234, "jpy", "JP¥1,234", "1.234\u00a0¥"),  # zero-decimal: Stripe's 1234 is ¥1234
         (1234, "kwd", "KWD\u00a01.234", "1,234\u00a0KWD"),  # three decimals
+        (1250, "kwd", "KWD\u00a01.25", "1,25\u00a0KWD"),  # ending in 0: never "1,250 KWD"
         (-2500, "usd", "-US$25.00", "-25,00\u00a0$"),
         (1234, "xyz", "12.34 XYZ", "12.34 XYZ"),  # not a currency Stripe lists
         (None, "usd", "—", "—"),
