@@ -8,11 +8,16 @@ second destination and rotate nothing again. tests/test_web_destination_reveal.p
 same without a browser; this walks it as a merchant does, through the browser's own redirects,
 history and cache.
 
+A double click on such a button, with the second click landing while the browser follows the
+post's redirect, cancelled the page that had just taken the secret: the merchant landed on "shown
+once" without ever seeing it. The page's script now sends such a form once (static/app.js).
+
 The browser, the server and the fake Stripe are test_web_browser.py's fixtures."""
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +26,12 @@ import pytest
 
 from merchant_backend.crypto import mask
 from merchant_backend.outbound import signing, ssrf
+from merchant_backend.services import once
 from merchant_backend.store import db
 from merchant_backend.store import destinations as destination_store
+from merchant_backend.store import merchants as merchant_store
 from merchant_backend.store.schema import outbound_destinations
-from tests.conftest import MerchantCtx, add_data_set, make_merchant
+from tests.conftest import ADMIN_TOKEN, MerchantCtx, add_data_set, make_merchant
 from tests.test_web_browser import (  # noqa: F401  (fixtures)
     Live,
     browser,
@@ -198,3 +205,87 @@ def test_a_destinations_signing_secret_is_shown_once_and_a_reload_or_resend_repe
     [still] = _listed(site, m)
     assert still["id"] == listed["id"] and still["secret_hint"] == mask(rotated)
 
+
+class HeldReveal:
+    """``services.once``'s ``take``, with the first secret page held once it has taken the
+    secret, until ``release``: a slow connection, on which the answer is still on its way."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+        self.real: Callable[..., Any] = getattr(once, name)
+        self.taken, self.released = threading.Event(), threading.Event()
+        self.calls: list[bool] = []  # one per secret page served: was there a secret to show
+        monkeypatch.setattr(once, name, self.take)
+
+    def take(self, *args: Any) -> Any:
+        shown = self.real(*args)
+        self.calls.append(shown is not None)
+        if len(self.calls) == 1:
+            self.taken.set()
+            self.released.wait(10)
+        return shown
+
+
+def _double_click(page: Any, button: Any, held: HeldReveal) -> None:
+    """Click ``button`` and, while the browser waits for the secret page the post redirected
+    to (the server has taken the secret for it), click the same place again."""
+    box = button.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    try:
+        page.mouse.click(x, y)
+        assert held.taken.wait(10), "the post did not lead to the secret page"
+        page.mouse.click(x, y)  # the form's page is still shown: the next has not come yet
+    finally:
+        held.released.set()
+
+
+def test_a_double_click_on_add_destination_or_new_signing_secret_still_shows_the_secret(
+    site: Live, page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playwright.sync_api import expect
+
+    monkeypatch.setattr(ssrf, "resolve_host", lambda host, port: [PUBLIC_ADDRESS])
+    m = make_merchant(site.rt, "Notify Shop")
+    add_data_set(site.rt, m.id, "stage")
+    base = f"{site.url}/m/{m.id}/stage/notifications"
+    sign_in(page, site, m.token)
+    page.goto(base)
+    page.get_by_label("URL", exact=True).fill(HOOK)
+    field = page.get_by_label("Signing secret", exact=True)
+
+    held = HeldReveal(monkeypatch, "take_destination_secret")
+    _double_click(page, page.get_by_role("button", name="Add destination"), held)
+    [listed] = _listed(site, m)
+    page.wait_for_url(f"{base}/{listed['id']}/secret")
+    assert held.calls == [True], "the second click sent the form again and lost the secret"
+    secret = field.input_value()
+    assert SECRET.fullmatch(secret) and _in_force(site, listed["id"]) == secret
+
+    page.goto(f"{base}/{listed['id']}")
+    held = HeldReveal(monkeypatch, "take_destination_secret")
+    _double_click(page, page.get_by_role("button", name="New signing secret"), held)
+    page.wait_for_url(f"{base}/{listed['id']}/secret")
+    assert held.calls == [True], "the second click sent the form again and lost the secret"
+    expect(page.get_by_text("The old signing secret no longer works")).to_be_visible()
+    rotated = field.input_value()
+    assert SECRET.fullmatch(rotated) and rotated != secret
+    assert _in_force(site, listed["id"]) == rotated
+    assert len(_listed(site, m)) == 1
+
+
+def test_a_double_click_on_create_merchant_still_shows_the_token(
+    site: Live, page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, site, ADMIN_TOKEN)
+    page.get_by_label("Name").fill("Double Click Shop")
+    held = HeldReveal(monkeypatch, "take_merchant_token")
+    _double_click(page, page.get_by_role("button", name="Create merchant"), held)
+    page.wait_for_url(re.compile(r".*/merchants/mer_[0-9a-f]+/token$"))
+    assert held.calls == [True], "the second click sent the form again and lost the token"
+    expect(page.get_by_role("heading", name="Merchant created")).to_be_visible()
+    token = page.get_by_label("API token").input_value()
+    assert token.startswith("mbt_")
+    with db.read(site.rt.engine) as conn:
+        [made] = [m for m in merchant_store.list_all(conn) if m.name == "Double Click Shop"]
+        assert merchant_store.by_token(conn, token) == made

@@ -63,6 +63,26 @@
     });
   });
 
+  // A form that makes a secret shown once (it carries a form_nonce): sent once. The server adds
+  // nothing for a second send of it, but a second click while the first post's redirect is on
+  // its way cancels that page after the server has shown it the secret: the person would land
+  // on "shown once" without ever seeing the secret.
+  document.querySelectorAll("form input[name=form_nonce]").forEach(function (input) {
+    var form = input.form;
+    if (!form) { return; }
+    var buttons = form.querySelectorAll("button[type=submit]");
+    var enable = function (on) {
+      Array.prototype.forEach.call(buttons, function (button) { button.disabled = !on; });
+    };
+    form.addEventListener("submit", function () {
+      window.setTimeout(function () { enable(false); }, 0);
+    });
+    // Back to a page the browser kept (back/forward cache): its buttons work again.
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted) { enable(true); }
+    });
+  });
+
   // After a rejected save, take keyboard and screen-reader users to the list of problems.
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
