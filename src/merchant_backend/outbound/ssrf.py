@@ -11,6 +11,10 @@ The same checks run when a destination is registered and again before every deli
 the delivery connects to the address that was checked (never resolving the name a second
 time), so a DNS answer that changes after the check cannot steer a delivery inward. Redirects
 are never followed (see ``outbound.http``).
+
+A refusal says why in English (the API's and the CLI's message) and carries a ``reason`` code
+and its ``values``: the web pages turn those into a sentence in the reader's language
+(``web.destination_messages``), as ``money.explain`` does for amounts.
 """
 
 from __future__ import annotations
@@ -32,8 +36,33 @@ METADATA = frozenset(
 )
 
 
+# Why a URL is refused: reason code → the English message (``%(name)s`` filled from values).
+REASONS = {
+    "too_long": "the URL is longer than 2000 characters",
+    "not_a_url": "not a URL: %(detail)s",
+    "scheme": "the URL must start with https://",
+    "live_needs_https": "a live destination must use https://",
+    "no_host": "the URL has no host",
+    "credentials": "the URL must not carry a user name or password",
+    "fragment": "the URL must not have a #fragment",
+    "unresolved_because": "%(host)s does not resolve: %(detail)s",
+    "unresolved": "%(host)s does not resolve",
+    "metadata": "%(host)s resolves to %(address)s is a cloud metadata address",
+    "not_host_address": "%(host)s resolves to %(address)s is not a host address",
+    "loopback": "%(host)s resolves to %(address)s is a loopback address",
+    "link_local": "%(host)s resolves to %(address)s is a link-local address",
+    "private": "%(host)s resolves to %(address)s is a private address",
+}
+
+
 class UnsafeDestination(ValueError):
-    """The URL or an address it resolves to may not receive notifications."""
+    """The URL or an address it resolves to may not receive notifications: ``str()`` is the
+    English message, ``reason`` (a key of ``REASONS``) and ``values`` what it was made of."""
+
+    def __init__(self, reason: str, **values: str) -> None:
+        super().__init__(REASONS[reason] % values if values else REASONS[reason])
+        self.reason = reason
+        self.values = values
 
 
 @dataclass(frozen=True)
@@ -60,22 +89,22 @@ def resolve_host(host: str, port: int) -> list[str]:
 def check_url(url: str, env: str) -> tuple[str, str, int, str]:
     """(scheme, host, port, path with query) of an acceptable URL."""
     if len(url) > 2000:
-        raise UnsafeDestination("the URL is longer than 2000 characters")
+        raise UnsafeDestination("too_long")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise UnsafeDestination(f"not a URL: {exc}") from exc
+        raise UnsafeDestination("not_a_url", detail=str(exc)) from exc
     if parts.scheme not in ("https", "http"):
-        raise UnsafeDestination("the URL must start with https://")
+        raise UnsafeDestination("scheme")
     if parts.scheme == "http" and env == "live":
-        raise UnsafeDestination("a live destination must use https://")
+        raise UnsafeDestination("live_needs_https")
     if not parts.hostname:
-        raise UnsafeDestination("the URL has no host")
+        raise UnsafeDestination("no_host")
     if parts.username is not None or parts.password is not None:
-        raise UnsafeDestination("the URL must not carry a user name or password")
+        raise UnsafeDestination("credentials")
     if parts.fragment:
-        raise UnsafeDestination("the URL must not have a #fragment")
+        raise UnsafeDestination("fragment")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -84,21 +113,19 @@ def check_url(url: str, env: str) -> tuple[str, str, int, str]:
 
 
 def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
-    """Why a delivery may not go to ``address``, or None if it may."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Why a delivery may not go to ``address`` (a key of ``REASONS``), or None if it may."""
     if address in METADATA:
-        return f"{address} is a cloud metadata address"
+        return "metadata"
     if address.is_multicast or address.is_unspecified:
-        return f"{address} is not a host address"
+        return "not_host_address"
     if allow_private:
         return None
     if address.is_loopback:
-        return f"{address} is a loopback address"
+        return "loopback"
     if address.is_link_local:
-        return f"{address} is a link-local address"
+        return "link_local"
     if address.is_private or not address.is_global:
-        return f"{address} is a private address"
+        return "private"
     return None
 
 
@@ -115,11 +142,14 @@ def check(url: str, env: str, *, allow_private: bool, resolve: Resolver | None =
         try:
             addresses = (resolve or resolve_host)(host, port)
         except (OSError, UnicodeError) as exc:
-            raise UnsafeDestination(f"{host} does not resolve: {exc}") from exc
+            raise UnsafeDestination("unresolved_because", host=host, detail=str(exc)) from exc
     if not addresses:
-        raise UnsafeDestination(f"{host} does not resolve")
+        raise UnsafeDestination("unresolved", host=host)
     for text in addresses:
-        why = refusal(ipaddress.ip_address(text.split("%", 1)[0]), allow_private=allow_private)
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:10.0.0.1 is judged (and named) as 10.0.0.1
+        why = refusal(address, allow_private=allow_private)
         if why is not None:
-            raise UnsafeDestination(f"{host} resolves to {why}")
+            raise UnsafeDestination(why, host=host, address=str(address))
     return Target(scheme=scheme, host=host, port=port, path=path, address=addresses[0])

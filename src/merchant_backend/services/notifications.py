@@ -37,12 +37,41 @@ class DestinationNotFound(NotFound):
     """No such destination for this owner and environment (or no such message)."""
 
 
-class InvalidDestinationInput(InvalidInput):
-    """Input that breaks a rule: every field at once (``by_field`` for forms)."""
+# Why a field is refused, beyond the URL's own reasons (``ssrf.REASONS``): code → English.
+REASONS = {
+    "url_missing": "a destination needs a URL",
+    "description_too_long": "at most 500 characters",
+    "object_types_unknown": "unknown: %(unknown)s (known: %(known)s)",
+    "object_types_none": "name at least one object type (or leave it out for all)",
+    "replay_what": "give a message id or a time since which to replay failed ones",
+}
 
-    def __init__(self, errors: dict[str, str]) -> None:
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why one field was refused: a code (``REASONS`` or ``ssrf.REASONS``) and its values, so a
+    web page can say it in its reader's language; the API and the CLI show the English."""
+
+    reason: str
+    values: dict[str, str]
+
+
+class InvalidDestinationInput(InvalidInput):
+    """Input that breaks a rule: every field at once (``by_field`` for forms, in English;
+    ``reasons`` the same refusals as codes, for a page to translate)."""
+
+    def __init__(self, errors: dict[str, str], reasons: dict[str, Refusal] | None = None) -> None:
         super().__init__([FieldError(k, v) for k, v in errors.items()])
         self.by_field = errors
+        self.reasons = reasons or {}
+
+    @classmethod
+    def refusing(cls, reasons: dict[str, Refusal]) -> InvalidDestinationInput:
+        english = {}
+        for field_name, r in reasons.items():
+            template = REASONS[r.reason] if r.reason in REASONS else ssrf.REASONS[r.reason]
+            english[field_name] = template % r.values if r.values else template
+        return cls(english, reasons)
 
 
 @dataclass(frozen=True)
@@ -77,20 +106,20 @@ class WithSecret:
 
 def _check(rt: Runtime, data: DestinationInput, env: str, *, creating: bool) -> dict[str, Any]:
     """The validated values to store, or InvalidDestinationInput naming every bad field."""
-    errors: dict[str, str] = {}
+    errors: dict[str, Refusal] = {}
     values: dict[str, Any] = {}
     if data.url is not None or creating:
         if not data.url:
-            errors["url"] = "a destination needs a URL"
+            errors["url"] = Refusal("url_missing", {})
         else:
             try:
                 ssrf.check(data.url, env, allow_private=rt.settings.outbound_allow_private)
                 values["url"] = data.url
             except ssrf.UnsafeDestination as exc:
-                errors["url"] = str(exc)
+                errors["url"] = Refusal(exc.reason, exc.values)
     if data.description is not None:
         if len(data.description) > 500:
-            errors["description"] = "at most 500 characters"
+            errors["description"] = Refusal("description_too_long", {})
         else:
             values["description"] = data.description
     elif creating:
@@ -98,11 +127,12 @@ def _check(rt: Runtime, data: DestinationInput, env: str, *, creating: bool) -> 
     if data.object_types is not None:
         unknown = [t for t in data.object_types if t not in OBJECT_TYPES]
         if unknown:
-            errors["object_types"] = (
-                f"unknown: {', '.join(unknown)} (known: {', '.join(OBJECT_TYPES)})"
+            errors["object_types"] = Refusal(
+                "object_types_unknown",
+                {"unknown": ", ".join(unknown), "known": ", ".join(OBJECT_TYPES)},
             )
         elif not data.object_types:
-            errors["object_types"] = "name at least one object type (or leave it out for all)"
+            errors["object_types"] = Refusal("object_types_none", {})
         else:
             values["object_types"] = tuple(t for t in OBJECT_TYPES if t in data.object_types)
     elif creating:
@@ -110,7 +140,7 @@ def _check(rt: Runtime, data: DestinationInput, env: str, *, creating: bool) -> 
     if data.enabled is not None:
         values["enabled"] = data.enabled
     if errors:
-        raise InvalidDestinationInput(errors)
+        raise InvalidDestinationInput.refusing(errors)
     return values
 
 
@@ -338,9 +368,7 @@ def replay(
     """Send one message again, or every failed one whose message is from ``failed_since`` on.
     Returns how many deliveries were queued."""
     if (message_id is None) == (failed_since is None):
-        raise InvalidDestinationInput(
-            {"message_id": "give a message id or a time since which to replay failed ones"}
-        )
+        raise InvalidDestinationInput.refusing({"message_id": Refusal("replay_what", {})})
     at = clock.now()
     with db.write(rt.engine) as conn:
         dest = _get(conn, owner, env, destination_id)
