@@ -353,3 +353,97 @@ def test_titles_notices_and_field_messages_made_in_python_are_german_too(
     csrf = hidden(payments, "csrf_token")
     out = web.post("/sign-out", data={"csrf_token": csrf})
     assert "Sie sind abgemeldet." in out.text
+
+
+# ----------------------------------------------------------------------------- notifications
+
+
+def test_every_destination_refusal_has_a_page_message_that_reads_as_the_apis() -> None:
+    """A new reason code in ``ssrf`` or ``services.notifications`` needs a marked message (and
+    so a German one); the English one must read exactly as the API's."""
+    from merchant_backend.outbound import ssrf
+    from merchant_backend.services import notifications
+    from merchant_backend.web import destination_messages
+
+    values = {"host": "h.example", "address": "10.0.0.5", "detail": "boom", "unknown": "x"}
+    values["known"] = "customer"
+    api = {**ssrf.REASONS, **notifications.REASONS}
+    assert set(destination_messages.MESSAGES) == set(api)
+    for reason, english in api.items():
+        assert destination_messages.MESSAGES[reason] % values == english % values, reason
+    with i18n.use(i18n.Reader("de")):
+        german = {r: i18n.gettext(m) for r, m in destination_messages.MESSAGES.items()}
+    assert all(german[r] != m for r, m in destination_messages.MESSAGES.items())
+
+
+def _add_destination(web: TestClient, path: str, url: str) -> Any:
+    form = web.get(path).text
+    data = {
+        "csrf_token": hidden(form, "csrf_token"),
+        "form_nonce": hidden(form, "form_nonce"),
+        "url": url,
+        "object_types": ["payment_intent"],
+    }
+    return web.post(path, data=data, follow_redirects=False)
+
+
+def _url_error(html: str) -> str:
+    return html.split('id="f-url-error">')[1].split("</p>")[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "resolved", "german", "english"),
+    [
+        (
+            "stage",
+            "ftp://hooks.example/x",
+            "93.184.216.34",
+            "Die URL muss mit https:// beginnen",
+            "the URL must start with https://",
+        ),
+        (
+            "live",
+            "http://hooks.example/x",
+            "93.184.216.34",
+            "Ein Live-Ziel muss https:// verwenden",
+            "a live destination must use https://",
+        ),
+        (
+            "stage",
+            "https://hooks.example/x",
+            "10.0.0.5",
+            "hooks.example wird zu 10.0.0.5 aufgelöst, einer privaten Adresse",
+            "hooks.example resolves to 10.0.0.5 is a private address",
+        ),
+    ],
+)
+def test_a_refused_destination_url_is_explained_in_the_pages_language_and_nothing_is_added(
+    web: TestClient,
+    runtime: Any,
+    stage: MerchantCtx,
+    monkeypatch: pytest.MonkeyPatch,
+    env: str,
+    url: str,
+    resolved: str,
+    german: str,
+    english: str,
+) -> None:
+    from merchant_backend.outbound import ssrf
+    from merchant_backend.services import notifications
+    from tests.conftest import add_data_set
+
+    monkeypatch.setattr(ssrf, "resolve_host", lambda host, port: [resolved])
+    if env == "live":
+        add_data_set(runtime, stage.id, "live")
+    sign_in(web, stage.token)
+    path = f"/m/{stage.id}/{env}/notifications"
+    web.cookies.set("mb_lang", "de")
+    r = _add_destination(web, path, url)
+    assert r.status_code == 422
+    assert _url_error(r.text) == german
+    assert "Es wurde nichts hinzugefügt." in r.text and f">{german}</a>" in r.text  # the summary
+    assert english not in r.text
+    web.cookies.set("mb_lang", "en")
+    r = _add_destination(web, path, url)
+    assert r.status_code == 422 and _url_error(r.text) == english
+    assert notifications.list_destinations(runtime, stage.id, env) == []

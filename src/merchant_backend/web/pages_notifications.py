@@ -22,7 +22,7 @@ from merchant_backend import logs
 from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services import notifications, once
-from merchant_backend.web import once_forms
+from merchant_backend.web import destination_messages, once_forms
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.render import ShownOnce, WebRoute, not_found, page, redirect
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
@@ -132,8 +132,9 @@ async def add_destination(request: Request, mp: MerchantPage = Depends(merchant_
     except notifications.InvalidDestinationInput as exc:
         # Nothing was added: the form comes back with the same nonce, to be sent again.
         submitted = {"url": url, "description": description, "object_types": types}
+        errors = destination_messages.field_messages(exc)
         return _list(
-            request, mp, errors=exc.by_field, submitted=submitted, nonce=post.nonce, status_code=422
+            request, mp, errors=errors, submitted=submitted, nonce=post.nonce, status_code=422
         )
     if not made.repeated:
         log.info("web destination added", merchant_id=mp.merchant.id, env=mp.env)
@@ -249,7 +250,8 @@ def replay(
             failed_since=since,
         )
     except notifications.InvalidDestinationInput as exc:
-        return _detail(request, mp, destination_id, errors=exc.by_field, status_code=422)
+        errors = destination_messages.field_messages(exc)
+        return _detail(request, mp, destination_id, errors=errors, status_code=422)
     return redirect(f"{mp.base}{SECTION}/{destination_id}?done=replayed")
 
 
