@@ -306,3 +306,108 @@ def test_a_destination_changed_by_another_process_counts_from_its_commit(
     with runtime.engine.connect() as conn:
         states = conn.execute(select(events.c.state).where(events.c.merchant_id == m.id)).all()
     assert {s for (s,) in states} == {"applied"}
+
+
+def _insert_events(runtime: Runtime, items: list[Any]) -> None:
+    with db.write(runtime.engine) as conn:
+        inbox.insert_new(conn, items, 1_760_000_000.0)
+
+
+def test_one_batch_over_several_merchants_keeps_each_ones_objects_feed_and_destinations(
+    client: TestClient, runtime: Runtime, worker: Worker
+) -> None:
+    """The worker writes a batch's projections and messages for all its merchants at once: the
+    same Stripe ids under different merchants stay apart, each merchant's feed is its own
+    gapless sequence, and each destination gets exactly what it subscribed to."""
+    shops = [connected_merchant(runtime, f"Shop {n}") for n in range(3)]
+    first, second, third = shops
+    own_first, _ = add_destination(runtime, first.id, "https://first.example/")
+    own_second, _ = add_destination(runtime, second.id, "https://second.example/")
+    everyone, _ = add_destination(runtime, None, "https://operator.example/")
+    first_live, _ = add_destination(runtime, first.id, "https://live.example/", env="live")
+    # The whole storm for each merchant (the very same event and object ids), interleaved, in
+    # one inbox write: the worker takes it as one batch.
+    items = [inbox_item_of(m, evt) for evt in STORM for m in shops]
+    assert len(items) <= runtime.settings.worker_batch_size
+    _insert_events(runtime, items)
+    assert worker.run_once() == len(items)
+    per_shop = [check_messages_match_read_api(client, runtime, m) for m in shops]
+    assert len({len(msgs) for msgs in per_shop}) == 1 and per_shop[0]
+    for m, msgs in zip(shops, per_shop, strict=True):
+        assert {x["merchant_id"] for x in msgs} == {m.id}
+    with runtime.engine.connect() as conn:
+        rows = conn.execute(
+            select(outbound_deliveries.c.destination_id, outbound_messages.c.merchant_id).join(
+                outbound_messages, outbound_messages.c.id == outbound_deliveries.c.message_id
+            )
+        ).all()
+    got: dict[str, dict[str, int]] = {}
+    for dest_id, merchant_id in rows:
+        counts = got.setdefault(dest_id, {})
+        counts[merchant_id] = counts.get(merchant_id, 0) + 1
+    n = len(per_shop[0])
+    assert got == {
+        own_first.id: {first.id: n},
+        own_second.id: {second.id: n},
+        everyone.id: {first.id: n, second.id: n, third.id: n},
+    }
+    assert first_live.id not in got  # every event was a stage event
+
+
+def inbox_item_of(m: Any, evt: dict[str, Any]) -> Any:
+    """``evt`` as the webhook endpoint would store it for ``m``'s stage data set."""
+    import orjson
+
+    from merchant_backend.stripe.webhook_event import parse_event
+
+    raw = orjson.dumps(evt)
+    parsed, _doc = parse_event(raw)
+    return inbox.NewEvent.of(parsed, m.id, "stage", raw, "webhook")
+
+
+def test_a_batch_runs_as_many_statements_for_many_merchants_as_for_one(
+    runtime: Runtime, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Applying a batch (projections, history, messages, deliveries, marks) takes a fixed
+    number of statements: spread over many merchants it once took five per merchant, most of a
+    batch's CPU. (Claiming it takes one range per lane, by design: see test_worker_fairness.)"""
+    from merchant_backend.store import sqltext
+    from merchant_backend.sync import worker as worker_module
+
+    counted: list[str] = []
+    applying = False
+    run, apply_batch = sqltext.run, worker_module.apply_batch
+
+    def counting(conn: Any, sql: str, params: Any) -> Any:
+        if applying:
+            counted.append(sql)
+        return run(conn, sql, params)
+
+    def counted_apply(*args: Any) -> Any:
+        nonlocal applying
+        applying = True
+        try:
+            return apply_batch(*args)
+        finally:
+            applying = False
+
+    monkeypatch.setattr(sqltext, "run", counting)
+    monkeypatch.setattr(worker_module, "apply_batch", counted_apply)
+
+    def statements_for(shops: list[Any]) -> int:
+        for m in shops:
+            add_destination(runtime, m.id, f"https://{m.id.lower()}.example/")
+        items = [
+            inbox_item_of(m, sf.event("payment_intent.created", sf.payment_intent()))
+            for m in shops
+            for _ in range(2)
+        ]
+        _insert_events(runtime, items)
+        counted.clear()
+        assert worker.run_once() == len(items)
+        return len(counted)
+
+    one = statements_for([connected_merchant(runtime, "Alone")])
+    many = statements_for([connected_merchant(runtime, f"Shop {n}") for n in range(8)])
+    assert one > 0
+    assert many == one

@@ -56,14 +56,14 @@ def malformed_event() -> dict[str, Any]:
 def broken_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, bool]]:
     """While ``state["broken"]``, writing projections fails like a database outage."""
     state = {"broken": True}
-    original = objects.apply_snapshots
+    original = objects.apply_snapshots_many
 
-    def apply(*args: Any, **kw: Any) -> None:
+    def apply(*args: Any, **kw: Any) -> Any:
         if state["broken"]:
             raise OperationalError("INSERT INTO stripe_objects", {}, Exception("server closed"))
-        original(*args, **kw)
+        return original(*args, **kw)
 
-    monkeypatch.setattr(objects, "apply_snapshots", apply)
+    monkeypatch.setattr(objects, "apply_snapshots_many", apply)
     yield state
 
 
@@ -217,14 +217,15 @@ def test_one_event_the_database_refuses_does_not_fail_its_batch(
 ) -> None:
     good = [sf.event("payment_intent.created", sf.payment_intent()) for _ in range(9)]
     poison = sf.event("payment_intent.created", sf.payment_intent())
-    original = objects.apply_snapshots
+    original = objects.apply_snapshots_many
 
-    def apply(conn: Any, merchant_id: str, env: str, snaps: Any) -> None:
+    def apply(conn: Any, grouped: Any) -> Any:
+        snaps = [s for group in grouped.values() for s in group]
         if any(s.stripe_id == poison["data"]["object"]["id"] for s in snaps):
             raise IntegrityError("INSERT", {}, Exception("value out of range"))
-        original(conn, merchant_id, env, snaps)
+        return original(conn, grouped)
 
-    monkeypatch.setattr(objects, "apply_snapshots", apply)
+    monkeypatch.setattr(objects, "apply_snapshots_many", apply)
     for evt in [*good[:4], poison, *good[4:]]:
         post_ok(client, connected.id, evt)
     assert worker.drain() == 10

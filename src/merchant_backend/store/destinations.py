@@ -173,6 +173,30 @@ def targets(conn: Connection, merchant_id: str, env: str) -> list[Destination]:
     return [_to_destination(_Row._make(r)) for r in rows]
 
 
+def targets_many(
+    conn: Connection, data_sets: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[Destination]]:
+    """``targets`` of several (merchant, env) data sets in one query: a worker batch spread
+    over many merchants reads its destinations once, not once per merchant."""
+    if not data_sets:
+        return {}
+    merchants = sorted({m for m, _ in data_sets})
+    envs = sorted({e for _, e in data_sets})
+    sql = _targets_many_sql(conn.dialect.name, len(envs), len(merchants))
+    found = [_to_destination(_Row._make(r)) for r in sqltext.run(conn, sql, (*envs, *merchants))]
+    own: dict[tuple[str, str], list[Destination]] = {}
+    wide: dict[str, list[Destination]] = {}
+    for dest in found:
+        if dest.merchant_id is None:
+            wide.setdefault(dest.env, []).append(dest)
+        else:
+            own.setdefault((dest.merchant_id, dest.env), []).append(dest)
+    return {
+        (m, e): sorted(own.get((m, e), []) + wide.get(e, []), key=lambda d: d.id)
+        for m, e in data_sets
+    }
+
+
 # The driver's rows are plain tuples: named here as the columns selected, for _to_destination.
 _Row = namedtuple("_Row", [f.name for f in fields(Destination)])  # type: ignore[misc]
 _COLUMNS = ", ".join(_Row._fields)
@@ -184,6 +208,16 @@ def _targets_sql(dialect: str) -> str:
     return (
         f"SELECT {_COLUMNS} FROM outbound_destinations "  # noqa: S608 (constants only)
         f"WHERE env = {mark} AND enabled = TRUE AND (merchant_id = {mark} OR merchant_id IS NULL) "
+        "ORDER BY id"
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _targets_many_sql(dialect: str, envs: int, merchants: int) -> str:
+    return (
+        f"SELECT {_COLUMNS} FROM outbound_destinations "  # noqa: S608 (constants only)
+        f"WHERE env IN {sqltext.marks(dialect, envs)} AND enabled = TRUE "
+        f"AND (merchant_id IN {sqltext.marks(dialect, merchants)} OR merchant_id IS NULL) "
         "ORDER BY id"
     )
 

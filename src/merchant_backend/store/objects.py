@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,8 @@ from merchant_backend import clock
 from merchant_backend.store import outbox, sqltext
 from merchant_backend.store.rows import HistoryRow, Snapshot
 from merchant_backend.store.schema import object_events, stripe_objects
+
+DataSet = tuple[str, str]  # (merchant_id, env)
 
 
 def newest_per_object(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
@@ -34,18 +36,37 @@ def newest_per_object(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
 def apply_snapshots(
     conn: Connection, merchant_id: str, env: str, snapshots: Sequence[Snapshot]
 ) -> list[outbox.Change]:
-    """Write snapshots; a stored one is replaced only by one with a greater order key.
+    """``apply_snapshots_many`` for one data set."""
+    return apply_snapshots_many(conn, {(merchant_id, env): snapshots}).get((merchant_id, env), [])
 
-    Returns what actually changed (objects created or replaced) and writes an outbound message
-    for each into the outbox, in this same transaction: every writer of projections goes
-    through here, so no change can skip its message and no message can outlive a rollback.
+
+def apply_snapshots_many(
+    conn: Connection, grouped: Mapping[DataSet, Sequence[Snapshot]]
+) -> dict[DataSet, list[outbox.Change]]:
+    """Write snapshots of any number of data sets; a stored one is replaced only by one with a
+    greater order key.
+
+    Returns what actually changed per data set (objects created or replaced) and writes an
+    outbound message for each into the outbox, in this same transaction: every writer of
+    projections goes through here, so no change can skip its message and no message can outlive
+    a rollback.
+
+    One upsert (and one outbox append) for the whole batch, whatever the number of merchants in
+    it: per data set, a worker batch spread over 1,000 merchants ran five statements per event
+    and cost 40 % more CPU per event than the same batch of one merchant.
     """
-    if not snapshots:
-        return []
     at = clock.now()
-    newest = newest_per_object(snapshots)
+    # Data sets in key order, objects in key order within each: the rows' lock order on
+    # PostgreSQL, the same in every writer.
+    newest = [
+        (data_set, snap)
+        for data_set in sorted(grouped)
+        for snap in newest_per_object(grouped[data_set])
+    ]
+    if not newest:
+        return {}
     # orjson: a tenth of json.dumps's time, which was the worker's largest single cost.
-    data_json = [orjson.dumps(s.data).decode() for s in newest]
+    data_json = [orjson.dumps(s.data).decode() for _, s in newest]
     rows = [
         (
             merchant_id,
@@ -64,27 +85,30 @@ def apply_snapshots(
             s.event_created,
             at,
         )
-        for s, data in zip(newest, data_json, strict=True)
+        for ((merchant_id, env), s), data in zip(newest, data_json, strict=True)
     ]
     # RETURNING gives the rows inserted or replaced; one the WHERE kept (a duplicate or an
     # older snapshot) is not among them.
     returned = sqltext.insert_rows(conn, "stripe_objects", _OBJECT_COLUMNS, rows, _UPSERT)
-    replaced = {(r[0], r[1]): r[2] for r in returned}
-    changes = [
-        outbox.Change(
-            object_type=s.object_type,
-            stripe_id=s.stripe_id,
-            data=s.data,
-            previous_status=replaced[(s.object_type, s.stripe_id)],
-            event_id=s.event_id,
-            event_type=s.event_type,
-            event_created=s.event_created,
-            data_json=data,
+    replaced = {(r[0], r[1], r[2], r[3]): r[4] for r in returned}
+    changes: dict[DataSet, list[outbox.Change]] = {}
+    for ((merchant_id, env), s), data in zip(newest, data_json, strict=True):
+        key = (merchant_id, env, s.object_type, s.stripe_id)
+        if key not in replaced:
+            continue
+        changes.setdefault((merchant_id, env), []).append(
+            outbox.Change(
+                object_type=s.object_type,
+                stripe_id=s.stripe_id,
+                data=s.data,
+                previous_status=replaced[key],
+                event_id=s.event_id,
+                event_type=s.event_type,
+                event_created=s.event_created,
+                data_json=data,
+            )
         )
-        for s, data in zip(newest, data_json, strict=True)
-        if (s.object_type, s.stripe_id) in replaced
-    ]
-    outbox.append(conn, merchant_id, env, changes, at)
+    outbox.append_many(conn, changes, at)
     return changes
 
 
@@ -134,7 +158,7 @@ _UPSERT = (
     # (which another transaction could overtake) is needed to name it.
     + ", previous_status = stripe_objects.status"
     " WHERE stripe_objects.order_key < excluded.order_key"
-    " RETURNING object_type, stripe_id, previous_status"
+    " RETURNING merchant_id, env, object_type, stripe_id, previous_status"
 )
 _NEW_ONLY = "ON CONFLICT DO NOTHING"
 

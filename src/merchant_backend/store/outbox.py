@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,23 +179,25 @@ def object_ref(merchant_id: str, env: str, object_type: str, stripe_id: str) -> 
     return f"{merchant_id}/{env}/{object_type}/{stripe_id}"
 
 
-def _reserve(conn: Connection, merchant_id: str, env: str, count: int) -> int:
-    """Take ``count`` sequence numbers; returns the first. Locks the counter until commit."""
-    ((last,),) = sqltext.run(conn, _reserve_sql(conn.dialect.name), (merchant_id, env, count))
-    return int(last) - count + 1
-
-
-# The statements append runs for every batch the worker applies, as SQL text (store/sqltext.py
-# says why): built per call as Core, the counter's upsert alone took more of a small batch's
-# CPU than the database took to run all of append.
-@functools.cache
-def _reserve_sql(dialect: str) -> str:
-    # excluded.last is the count just asked for.
-    return (
-        "INSERT INTO outbound_sequences (merchant_id, env, last) "  # noqa: S608 (constants only)
-        f"VALUES {sqltext.marks(dialect, 3)} ON CONFLICT (merchant_id, env) "
-        "DO UPDATE SET last = outbound_sequences.last + excluded.last RETURNING last"
+def _reserve_many(
+    conn: Connection, counts: Sequence[tuple[str, str, int]]
+) -> dict[tuple[str, str], int]:
+    """Take ``count`` sequence numbers for each (merchant, env, count), in one statement;
+    returns the first of each. Locks the counters until commit (in the order given: callers
+    pass them sorted, so that two PostgreSQL transactions take them in the same order)."""
+    returned = sqltext.insert_rows(
+        conn, "outbound_sequences", ("merchant_id", "env", "last"), counts, _RESERVE
     )
+    asked = {(m, e): count for m, e, count in counts}
+    return {(r[0], r[1]): int(r[2]) - asked[(r[0], r[1])] + 1 for r in returned}
+
+
+# append runs for every batch the worker applies: its statements are SQL text (store/sqltext.py
+# says why). excluded.last is the count just asked for.
+_RESERVE = (
+    "ON CONFLICT (merchant_id, env) "
+    "DO UPDATE SET last = outbound_sequences.last + excluded.last RETURNING merchant_id, env, last"
+)
 
 
 MESSAGE_COLUMNS = (
@@ -225,45 +226,57 @@ DELIVERY_COLUMNS = (
 def append(
     conn: Connection, merchant_id: str, env: str, changes: Sequence[Change], at: float
 ) -> list[str]:
-    """Write a message per change and a pending delivery per destination that wants it."""
-    if not changes:
+    """``append_many`` for one data set: its message ids, in the order of ``changes``."""
+    return append_many(conn, {(merchant_id, env): changes}, at)
+
+
+def append_many(
+    conn: Connection, changes: Mapping[tuple[str, str], Sequence[Change]], at: float
+) -> list[str]:
+    """Write a message per change and a pending delivery per destination that wants it, for
+    any number of (merchant, env) data sets: four statements, however many merchants."""
+    wanted = [(key, batch) for key, batch in sorted(changes.items()) if batch]
+    if not wanted:
         return []
-    first = _reserve(conn, merchant_id, env, len(changes))
-    targets = destination_store.targets(conn, merchant_id, env)
+    firsts = _reserve_many(conn, [(m, e, len(batch)) for (m, e), batch in wanted])
+    targets = destination_store.targets_many(conn, [key for key, _ in wanted])
     messages: list[tuple[Any, ...]] = []
     deliveries: list[tuple[Any, ...]] = []
-    for n, change in enumerate(changes):
-        message_id = new_message_id()
-        sequence = first + n
-        type_ = f"{change.object_type}.changed"
-        doc = message_document(
-            message_id=message_id,
-            type_=type_,
-            merchant_id=merchant_id,
-            env=env,
-            sequence=sequence,
-            created=at,
-            data=change_data(change),
-        )
-        messages.append(
-            (
-                message_id,
-                merchant_id,
-                env,
-                sequence,
-                type_,
-                change.object_type,
-                change.stripe_id,
-                at,
-                orjson.dumps(doc).decode(),
+    for (merchant_id, env), batch in wanted:
+        first = firsts[(merchant_id, env)]
+        dests = targets[(merchant_id, env)]
+        for n, change in enumerate(batch):
+            message_id = new_message_id()
+            sequence = first + n
+            type_ = f"{change.object_type}.changed"
+            doc = message_document(
+                message_id=message_id,
+                type_=type_,
+                merchant_id=merchant_id,
+                env=env,
+                sequence=sequence,
+                created=at,
+                data=change_data(change),
             )
-        )
-        ref = object_ref(merchant_id, env, change.object_type, change.stripe_id)
-        deliveries.extend(
-            _pending(message_id, dest.id, ref, sequence, at)
-            for dest in targets
-            if dest.wants(change.object_type)
-        )
+            messages.append(
+                (
+                    message_id,
+                    merchant_id,
+                    env,
+                    sequence,
+                    type_,
+                    change.object_type,
+                    change.stripe_id,
+                    at,
+                    orjson.dumps(doc).decode(),
+                )
+            )
+            ref = object_ref(merchant_id, env, change.object_type, change.stripe_id)
+            deliveries.extend(
+                _pending(message_id, dest.id, ref, sequence, at)
+                for dest in dests
+                if dest.wants(change.object_type)
+            )
     sqltext.insert_rows(conn, "outbound_messages", MESSAGE_COLUMNS, messages)
     if deliveries:
         sqltext.insert_rows(conn, "outbound_deliveries", DELIVERY_COLUMNS, deliveries)

@@ -1,8 +1,9 @@
 """Apply a batch of inbox events to the projections, in one transaction.
 
 Parsing and handling are pure and done first, per event, so one malformed event fails alone;
-then every good snapshot is written with one upsert per batch (the store keeps the newest by
-the ordering rule), their history is recorded, and the events are marked applied.
+then every good snapshot is written with one upsert per batch, whatever the number of merchants
+in it (the store keeps the newest by the ordering rule), their history is recorded, and the
+events are marked applied.
 """
 
 from __future__ import annotations
@@ -51,8 +52,7 @@ def apply_batch(
     conn: Connection, batch: Sequence[inbox.ClaimedEvent], worker_id: str, at: float
 ) -> BatchResult:
     grouped, touched, result = plan(batch)
-    for (merchant_id, env), snaps in sorted(grouped.items()):
-        objects.apply_snapshots(conn, merchant_id, env, snaps)
+    objects.apply_snapshots_many(conn, grouped)
     objects.record_history(
         conn,
         [
