@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import time
+import zlib
 from dataclasses import dataclass
 
 import orjson
@@ -46,13 +47,17 @@ class ProcessingFigures:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def fill_inbox(database_url: str, n: int, seed: int) -> None:
+def fill_inbox(database_url: str, n: int, seed: int, merchants: int = 1) -> None:
+    """N pending events; with ``merchants`` > 1 each object's events belong to one of them
+    (as each merchant has its own Stripe objects), so a batch spans many merchants."""
     settings = Settings(database_url=database_url, master_key=generate_key())
     rt = Runtime(settings)
     try:
         upgrade(rt.engine)
         with db.write(rt.engine) as conn:
-            merchant, _token = merchant_store.create(conn, "Bench Shop")
+            shops = [
+                merchant_store.create(conn, f"Bench Shop {i}")[0].id for i in range(merchants)
+            ]
         builder = events.Builder(f"p{seed}", account=ACCOUNT)
         evts = events.take(builder, ACCOUNT, n, int(time.time()) - 86400)
         random.Random(seed).shuffle(evts)
@@ -60,7 +65,8 @@ def fill_inbox(database_url: str, n: int, seed: int) -> None:
         for evt in evts:
             raw = orjson.dumps(evt)
             parsed, _doc = parse_event(raw)
-            items.append(inbox.NewEvent.of(parsed, merchant.id, "stage", raw, "webhook"))
+            shop = shops[zlib.crc32((parsed.object_id or "").encode()) % merchants]
+            items.append(inbox.NewEvent.of(parsed, shop, "stage", raw, "webhook"))
         for i in range(0, len(items), 1000):
             with db.write(rt.engine) as conn:
                 inbox.insert_new(conn, items[i : i + 1000], clock.now())
@@ -81,9 +87,16 @@ def _states(database_url: str) -> dict[str, int]:
 
 
 def run_case(
-    children: Children, label: str, database_url: str, *, n: int, workers: int, seed: int
+    children: Children,
+    label: str,
+    database_url: str,
+    *,
+    n: int,
+    workers: int,
+    seed: int,
+    merchants: int = 1,
 ) -> ProcessingFigures:
-    fill_inbox(database_url, n, seed)
+    fill_inbox(database_url, n, seed, merchants)
     env = {
         **os.environ,
         "MERCHANT_BACKEND_DATABASE_URL": database_url,

@@ -226,23 +226,31 @@ def bench_processing(children: Children, tmp: Path, args: argparse.Namespace, us
         if label == "PostgreSQL" and not use_pg:
             continue
         base: float | None = None
-        for workers in (1, 2):
+        # 1,000 merchants: each batch spans hundreds of them (a shared installation).
+        for workers, merchants in ((1, 1), (2, 1), (1, 1000)):
             seed += 1
             if label == "SQLite":
                 ctx: contextlib.AbstractContextManager[str] = contextlib.nullcontext(
-                    f"sqlite:///{tmp / f'processing-{workers}.db'}"
+                    f"sqlite:///{tmp / f'processing-{workers}-{merchants}.db'}"
                 )
             else:
                 ctx = pg.database()
             with ctx as url:
                 fig = processing.run_case(
-                    children, label, url, n=args.events, workers=workers, seed=seed
+                    children,
+                    label,
+                    url,
+                    n=args.events,
+                    workers=workers,
+                    seed=seed,
+                    merchants=merchants,
                 )
             base = base or fig.rate
+            shops = "" if merchants == 1 else f", {merchants} merchants"
             print(
-                f"  {label:<10} {workers} worker{'s' if workers > 1 else ' '}  "
+                f"  {label:<10} {workers} worker{'s' if workers > 1 else ' '}{shops:<16}  "
                 f"{fig.rate:8.0f} events/s  ({fig.events} in {fig.seconds:.2f} s, "
-                f"x{fig.rate / base:.2f} of 1 worker)",
+                f"x{fig.rate / base:.2f} of 1 worker, 1 merchant)",
                 flush=True,
             )
     print(f"  target: >= {TARGET_EVENTS_S:.0f} events/s on SQLite (shown, not enforced)")
