@@ -68,6 +68,17 @@ SEND_AGAIN = """([action, fields]) => {
 }"""
 
 
+def _signed_in_shop(
+    site: Live, page: Any, monkeypatch: pytest.MonkeyPatch
+) -> tuple[MerchantCtx, str]:
+    """A merchant with a stage data set, signed in; its Notifications page's URL."""
+    monkeypatch.setattr(ssrf, "resolve_host", lambda host, port: [PUBLIC_ADDRESS])
+    m = make_merchant(site.rt, "Notify Shop")
+    add_data_set(site.rt, m.id, "stage")
+    sign_in(page, site, m.token)
+    return m, f"{site.url}/m/{m.id}/stage/notifications"
+
+
 def _listed(site: Live, m: MerchantCtx) -> list[dict[str, Any]]:
     """The merchant's stage destinations, as its API lists them."""
     r = httpx.get(
@@ -112,11 +123,7 @@ def test_a_destinations_signing_secret_is_shown_once_and_a_reload_or_resend_repe
 ) -> None:
     from playwright.sync_api import expect
 
-    monkeypatch.setattr(ssrf, "resolve_host", lambda host, port: [PUBLIC_ADDRESS])
-    m = make_merchant(site.rt, "Notify Shop")
-    add_data_set(site.rt, m.id, "stage")
-    base = f"{site.url}/m/{m.id}/stage/notifications"
-    sign_in(page, site, m.token)
+    m, base = _signed_in_shop(site, page, monkeypatch)
     page.get_by_role("navigation", name="Sections").get_by_role(
         "link", name="Notifications"
     ).click()
@@ -243,11 +250,7 @@ def test_a_double_click_on_add_destination_or_new_signing_secret_still_shows_the
 ) -> None:
     from playwright.sync_api import expect
 
-    monkeypatch.setattr(ssrf, "resolve_host", lambda host, port: [PUBLIC_ADDRESS])
-    m = make_merchant(site.rt, "Notify Shop")
-    add_data_set(site.rt, m.id, "stage")
-    base = f"{site.url}/m/{m.id}/stage/notifications"
-    sign_in(page, site, m.token)
+    m, base = _signed_in_shop(site, page, monkeypatch)
     page.goto(base)
     page.get_by_label("URL", exact=True).fill(HOOK)
     field = page.get_by_label("Signing secret", exact=True)
