@@ -254,7 +254,7 @@ def test_wait_zero_answers_at_once(rt: Runtime) -> None:
 def test_pruning_removes_delivered_messages_and_keeps_failed_and_open_ones(
     rt: Runtime, rcv: Receiver
 ) -> None:
-    from merchant_backend.store import outbox
+    from merchant_backend.store import retention
     from merchant_backend.store.schema import (
         outbound_attempts,
         outbound_deliveries,
@@ -281,13 +281,11 @@ def test_pruning_removes_delivered_messages_and_keeps_failed_and_open_ones(
     )
     customers(rt, m.id, 1, start=20)  # no destination wants it: nothing to wait for
     future = time.time() + 3600
-    with db.write(rt.engine) as conn:
-        assert outbox.prune(conn, time.time() - 3600) == 0  # nothing that old
-        assert outbox.prune(conn, future, dry_run=True) == 4
+    assert retention.prune(rt.engine, time.time() - 3600).outbound_messages == 0  # none that old
+    assert retention.prune(rt.engine, future, dry_run=True).outbound_messages == 4
     with rt.engine.connect() as conn:
-        assert conn.execute(select(outbound_messages.c.sequence)).scalars().all() != []
-    with db.write(rt.engine) as conn:
-        assert outbox.prune(conn, future) == 4
+        assert len(conn.execute(select(outbound_messages.c.sequence)).scalars().all()) == 6
+    assert retention.prune(rt.engine, future, batch_size=2).outbound_messages == 4
     with rt.engine.connect() as conn:
         kept = sorted(conn.execute(select(outbound_messages.c.sequence)).scalars().all())
         attempts_left = conn.execute(select(outbound_attempts.c.message_id)).scalars().all()

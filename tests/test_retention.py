@@ -12,17 +12,26 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from merchant_backend.asgi import create_app
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
-from merchant_backend.store import db, inbox, retention
-from merchant_backend.store.schema import events, object_events, stripe_objects
+from merchant_backend.store import db, inbox, objects, retention
+from merchant_backend.store.schema import (
+    events,
+    object_events,
+    outbound_attempts,
+    outbound_deliveries,
+    outbound_messages,
+    stripe_objects,
+)
+from merchant_backend.sync.handlers import snapshot_of
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
-from tests.conftest import MerchantCtx
+from tests.conftest import FakeClock, MerchantCtx
 from tests.foundation_helpers import cli_env, run_cli
+from tests.outbound_support import add_destination
 from tests.test_worker_retry import malformed_event
 from tests.web_support import csrf_of, sign_in
 from tests.webhook_support import post, post_ok, wait_for
@@ -262,3 +271,167 @@ def test_serve_prunes_by_itself_and_not_when_retention_is_off(
             what="serve's pruner to remove the old bodies",
         )
     assert bodies(runtime)[ids(made, "recent")[0]][1] > 0
+
+
+# ---- outbound messages: the same retention, in the same kind of batches ---------------------
+
+
+def message_ids(runtime: Runtime) -> list[str]:
+    """Every outbound message, oldest first."""
+    with runtime.engine.connect() as conn:
+        query = select(outbound_messages.c.id).order_by(
+            outbound_messages.c.created_at, outbound_messages.c.id
+        )
+        return list(conn.execute(query).scalars())
+
+
+def set_deliveries(runtime: Runtime, message_id: str, state: str, *, one: bool = False) -> None:
+    """Put the message's deliveries (only the first, with ``one``) in ``state``."""
+    d = outbound_deliveries
+    with db.write(runtime.engine) as conn:
+        ids = conn.execute(
+            select(d.c.id).where(d.c.message_id == message_id).order_by(d.c.id)
+        ).scalars()
+        chosen = list(ids)[:1] if one else list(ids)
+        conn.execute(update(d).where(d.c.id.in_(chosen)).values(state=state))
+
+
+def table_rows(runtime: Runtime) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """(message ids, (message id, delivery state) per delivery, message id per attempt)."""
+    with runtime.engine.connect() as conn:
+        msgs = sorted(conn.execute(select(outbound_messages.c.id)).scalars())
+        dels = sorted(
+            (r[0], r[1])
+            for r in conn.execute(
+                select(outbound_deliveries.c.message_id, outbound_deliveries.c.state)
+            )
+        )
+        atts = sorted(conn.execute(select(outbound_attempts.c.message_id)).scalars())
+    return msgs, dels, atts
+
+
+@pytest.fixture
+def old_messages(runtime: Runtime, connected: MerchantCtx, clock: FakeClock) -> list[str]:
+    """Eight messages 100 days old, one second apart (oldest first), and one recent one.
+
+    The first was written before any destination existed (no delivery); the others each have
+    two deliveries, one per destination, with an attempt each. All delivered, except the
+    second message's first delivery, which is still retrying.
+    """
+    now = clock.freeze()
+    clock.set(now - 100 * DAY)
+
+    def change(n: int) -> None:
+        snap = snapshot_of(
+            "customer",
+            sf.obj("customer", id=f"cus_prune{n:03d}"),
+            event_id=f"evt_prune{n}",
+            event_type="customer.updated",
+            event_created=1_760_000_000,
+        )
+        with db.write(runtime.engine) as conn:
+            objects.apply_snapshots(conn, connected.id, "stage", [snap])
+        clock.advance(1)
+
+    change(0)
+    add_destination(runtime, connected.id, "https://a.example/")
+    add_destination(runtime, connected.id, "https://b.example/")
+    for n in range(1, 8):
+        change(n)
+    clock.set(now - DAY)
+    change(8)
+    clock.set(now)
+    made = message_ids(runtime)
+    assert len(made) == 9
+    d = outbound_deliveries
+    with db.write(runtime.engine) as conn:
+        old = [r for r in conn.execute(select(d.c.id, d.c.message_id, d.c.destination_id))]
+        conn.execute(update(d).where(d.c.message_id != made[8]).values(state="delivered"))
+        conn.execute(
+            insert(outbound_attempts),
+            [
+                {
+                    "delivery_id": r.id,
+                    "destination_id": r.destination_id,
+                    "message_id": r.message_id,
+                    "attempt": 1,
+                    "at": now - 100 * DAY,
+                    "duration": 0.01,
+                }
+                for r in old
+                if r.message_id != made[8]
+            ],
+        )
+    set_deliveries(runtime, made[1], "retrying", one=True)
+    return made
+
+
+def test_outbound_messages_go_in_batches_each_its_own_transaction(
+    client: TestClient,
+    runtime: Runtime,
+    connected: MerchantCtx,
+    old_messages: list[str],
+    clock: FakeClock,
+) -> None:
+    made = old_messages
+    before = table_rows(runtime)
+    cut = clock() - 90 * DAY
+    dry = retention.prune(runtime.engine, cut, dry_run=True)
+    # All old ones but the retrying one; the dry run writes nothing.
+    assert (dry.outbound_messages, dry.events) == (7, 0)
+    assert table_rows(runtime) == before
+
+    seen: list[int] = []
+    between: list[int] = []
+
+    def pause() -> bool:
+        # Between two batches nothing holds the writer: a webhook commits at once (it would
+        # wait for the lock, then answer 503, behind one long transaction), and so does our
+        # own write: the sixth message's second delivery fails after all, before its batch.
+        evt = sf.event("payment_intent.created", sf.payment_intent())
+        between.append(post(client, connected.id, evt).status_code)
+        if len(between) == 1:
+            set_deliveries(runtime, made[5], "failed", one=True)
+        return False
+
+    done = retention.prune(
+        runtime.engine,
+        cut,
+        batch_size=3,
+        pause=pause,
+        on_batch=lambda r: seen.append(r.outbound_messages),
+    )
+    # Three batches ([0 1 2] [3 4 5] [6 7]), three transactions, the totals after each.
+    assert seen == [2, 4, 6]
+    assert between == [200, 200, 200]
+    assert (done.outbound_messages, done.finished) == (6, True)
+    msgs, dels, atts = table_rows(runtime)
+    kept = [made[1], made[5], made[8]]  # a delivery retrying, one failed, and the recent one
+    assert msgs == sorted(kept)
+    # Every delivery and attempt of a removed message went with it; the kept keep theirs.
+    assert {m for m, _ in dels} == set(kept)
+    assert sorted(s for m, s in dels if m == made[5]) == ["delivered", "failed"]
+    assert sorted(s for m, s in dels if m == made[1]) == ["delivered", "retrying"]
+    assert atts == sorted([made[1]] * 2 + [made[5]] * 2)
+    assert retention.prune(runtime.engine, cut, batch_size=3).outbound_messages == 0
+
+
+def test_outbound_pruning_stops_when_asked_and_the_next_run_goes_on(
+    runtime: Runtime, old_messages: list[str], clock: FakeClock
+) -> None:
+    made = old_messages
+    cut = clock() - 90 * DAY
+    seen: list[int] = []
+    first = retention.prune(
+        runtime.engine,
+        cut,
+        batch_size=3,
+        pause=lambda: True,
+        on_batch=lambda r: seen.append(r.outbound_messages),
+    )
+    # One batch, then stop: the first and the third message are gone, the rest untouched.
+    assert (seen, first.outbound_messages, first.finished) == ([2], 2, False)
+    assert message_ids(runtime) == [m for m in made if m not in (made[0], made[2])]
+    rest = retention.prune(runtime.engine, cut, batch_size=3)
+    assert (rest.outbound_messages, rest.finished) == (5, True)
+    assert message_ids(runtime) == [made[1], made[8]]

@@ -157,7 +157,12 @@ def events_prune(
             def note(r: retention.PruneResult) -> None:
                 batches[0] += 1
                 if batches[0] % 20 == 0:
-                    progress.info("prune progress", events=r.events, bytes=r.bytes)
+                    progress.info(
+                        "prune progress",
+                        events=r.events,
+                        bytes=r.bytes,
+                        outbound_messages=r.outbound_messages,
+                    )
 
             result = retention.prune_events(rt, before, on_batch=note)
         else:

@@ -14,8 +14,9 @@ from merchant_backend.store.retention import PruneResult as PruneResult
 def prune_events(
     rt: Runtime, before: float, *, dry_run: bool = False, on_batch: Progress | None = None
 ) -> PruneResult:
-    """Remove the bodies of applied and ignored events received before ``before``, in small
-    batches (``on_batch`` sees the running totals); with ``dry_run`` only count them."""
+    """Remove the bodies of applied and ignored events received before ``before``, then the
+    delivered outbound messages created before it, in small batches (``on_batch`` sees the
+    running totals); with ``dry_run`` only count them."""
     return retention.prune(rt.engine, before, dry_run=dry_run, on_batch=on_batch)
 
 

@@ -830,22 +830,65 @@ def replay_failed(conn: Connection, destination_id: str, *, since: float, at: fl
     return int(result.rowcount or 0)
 
 
-def prune(conn: Connection, before: float, *, dry_run: bool = False) -> int:
-    """Delete messages created before ``before`` whose every delivery was delivered (or that
-    had none). A message with a failed or open delivery is kept. Returns how many."""
+def _prunable(before: float) -> Any:
+    """Created before ``before``, and every delivery delivered (or none at all)."""
     d, m = outbound_deliveries, outbound_messages
     unfinished = exists(select(d.c.id).where(d.c.message_id == m.c.id, d.c.state != "delivered"))
-    doomed = select(m.c.id).where(m.c.created_at < before, ~unfinished)
-    if dry_run:
-        return int(conn.execute(select(func.count()).select_from(doomed.subquery())).scalar_one())
-    ids = [r[0] for r in conn.execute(doomed)]
+    return and_(m.c.created_at < before, ~unfinished)
+
+
+def count_prunable(conn: Connection, before: float) -> int:
+    """How many messages pruning at ``before`` would remove (a dry run: writes nothing)."""
+    m = outbound_messages
+    query = select(func.count()).select_from(m).where(_prunable(before))
+    return int(conn.execute(query).scalar_one())
+
+
+@dataclass(frozen=True)
+class PruneBatch:
+    seen: int  # messages looked at; 0: nothing is left past the cursor
+    removed: int  # of those, deleted (with their deliveries and attempts)
+    cursor: tuple[float, str] | None  # (created_at, id) of the last one seen: the next start
+
+
+def prune_batch(
+    conn: Connection, before: float, after: tuple[float, str] | None, limit: int
+) -> PruneBatch:
+    """One batch of retention, in the caller's (short) transaction: of the next ``limit``
+    messages created before ``before`` past the keyset cursor ``after`` (in the order of
+    ``ix_outbound_messages_created``), delete those whose every delivery was delivered (or that
+    had none), each with its deliveries and their attempts; keep the others.
+
+    Hazards and how they are avoided:
+    - *A long transaction.* Only ``limit`` messages are looked at, kept ones included (filtering
+      them in the query would let one statement scan months of failed messages under the
+      writer lock); the caller commits and pauses between batches.
+    - *A delivery that stops being delivered meanwhile* (``replay_message``: delivered → pending,
+      or a new delivery of an old message). The states are read in this transaction, after
+      locking the page's messages (a new delivery's foreign key check waits for that lock) and
+      their delivered deliveries (an update waits; SQLite has one writer anyway): what is
+      deleted is what was checked. A delivery that becomes delivered meanwhile only keeps its
+      message until the next run.
+    """
+    d, m, a = outbound_deliveries, outbound_messages, outbound_attempts
+    page = select(m.c.id, m.c.created_at).where(m.c.created_at < before)
+    if after is not None:
+        t, last_id = after
+        page = page.where(or_(m.c.created_at > t, and_(m.c.created_at == t, m.c.id > last_id)))
+    rows = conn.execute(page.order_by(m.c.created_at, m.c.id).limit(limit).with_for_update()).all()
+    if not rows:
+        return PruneBatch(0, 0, after)
+    ids = [r[0] for r in rows]
+    conn.execute(
+        select(d.c.id).where(d.c.message_id.in_(ids), d.c.state == "delivered").with_for_update()
+    )
+    unfinished = select(d.c.message_id).where(d.c.message_id.in_(ids), d.c.state != "delivered")
+    kept = set(conn.execute(unfinished).scalars())
+    doomed = [i for i in ids if i not in kept]
     removed = 0
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        delivery_ids = select(d.c.id).where(d.c.message_id.in_(chunk)).scalar_subquery()
-        conn.execute(
-            delete(outbound_attempts).where(outbound_attempts.c.delivery_id.in_(delivery_ids))
-        )
-        conn.execute(delete(d).where(d.c.message_id.in_(chunk)))
-        removed += conn.execute(delete(m).where(m.c.id.in_(chunk))).rowcount or 0
-    return removed
+    if doomed:
+        deliveries = select(d.c.id).where(d.c.message_id.in_(doomed)).scalar_subquery()
+        conn.execute(delete(a).where(a.c.delivery_id.in_(deliveries)))
+        conn.execute(delete(d).where(d.c.message_id.in_(doomed)))
+        removed = int(conn.execute(delete(m).where(m.c.id.in_(doomed))).rowcount or 0)
+    return PruneBatch(len(rows), removed, (rows[-1][1], rows[-1][0]))

@@ -19,7 +19,10 @@ gigabytes a week. So, once an event is older than the retention period
 "Older" means received before the cut-off and not scheduled for processing since (a replay
 or a retry restarts the clock). Pruning walks the candidates in small batches, each its own
 short transaction, in the order of the ``(state, next_attempt_at)`` index, so it never holds
-the database for long and webhooks keep being committed between batches.
+the database for long and webhooks keep being committed between batches. Delivered outbound
+messages older than the same cut-off go next, in the same kind of batches with the same pause
+(``store.outbox.prune_batch``): one tenant's months of notifications never hold the writer
+for long either.
 
 The space is reused by new events at once. The files do not shrink by themselves: on SQLite run
 ``VACUUM`` (``sqlite3 merchant-backend.db 'VACUUM'``, with the service stopped: it rewrites the
@@ -141,6 +144,18 @@ def _clear(conn: Connection, ids: list[int]) -> int:
 Progress = Callable[[PruneResult], None]
 
 
+def _between(
+    result: PruneResult, pause: Callable[[], bool] | None, on_batch: Progress | None
+) -> bool:
+    """After a batch (its transaction committed): report it, let ingest in; True: stop now."""
+    if on_batch is not None:
+        on_batch(result)
+    if pause is not None and pause():
+        result.finished = False
+        return True
+    return False
+
+
 def prune(
     engine: Engine,
     before: float,
@@ -150,18 +165,19 @@ def prune(
     pause: Callable[[], bool] | None = None,
     on_batch: Progress | None = None,
 ) -> PruneResult:
-    """Remove the bodies of applied and ignored events older than ``before``, in batches.
+    """Remove the bodies of applied and ignored events older than ``before``, then the
+    delivered outbound messages older than ``before`` (``store.outbox.prune_batch``, issue 10:
+    the one seam for anything else kept under the same retention), in batches.
 
-    ``pause`` runs between batches (to let ingest in, and to stop: it returns True to stop
-    early, leaving ``finished`` False). ``on_batch`` sees the running totals. Then delivered
-    outbound messages older than ``before`` go too (``store.outbox.prune``, issue 10): the
-    one seam for anything else kept under the same retention.
+    Each batch is its own transaction of at most ``batch_size`` rows looked at. ``pause`` runs
+    between batches (to let ingest in, and to stop: it returns True to stop early, leaving
+    ``finished`` False). ``on_batch`` sees the running totals.
     """
     result = PruneResult(before=before, dry_run=dry_run)
     if dry_run:
         with db.read(engine) as conn:
             result.events, result.bytes = count_prunable(conn, before)
-            result.outbound_messages = outbox.prune(conn, before, dry_run=True)
+            result.outbound_messages = outbox.count_prunable(conn, before)
         return result
     for state in PRUNABLE_STATES:
         cursor: tuple[float, int] | None = None
@@ -175,13 +191,20 @@ def prune(
                 if todo:
                     result.events += _clear(conn, [c.id for c in todo])
                     result.bytes += sum(c.size for c in todo)
-            if on_batch is not None:
-                on_batch(result)
-            if pause is not None and pause():
-                result.finished = False
+            if _between(result, pause, on_batch):
                 return result
-    with db.write(engine) as conn:
-        result.outbound_messages = outbox.prune(conn, before)
+    # Keyset over (created_at, id) like the events above: never all ids at once, and never one
+    # transaction for a tenant's months of notifications while webhooks wait for the writer.
+    message_cursor: tuple[float, str] | None = None
+    while True:
+        with db.write(engine) as conn:
+            batch = outbox.prune_batch(conn, before, message_cursor, batch_size)
+        if not batch.seen:
+            break
+        message_cursor = batch.cursor
+        result.outbound_messages += batch.removed
+        if _between(result, pause, on_batch):
+            return result
     return result
 
 
