@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -844,10 +844,9 @@ def count_prunable(conn: Connection, before: float) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def _chunks(items: list[int], size: int = 500) -> Iterator[list[int]]:
+def _chunks(items: list[int], size: int = 500) -> list[list[int]]:
     """Bounded ``IN`` lists: a page's deliveries grow with the number of destinations."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 @dataclass(frozen=True)
