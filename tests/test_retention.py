@@ -8,6 +8,7 @@ so a late duplicate is still a duplicate; batches are small and ingest goes on b
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -435,3 +436,43 @@ def test_outbound_pruning_stops_when_asked_and_the_next_run_goes_on(
     rest = retention.prune(runtime.engine, cut, batch_size=3)
     assert (rest.outbound_messages, rest.finished) == (5, True)
     assert message_ids(runtime) == [made[1], made[8]]
+
+
+def test_a_delivery_replayed_while_its_batch_runs_keeps_its_message(
+    db_kind: str, runtime: Runtime, old_messages: list[str], clock: FakeClock
+) -> None:
+    """PostgreSQL: another transaction turns a delivered delivery back to pending (as a replay
+    does) and commits only after the batch has read it as delivered. The batch waits for that
+    row, reads it again and keeps the message; its neighbours in the batch still go."""
+    if db_kind != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing changes under a batch there")
+    made = old_messages
+    d = outbound_deliveries
+    done: list[retention.PruneResult] = []
+    with runtime.engine.connect() as replay:
+        replay.execute(
+            update(d).where(d.c.message_id == made[3]).values(state="pending")  # not committed
+        )
+        pid = replay.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        pruner = threading.Thread(
+            target=lambda: done.append(retention.prune(runtime.engine, clock() - 90 * DAY))
+        )
+        pruner.start()
+
+        def pruner_waits_for_the_replay() -> bool:
+            with runtime.engine.connect() as conn:
+                blocked = conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE %(pid)s = ANY "
+                    "(pg_blocking_pids(pid))",
+                    {"pid": pid},
+                ).scalar_one()
+            return bool(blocked)
+
+        wait_for(pruner_waits_for_the_replay, timeout=10, what="the batch to wait for the row")
+        replay.commit()
+    pruner.join(10)
+    assert not pruner.is_alive() and done
+    # One batch of 500: all eight old ones but the retrying one and the one replayed meanwhile.
+    assert done[0].outbound_messages == 6
+    assert message_ids(runtime) == [made[1], made[3], made[8]]
+    assert {s for m, s in table_rows(runtime)[1] if m == made[3]} == {"pending"}
