@@ -75,6 +75,9 @@ stripe_datasets = Table(
 UNAPPLIED_STATES = ("pending", "failed", "processing")
 # Literal, not bound: SQLite uses a partial index only for a query that repeats its predicate.
 UNAPPLIED_SQL = "state IN (" + ", ".join(f"'{s}'" for s in UNAPPLIED_STATES) + ")"
+# States whose old bodies retention removes (store/retention.py); ix_events_done holds these rows.
+DONE_STATES = ("applied", "ignored")
+DONE_SQL = "state IN (" + ", ".join(f"'{s}'" for s in DONE_STATES) + ")"
 
 events = Table(
     "events",
@@ -118,6 +121,17 @@ events = Table(
     Index("ix_events_object", "merchant_id", "env", "object_id"),
     # Overview counts and the events page filtered by state (e.g. dead) without a scan.
     Index("ix_events_state", "merchant_id", "env", "state", "created"),
+    # Retention's walk (store/retention.py): applied and ignored events by when they were last
+    # scheduled, so each prune batch is a range scan whatever the table's size. Partial: the
+    # ingest insert maintains it only for ignored events (pending ones enter when applied).
+    Index(
+        "ix_events_done",
+        "state",
+        "next_attempt_at",
+        "id",
+        sqlite_where=text(DONE_SQL),
+        postgresql_where=text(DONE_SQL),
+    ),
 )
 
 stripe_objects = Table(
