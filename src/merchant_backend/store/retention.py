@@ -18,11 +18,13 @@ gigabytes a week. So, once an event is older than the retention period
 
 "Older" means received before the cut-off and not scheduled for processing since (a replay
 or a retry restarts the clock). Pruning walks the candidates in small batches, each its own
-short transaction, in the order of the ``(state, next_attempt_at)`` index, so it never holds
-the database for long and webhooks keep being committed between batches. Delivered outbound
-messages older than the same cut-off go next, in the same kind of batches with the same pause
-(``store.outbox.prune_batch``): one tenant's months of notifications never hold the writer
-for long either.
+short transaction, in the order of the ``ix_events_done`` index (a partial index of applied and
+ignored events by ``(state, next_attempt_at)``, migration 0007): each batch is a range scan of
+that index from the previous batch's last event, its cost the same however many events the
+table holds, so it never holds the database for long and webhooks keep being committed between
+batches. Delivered outbound messages older than the same cut-off go next, in the same kind of
+batches with the same pause (``store.outbox.prune_batch``): one tenant's months of
+notifications never hold the writer for long either.
 
 The space is reused by new events at once. The files do not shrink by themselves: on SQLite run
 ``VACUUM`` (``sqlite3 merchant-backend.db 'VACUUM'``, with the service stopped: it rewrites the
@@ -37,15 +39,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from merchant_backend import clock, logs
 from merchant_backend.store import db, outbox
-from merchant_backend.store.schema import events
+from merchant_backend.store.schema import DONE_SQL, DONE_STATES, events
 
 log = logs.get("merchant_backend.retention")
 
-PRUNABLE_STATES = ("applied", "ignored")
+PRUNABLE_STATES = DONE_STATES
 PRUNED = b""
 DAY = 86400.0
 
@@ -101,22 +115,33 @@ class _Candidate:
     size: int
 
 
-def _candidates(
-    conn: Connection, state: str, before: float, after: tuple[float, int] | None, limit: int
-) -> list[_Candidate]:
-    """The next ``limit`` old events of ``state`` past the keyset cursor ``after``."""
+def _candidates_query(
+    state: str, before: float, after: tuple[float, int] | None, limit: int
+) -> Select[Any]:
+    """The next ``limit`` old events of ``state`` past the keyset cursor ``after``.
+
+    A range scan of ix_events_done from the cursor: the WHERE repeats the partial index's
+    predicate word for word (SQLite uses a partial index only then), and the cursor is a range
+    on ``next_attempt_at`` (``>= t``, then ``id`` breaks the tie) that the index can seek to,
+    so a batch costs the same however many events the table or earlier batches hold.
+    """
     query = select(events.c.id, events.c.next_attempt_at, func.length(events.c.payload)).where(
-        events.c.state == state, _old(before)
+        text(f"events.{DONE_SQL}"), events.c.state == state, _old(before)
     )
     if after is not None:
         t, last_id = after
         query = query.where(
-            or_(
-                events.c.next_attempt_at > t,
-                and_(events.c.next_attempt_at == t, events.c.id > last_id),
-            )
+            events.c.next_attempt_at >= t,
+            or_(events.c.next_attempt_at > t, events.c.id > last_id),
         )
-    rows = conn.execute(query.order_by(events.c.next_attempt_at, events.c.id).limit(limit)).all()
+    return query.order_by(events.c.next_attempt_at, events.c.id).limit(limit)
+
+
+def _candidates(
+    conn: Connection, state: str, before: float, after: tuple[float, int] | None, limit: int
+) -> list[_Candidate]:
+    """The next ``limit`` old events of ``state`` past the keyset cursor ``after``."""
+    rows = conn.execute(_candidates_query(state, before, after, limit)).all()
     return [_Candidate(r[0], r[1], int(r[2] or 0)) for r in rows]
 
 
