@@ -46,6 +46,17 @@ def test_inward_addresses_are_refused(address: str, why: str) -> None:
         )
 
 
+def test_an_ipv4_mapped_address_is_judged_as_the_ipv4_address_it_reaches() -> None:
+    import ipaddress
+
+    for mapped, reason in (
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:169.254.169.254", "metadata"),
+    ):
+        assert ssrf.refusal(ipaddress.ip_address(mapped), allow_private=False) == reason
+    assert ssrf.refusal(ipaddress.ip_address("::ffff:10.0.0.1"), allow_private=True) is None
+
+
 def test_a_literal_address_in_the_url_is_checked_too() -> None:
     with pytest.raises(ssrf.UnsafeDestination, match="loopback"):
         ssrf.check("https://127.0.0.1:8443/x", "stage", allow_private=False, resolve=resolver())

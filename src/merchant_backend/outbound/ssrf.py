@@ -112,8 +112,16 @@ def check_url(url: str, env: str) -> tuple[str, str, int, str]:
     return parts.scheme, parts.hostname, port or default, path
 
 
+def _unmapped(address: IPAddress) -> IPAddress:
+    """``::ffff:10.0.0.1`` as the IPv4 address it reaches, ``10.0.0.1``."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why a delivery may not go to ``address`` (a key of ``REASONS``), or None if it may."""
+    address = _unmapped(address)
     if address in METADATA:
         return "metadata"
     if address.is_multicast or address.is_unspecified:
@@ -146,9 +154,8 @@ def check(url: str, env: str, *, allow_private: bool, resolve: Resolver | None =
     if not addresses:
         raise UnsafeDestination("unresolved", host=host)
     for text in addresses:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # ::ffff:10.0.0.1 is judged (and named) as 10.0.0.1
+        # ::ffff:10.0.0.1 is judged, and named in the refusal, as 10.0.0.1.
+        address = _unmapped(ipaddress.ip_address(text.split("%", 1)[0]))
         why = refusal(address, allow_private=allow_private)
         if why is not None:
             raise UnsafeDestination(why, host=host, address=str(address))
