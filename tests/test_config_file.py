@@ -116,6 +116,16 @@ def test_a_bad_value_names_the_variable_and_where_it_came_from(
         load()
 
 
+def test_a_worker_batch_too_large_for_one_statement_is_refused(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MERCHANT_BACKEND_WORKER_BATCH_SIZE", "5000")
+    assert load()[0].worker_batch_size == 5000
+    monkeypatch.setenv("MERCHANT_BACKEND_WORKER_BATCH_SIZE", "5001")
+    with pytest.raises(ConfigError, match=r"WORKER_BATCH_SIZE \(from the environment\).*5000"):
+        load()
+
+
 def test_a_file_holding_a_secret_must_be_private(here: Path) -> None:
     conf = write(here / "merchant-backend.env", f"MERCHANT_BACKEND_ADMIN_TOKEN={ADMIN}\n", 0o644)
     with pytest.raises(ConfigError, match="chmod 600"):

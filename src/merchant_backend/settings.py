@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     ingest_commit_timeout: float = Field(default=10.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
 
-    worker_batch_size: int = Field(default=500, ge=1)
+    # At most 5,000: a batch's claim, lease and marks bind a parameter or four per event, and
+    # SQLite takes 32,766 at most in one statement (PostgreSQL 65,535).
+    worker_batch_size: int = Field(default=500, ge=1, le=5000)
     worker_lease_seconds: float = Field(default=60.0, gt=0)
     worker_poll_interval: float = Field(default=0.2, gt=0)
     # 15 tries, backoff 2 s doubling up to 1 h (with jitter): 2–4 h before an event is dead,
