@@ -6,6 +6,7 @@ PostgreSQL database is created for this run and dropped at its end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -100,7 +101,13 @@ def database_url(
         path = tmp_path_factory.mktemp("db") / "test.db"
         yield f"sqlite:///{path}"
         return
-    admin_url = str(request.config.getoption("--pg-admin-url"))
+    with _pg_database(str(request.config.getoption("--pg-admin-url"))) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _pg_database(admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for as long as the block runs."""
     name = f"mb_test_{os.getpid()}_{secrets.token_hex(4)}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -110,6 +117,19 @@ def database_url(
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_engine(request: pytest.FixtureRequest, db_kind: str, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a database of its own with no tables yet (for migration tests)."""
+    with contextlib.ExitStack() as stack:
+        if db_kind == "sqlite":
+            url = f"sqlite:///{tmp_path / 'empty.db'}"
+        else:
+            url = stack.enter_context(_pg_database(str(request.config.getoption("--pg-admin-url"))))
+        engine = create_db_engine(url)
+        stack.callback(engine.dispose)
+        yield engine
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,9 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        # Each migration commits on its own: one may need to step outside a transaction
+        # (``autocommit_block``), which would otherwise commit the ones before it half-way.
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()
