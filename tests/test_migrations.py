@@ -133,7 +133,7 @@ def test_the_done_index_is_built_while_deliveries_keep_committing(empty_engine: 
 def test_an_index_an_interrupted_build_left_invalid_is_built_again(empty_engine: Engine) -> None:
     engine = empty_engine
     _needs_postgresql(engine)
-    upgrade(engine)
+    upgrade(engine, "0007")
     # What an interrupted CREATE INDEX CONCURRENTLY leaves: the index, marked invalid, and the
     # schema's version not moved on.
     with engine.begin() as conn:
@@ -144,7 +144,7 @@ def test_an_index_an_interrupted_build_left_invalid_is_built_again(empty_engine:
             )
         )
         conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
-    upgrade(engine)
+    upgrade(engine, "0007")
     with engine.connect() as conn:
         valid = conn.execute(
             text("SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_events_done'::regclass")

@@ -18,13 +18,14 @@ gigabytes a week. So, once an event is older than the retention period
 
 "Older" means received before the cut-off and not scheduled for processing since (a replay
 or a retry restarts the clock). Pruning walks the candidates in small batches, each its own
-short transaction, in the order of the ``ix_events_done`` index (a partial index of applied and
-ignored events by ``(state, next_attempt_at)``, migration 0007): each batch is a range scan of
-that index from the previous batch's last event, its cost the same however many events the
-table holds, so it never holds the database for long and webhooks keep being committed between
-batches. Delivered outbound messages older than the same cut-off go next, in the same kind of
-batches with the same pause (``store.outbox.prune_batch``): one tenant's months of
-notifications never hold the writer for long either.
+short transaction, in the order of the ``ix_events_prunable`` index (a partial index of applied
+and ignored events that still have their body, by ``(state, next_attempt_at)``, migrations 0007
+and 0008): each batch is a range scan of that index from the previous batch's last event, its
+cost the same however many events the table holds, so it never holds the database for long and
+webhooks keep being committed between batches; and a pruned event leaves the index, so the
+next run looks at none of what this one pruned. Delivered outbound messages older than the same
+cut-off go next, in the same kind of batches with the same pause (``store.outbox.prune_batch``):
+one tenant's months of notifications never hold the writer for long either.
 
 The space is reused by new events at once. The files do not shrink by themselves: on SQLite run
 ``VACUUM`` (``sqlite3 merchant-backend.db 'VACUUM'``, with the service stopped: it rewrites the
@@ -55,7 +56,7 @@ from sqlalchemy import (
 
 from merchant_backend import clock, logs
 from merchant_backend.store import db, outbox
-from merchant_backend.store.schema import DONE_SQL, DONE_STATES, events
+from merchant_backend.store.schema import DONE_SQL, DONE_STATES, HAS_BODY_SQL, events
 
 log = logs.get("merchant_backend.retention")
 
@@ -97,13 +98,17 @@ def _old(before: float) -> Any:
     return and_(events.c.next_attempt_at < before, events.c.received_at < before)
 
 
+def _prunable() -> Any:
+    # ix_events_prunable's predicate, word for word and literal (SQLite uses a partial index
+    # only for a query that repeats it; PostgreSQL cannot prove it from bound parameters).
+    return and_(text(f"events.{DONE_SQL}"), text(HAS_BODY_SQL))
+
+
 def count_prunable(conn: Connection, before: float) -> tuple[int, int]:
     """(events, bytes) whose bodies a prune with this cut-off would remove."""
     size = func.length(events.c.payload)
     row = conn.execute(
-        select(func.count(), func.coalesce(func.sum(size), 0)).where(
-            events.c.state.in_(PRUNABLE_STATES), _old(before), size > 0
-        )
+        select(func.count(), func.coalesce(func.sum(size), 0)).where(_prunable(), _old(before))
     ).one()
     return int(row[0]), int(row[1])
 
@@ -120,13 +125,13 @@ def _candidates_query(
 ) -> Select[Any]:
     """The next ``limit`` old events of ``state`` past the keyset cursor ``after``.
 
-    A range scan of ix_events_done from the cursor: the WHERE repeats the partial index's
+    A range scan of ix_events_prunable from the cursor: the WHERE repeats the partial index's
     predicate word for word (SQLite uses a partial index only then), and the cursor is a range
     on ``next_attempt_at`` (``>= t``, then ``id`` breaks the tie) that the index can seek to,
     so a batch costs the same however many events the table or earlier batches hold.
     """
     query = select(events.c.id, events.c.next_attempt_at, func.length(events.c.payload)).where(
-        text(f"events.{DONE_SQL}"), events.c.state == state, _old(before)
+        _prunable(), events.c.state == state, _old(before)
     )
     if after is not None:
         t, last_id = after

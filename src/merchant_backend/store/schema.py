@@ -75,9 +75,11 @@ stripe_datasets = Table(
 UNAPPLIED_STATES = ("pending", "failed", "processing")
 # Literal, not bound: SQLite uses a partial index only for a query that repeats its predicate.
 UNAPPLIED_SQL = "state IN (" + ", ".join(f"'{s}'" for s in UNAPPLIED_STATES) + ")"
-# States whose old bodies retention removes (store/retention.py); ix_events_done holds these rows.
+# States whose old bodies retention removes (store/retention.py); ix_events_prunable holds
+# these rows while they still have a body (HAS_BODY_SQL: a pruned body is empty).
 DONE_STATES = ("applied", "ignored")
 DONE_SQL = "state IN (" + ", ".join(f"'{s}'" for s in DONE_STATES) + ")"
+HAS_BODY_SQL = "length(payload) > 0"
 
 events = Table(
     "events",
@@ -121,16 +123,17 @@ events = Table(
     Index("ix_events_object", "merchant_id", "env", "object_id"),
     # Overview counts and the events page filtered by state (e.g. dead) without a scan.
     Index("ix_events_state", "merchant_id", "env", "state", "created"),
-    # Retention's walk (store/retention.py): applied and ignored events by when they were last
-    # scheduled, so each prune batch is a range scan whatever the table's size. Partial: the
-    # ingest insert maintains it only for ignored events (pending ones enter when applied).
+    # Retention's walk (store/retention.py): applied and ignored events that still have their
+    # body, by when they were last scheduled, so each prune batch is a range scan whatever the
+    # table's size and a run never walks again what an earlier one pruned. Partial: the ingest
+    # insert maintains it only for ignored events (pending ones enter when applied).
     Index(
-        "ix_events_done",
+        "ix_events_prunable",
         "state",
         "next_attempt_at",
         "id",
-        sqlite_where=text(DONE_SQL),
-        postgresql_where=text(DONE_SQL),
+        sqlite_where=text(f"{DONE_SQL} AND {HAS_BODY_SQL}"),
+        postgresql_where=text(f"{DONE_SQL} AND {HAS_BODY_SQL}"),
     ),
 )
 
