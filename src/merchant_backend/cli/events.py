@@ -167,15 +167,29 @@ def events_prune(
             result = retention.prune_events(rt, before, on_batch=note)
         else:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
-            total, _bytes = retention.count_prunable(rt, before)
-            columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            bodies, _bytes, messages = retention.count_prunable(rt, before)
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
             with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-                task = bar.add_task("prune", total=total)
-                result = retention.prune_events(
-                    rt,
-                    before,
-                    on_batch=lambda r: bar.update(task, completed=r.events),
-                )
+                # Events first, then outbound messages (store/retention.py prunes in that order).
+                event_task = bar.add_task("event bodies", total=bodies)
+                message_task = bar.add_task("outbound messages", total=messages)
+
+                def advance(r: retention.PruneResult) -> None:
+                    bar.update(event_task, completed=r.events)
+                    bar.update(message_task, completed=r.outbound_messages)
+
+                result = retention.prune_events(rt, before, on_batch=advance)
     out(result.as_json())
