@@ -4,18 +4,21 @@ test, the delivery log, replay; CSRF and other merchants refused."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from merchant_backend.asgi import create_app
+from merchant_backend.outbound import failures
 from merchant_backend.outbound.dispatcher import Dispatcher
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, objects
+from merchant_backend.store import destinations as destination_store
 from merchant_backend.sync.handlers import snapshot_of
 from tests import stripe_factory as sf
-from tests.outbound_support import Receiver
+from tests.outbound_support import Receiver, add_destination
 from tests.web_support import csrf_of, form_fields, hidden, sign_in
 from tests.webhook_support import connected_merchant
 
@@ -133,3 +136,63 @@ def test_the_notifications_page(web: TestClient, rt: Runtime, rcv: Receiver) -> 
     gone = web.post(f"{one}/delete", data={"csrf_token": csrf})
     assert gone.status_code == 200 and "The destination is removed" in gone.text
     assert web.get(one).status_code == 404
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound for a moment by us, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_delivery_log_says_in_german_why_a_delivery_failed(
+    web: TestClient, rt: Runtime
+) -> None:
+    """A German reader sees the states and the reason in German, the operating system's own
+    words kept beside it (in English, marked so); the API keeps the English text."""
+    m = connected_merchant(rt)
+    dest, _secret = add_destination(rt, m.id, f"http://127.0.0.1:{closed_port()}/hook")
+    snap = snapshot_of(
+        "customer",
+        sf.obj("customer", id="cus_de1"),
+        event_id="evt_de1",
+        event_type="customer.updated",
+        event_created=1_760_000_000,
+    )
+    with db.write(rt.engine) as conn:
+        objects.apply_snapshots(conn, m.id, "stage", [snap])
+    Dispatcher(rt).drain()
+    sign_in(web, m.token)
+    web.cookies.set("mb_lang", "de")
+    page = web.get(f"/m/{m.id}/stage/notifications/{dest.id}")
+    assert page.status_code == 200
+    text = page.text
+    assert "Verbindung abgelehnt: Unter dieser Adresse und diesem Port nimmt niemand an" in text
+    assert '<span class="small muted" lang="en">ConnectionRefusedError:' in text
+    assert ">wird wiederholt</span>" in text  # the delivery's state badge
+    assert ">zugestellt</a>" in text and ">wird wiederholt</a>" in text  # the filter links
+    assert "retrying" not in re.sub(r'(class|href)="[^"]*"', "", text)
+    api = web.get(
+        f"/api/v1/merchants/{m.id}/stage/destinations/{dest.id}/deliveries", headers=m.auth
+    )
+    assert api.status_code == 200, api.text
+    assert api.json()["data"][0]["last_error"].startswith("ConnectionRefusedError: ")
+
+
+def test_a_destination_switched_off_after_days_of_failures_says_why_in_german(
+    web: TestClient, rt: Runtime
+) -> None:
+    m = connected_merchant(rt)
+    dest, _secret = add_destination(rt, m.id, "https://hooks.example.com/x")
+    reason = failures.auto_disabled(3, failures.no_answer(10))
+    with db.write(rt.engine) as conn:
+        assert destination_store.record_failure(conn, dest.id, 1.0, disable_after=0, reason=reason)
+    sign_in(web, m.token)
+    web.cookies.set("mb_lang", "de")
+    for page in (f"/m/{m.id}/stage/notifications", f"/m/{m.id}/stage/notifications/{dest.id}"):
+        shown = web.get(page)
+        assert shown.status_code == 200
+        assert (
+            "jede Zustellung schlug 3 Tage lang fehl; zuletzt: keine Antwort innerhalb von 10 s"
+            in shown.text
+        ), page

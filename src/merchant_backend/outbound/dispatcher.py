@@ -31,7 +31,7 @@ from sqlalchemy import Connection
 
 from merchant_backend import clock, logs, metrics
 from merchant_backend.crypto import DecryptionError
-from merchant_backend.outbound import http, retry, signing, ssrf
+from merchant_backend.outbound import failures, http, retry, signing, ssrf
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, outbox
 from merchant_backend.store import destinations as destination_store
@@ -149,14 +149,14 @@ class Dispatcher:
                 item.url, item.env, allow_private=s.outbound_allow_private, resolve=self.resolve
             )
         except ssrf.UnsafeDestination as exc:
-            return outbox.Attempt(None, 0.0, None, f"refused: {exc}")
+            return outbox.Attempt(None, 0.0, None, failures.refused(exc))
         try:
             ring = self.runtime.keys.for_token(item.secret_enc)
             secret = destination_store.secret_of(
                 ring, item.destination_id, item.destination_merchant_id, item.env, item.secret_enc
             )
         except DecryptionError as exc:
-            return outbox.Attempt(None, 0.0, None, f"signing secret unreadable: {exc}")
+            return outbox.Attempt(None, 0.0, None, failures.secret_unreadable(exc))
         body = item.payload.encode()
         headers = signing.headers(secret, item.message_id, int(clock.now()), body)
         answer = http.post(target, body, headers, timeout=s.outbound_timeout)
@@ -202,7 +202,7 @@ class Dispatcher:
                 dest,
                 o.at,
                 disable_after=s.outbound_disable_after,
-                reason=f"every delivery failed for {days:g} days; last: {why}"[:500],
+                reason=failures.auto_disabled(days, why)[:500],
             ):
                 disabled.add(dest)
         return [

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from merchant_backend import __version__
+from merchant_backend.outbound import failures
 from merchant_backend.outbound.ssrf import Target
 
 MAX_BODY = 4096
@@ -98,14 +99,13 @@ def post(
         status = response.status
         error = None
         if 300 <= status < 400:
-            error = f"redirect to {response.getheader('Location', '?')[:200]} not followed"
+            error = failures.redirect(response.getheader("Location", "?"))
         return Answer(status, _excerpt(raw), error, time.monotonic() - started)
     except (OSError, http.client.HTTPException, TimeoutError) as exc:
-        message = str(exc) or type(exc).__name__
         if isinstance(exc, socket.timeout | TimeoutError):
-            message = f"no answer within {timeout:g} s"
-        return Answer(
-            None, None, f"{type(exc).__name__}: {message}"[:EXCERPT], time.monotonic() - started
-        )
+            error = failures.no_answer(timeout)
+        else:
+            error = failures.network(exc)
+        return Answer(None, None, error[:EXCERPT], time.monotonic() - started)
     finally:
         conn.close()

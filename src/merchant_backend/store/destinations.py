@@ -25,6 +25,9 @@ from merchant_backend.store.schema import outbound_destinations
 OBJECT_TYPES = ("payment_intent", "customer", "payment_method", "dispute", "account")
 INSTALLATION = "*"  # the owner in a secret's associated data when there is no merchant
 
+# The reason kept when a destination is switched off without one (outbound/failures.py reads it).
+DISABLED_BY_USER = "disabled by a user"
+
 
 @dataclass(frozen=True)
 class Destination:
@@ -243,7 +246,7 @@ def update_(
     if enabled is True:
         values.update(enabled=True, disabled_reason=None, failing_since=None)
     elif enabled is False:
-        values.update(enabled=False, disabled_reason=disabled_reason or "disabled by a user")
+        values.update(enabled=False, disabled_reason=disabled_reason or DISABLED_BY_USER)
     conn.execute(
         update(outbound_destinations)
         .where(outbound_destinations.c.id == destination.id)

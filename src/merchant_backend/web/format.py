@@ -53,6 +53,9 @@ LABELS = {
     "ignored": N_("ignored"),
     "failed": N_("failed"),
     "dead": N_("dead"),
+    # delivery states of outbound notifications (failed, pending: above)
+    "retrying": N_("retrying"),
+    "delivered": N_("delivered"),
     # connection health and checks
     "ok": N_("ok"),
     "warning": N_("warning"),

@@ -23,6 +23,7 @@ from merchant_backend import __version__, i18n
 from merchant_backend.i18n import gettext as _
 from merchant_backend.runtime import Runtime
 from merchant_backend.validation import hide_secrets, looks_like_secret
+from merchant_backend.web import destination_messages
 from merchant_backend.web import flash as flashes
 from merchant_backend.web import format as fmt
 
@@ -110,7 +111,13 @@ def _env() -> jinja2.Environment:
     )
     # translated: a message marked where it was made (N_), looked up as it is (no % filling).
     env.filters.update(
-        money=fmt.money, when=fmt.when, iso=fmt.iso, label=fmt.label, translated=i18n.gettext
+        money=fmt.money,
+        when=fmt.when,
+        iso=fmt.iso,
+        label=fmt.label,
+        translated=i18n.gettext,
+        attempt_failure=destination_messages.attempt_failure,
+        disabled_reason=destination_messages.disabled_reason,
     )
     env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace collapsed
     env.globals.update(version=__version__)
