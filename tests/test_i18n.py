@@ -16,10 +16,13 @@ from fastapi.testclient import TestClient
 
 from merchant_backend import i18n
 from merchant_backend.settings import Settings
+from merchant_backend.sync.worker import Worker
+from tests import stripe_factory as sf
 from tests.conftest import MerchantCtx
 from tests.fake_stripe import FakeStripe
 from tests.stripe_helpers import aimed_at
 from tests.web_support import hidden, sign_in
+from tests.webhook_support import post_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -447,3 +450,18 @@ def test_a_refused_destination_url_is_explained_in_the_pages_language_and_nothin
     r = _add_destination(web, path, url)
     assert r.status_code == 422 and _url_error(r.text) == english
     assert notifications.list_destinations(runtime, stage.id, env) == []
+
+
+def test_the_events_page_says_states_and_sources_in_german(
+    web: TestClient, stage: MerchantCtx, worker: Worker
+) -> None:
+    evt = sf.event("payment_intent.created", sf.obj("payment_intent"))
+    post_ok(web, stage.id, evt)
+    worker.drain()
+    sign_in(web, stage.token)
+    web.cookies.set("mb_lang", "de")
+    listed = web.get(f"/m/{stage.id}/stage/events").text
+    assert '<option value="applied">angewendet</option>' in listed  # the state filter
+    assert '<span class="small muted">Webhook</span>' in listed
+    shown = web.get(f"/m/{stage.id}/stage/events/{evt['id']}").text
+    assert "über Webhook" in shown

@@ -53,6 +53,9 @@ LABELS = {
     "ignored": N_("ignored"),
     "failed": N_("failed"),
     "dead": N_("dead"),
+    # where an event came from
+    "webhook": N_("webhook"),
+    "reconcile": N_("reconcile"),
     # delivery states of outbound notifications (failed, pending: above)
     "retrying": N_("retrying"),
     "delivered": N_("delivered"),
