@@ -44,6 +44,19 @@ def rcv() -> Iterator[Receiver]:
     r.close()
 
 
+def customer_changed(rt: Runtime, merchant_id: str, customer_id: str) -> None:
+    """A customer's change applied as the worker would: one outbound message to send."""
+    snap = snapshot_of(
+        "customer",
+        sf.obj("customer", id=customer_id),
+        event_id=f"evt_{customer_id}",
+        event_type="customer.updated",
+        event_created=1_760_000_000,
+    )
+    with db.write(rt.engine) as conn:
+        objects.apply_snapshots(conn, merchant_id, "stage", [snap])
+
+
 def test_the_notifications_page(web: TestClient, rt: Runtime, rcv: Receiver) -> None:
     m = connected_merchant(rt)
     sign_in(web, m.token)
@@ -90,16 +103,8 @@ def test_the_notifications_page(web: TestClient, rt: Runtime, rcv: Receiver) -> 
     tested = web.post(f"{one}/test", data={"csrf_token": csrf})
     assert tested.status_code == 200 and "delivered, HTTP 200" in tested.text
 
-    snap = snapshot_of(
-        "customer",
-        sf.obj("customer", id="cus_web1"),
-        event_id="evt_w1",
-        event_type="customer.updated",
-        event_created=1_760_000_000,
-    )
     rcv.mode = "fail"
-    with db.write(rt.engine) as conn:
-        objects.apply_snapshots(conn, m.id, "stage", [snap])
+    customer_changed(rt, m.id, "cus_web1")
     Dispatcher(rt).drain()
     log = web.get(one)
     assert "customer.changed" in log.text and "HTTP 500" in log.text and "retrying" in log.text
@@ -152,15 +157,7 @@ def test_the_delivery_log_says_in_german_why_a_delivery_failed(
     words kept beside it (in English, marked so); the API keeps the English text."""
     m = connected_merchant(rt)
     dest, _secret = add_destination(rt, m.id, f"http://127.0.0.1:{closed_port()}/hook")
-    snap = snapshot_of(
-        "customer",
-        sf.obj("customer", id="cus_de1"),
-        event_id="evt_de1",
-        event_type="customer.updated",
-        event_created=1_760_000_000,
-    )
-    with db.write(rt.engine) as conn:
-        objects.apply_snapshots(conn, m.id, "stage", [snap])
+    customer_changed(rt, m.id, "cus_de1")
     Dispatcher(rt).drain()
     sign_in(web, m.token)
     web.cookies.set("mb_lang", "de")
