@@ -15,6 +15,7 @@ from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
 from merchant_backend import i18n
+from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
@@ -465,3 +466,27 @@ def test_the_events_page_says_states_and_sources_in_german(
     assert '<span class="small muted">Webhook</span>' in listed
     shown = web.get(f"/m/{stage.id}/stage/events/{evt['id']}").text
     assert "über Webhook" in shown
+
+
+def test_the_verify_report_reads_in_german_on_the_pages(
+    web: TestClient, stage: MerchantCtx, runtime: Runtime, fake: FakeStripe
+) -> None:
+    """The checks' messages, the report's summary and the health on the overview; the API
+    keeps the English (web/verify_messages.py, stripe/verify.py)."""
+    from tests.stripe_helpers import verify_connection
+
+    # The key works and belongs to the account; no endpoint sends to our URL.
+    report = verify_connection(runtime, stage.id, "stage")
+    assert report["status"] == "failed"
+    assert report["summary"].startswith("1 of 5 checks failed (webhook_endpoint): no webhook")
+    sign_in(web, stage.token)
+    web.cookies.set("mb_lang", "de")
+    page = web.get(f"/m/{stage.id}/stage/stripe").text
+    assert "Stripe hat den geheimen Schlüssel sk_test_…4242 angenommen" in page
+    assert "die Schlüssel gehören zum Test-Modus, wie stage es verlangt" in page
+    summary = "1 von 5 Prüfungen fehlgeschlagen (Webhook-Endpunkt): kein Webhook-Endpunkt sendet an"
+    assert summary in page
+    assert "Lassen Sie ihn von uns anlegen" in page
+    assert "checks failed" not in page and "Stripe accepted" not in page
+    overview = web.get(f"/m/{stage.id}/stage").text
+    assert summary in overview

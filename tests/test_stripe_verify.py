@@ -13,6 +13,7 @@ from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db
 from merchant_backend.stripe.verify import CHECK_NAMES, check_key_modes
+from merchant_backend.web import verify_messages
 from tests.conftest import SECRET_KEY, MerchantCtx, add_data_set, make_merchant
 from tests.fake_stripe import FakeStripe
 from tests.foundation_helpers import cli_env, run_cli
@@ -24,7 +25,20 @@ def settings(settings: Settings, fake: FakeStripe) -> Settings:
     return aimed_at(settings, fake.url)
 
 
+# The page writes these its own way: a time in the reader's zone; a key Stripe rejected
+# without the API message's mode hint.
+PAGE_WORDING = {"secret_ok", "key_rejected"}
+
+
 def checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The report's checks by name; on the way, each check's reason is shown to hold: the
+    English page says word for word what the API says (web/verify_messages.py)."""
+    for c in report["checks"]:
+        assert c.get("reason") in verify_messages.CHECKS, c
+        if c["reason"] not in PAGE_WORDING:
+            assert verify_messages.check_message(c) == c["message"], c
+    if report["status"] == "ok":
+        assert verify_messages.report_summary(report) == report["summary"]
     return {c["name"]: c for c in report["checks"]}
 
 

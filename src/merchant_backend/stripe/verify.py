@@ -44,15 +44,24 @@ _VERDICTS = ("stripe_key_rejected", "stripe_permission_denied")
 
 @dataclass(frozen=True)
 class Check:
+    """``message`` is English (the API and CLI show it); ``reason`` and ``values`` say the same
+    as a code and what fills it, so a page can write it in its reader's language
+    (``web/verify_messages.py``)."""
+
     name: str
     status: str
     message: str
     details: dict[str, Any] | None = None
+    reason: str = ""
+    values: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "status": self.status, "message": self.message}
         if self.details:
             out.update(self.details)
+        if self.reason:
+            out["reason"] = self.reason
+            out["values"] = dict(self.values or {})
         return out
 
 
@@ -81,14 +90,36 @@ def check_key_modes(
         problems.append(
             f"the webhook endpoint is a {'live' if endpoint_livemode else 'test'}-mode endpoint"
         )
+    endpoint_mode = (
+        ("live" if endpoint_livemode else "test")
+        if endpoint_livemode is not None and endpoint_livemode != (env == "live")
+        else ""
+    )
+    values = {"env": env, "want": want}
     if problems:
         return Check(
             "key_modes",
             FAILED,
             f"{'; '.join(problems)}, but {env} needs {want} mode: copy the {want}-mode keys "
             f"(sk_{want}_…, pk_{want}_…)",
+            reason="modes_wrong",
+            values={
+                **values,
+                # The wrong ones only ("" where the mode is right).
+                "secret_mode": (secret_mode or "unknown") if secret_mode != want else "",
+                "publishable_mode": (publishable_mode or "unknown")
+                if publishable_mode != want
+                else "",
+                "endpoint_mode": endpoint_mode,
+            },
         )
-    return Check("key_modes", OK, f"keys are {want}-mode keys, as {env} needs")
+    return Check(
+        "key_modes",
+        OK,
+        f"keys are {want}-mode keys, as {env} needs",
+        reason="modes_ok",
+        values=values,
+    )
 
 
 def check_endpoint(url: str, endpoints: list[dict[str, Any]]) -> tuple[Check, bool | None]:
@@ -108,6 +139,8 @@ def check_endpoint(url: str, endpoints: list[dict[str, Any]]) -> tuple[Check, bo
                 FAILED,
                 f"no webhook endpoint sends to {url}{hint}: run provision-webhook, or add it "
                 "under Developers → Webhooks",
+                reason="endpoint_missing_elsewhere" if elsewhere else "endpoint_missing",
+                values={"url": url, "elsewhere": elsewhere[0] if elsewhere else ""},
             ),
             None,
         )
@@ -133,6 +166,17 @@ def check_endpoint(url: str, endpoints: list[dict[str, Any]]) -> tuple[Check, bo
                 f"webhook endpoint {endpoint_id}: {'; '.join(problems)} — run provision-webhook "
                 "to fix it, or edit it under Developers → Webhooks",
                 details,
+                reason="endpoint_wrong",
+                values={
+                    "endpoint_id": endpoint_id,
+                    # "" when enabled; else Stripe's word for it.
+                    "endpoint_status": ""
+                    if endpoint.get("status") == "enabled"
+                    else str(endpoint.get("status") or "not enabled"),
+                    "missing": ", ".join(missing),
+                    "missing_count": len(missing),
+                    "total": len(HANDLED_EVENTS),
+                },
             ),
             livemode,
         )
@@ -145,6 +189,8 @@ def check_endpoint(url: str, endpoints: list[dict[str, Any]]) -> tuple[Check, bo
                 f"{len(ours)} endpoints send to {url}; only one signing secret is stored, so "
                 f"deliveries signed by the others are rejected: delete {others}",
                 details,
+                reason="endpoint_several",
+                values={"count": len(ours), "url": url, "others": others},
             ),
             livemode,
         )
@@ -154,6 +200,8 @@ def check_endpoint(url: str, endpoints: list[dict[str, Any]]) -> tuple[Check, bo
             OK,
             f"webhook endpoint {endpoint_id} is enabled and sends all {len(HANDLED_EVENTS)} events",
             details,
+            reason="endpoint_ok",
+            values={"endpoint_id": endpoint_id, "total": len(HANDLED_EVENTS)},
         ),
         livemode,
     )
@@ -167,6 +215,7 @@ def check_signing_secret(stored: StoredDataSet) -> Check:
             FAILED,
             "no webhook signing secret is stored: run provision-webhook, or paste the endpoint's "
             "signing secret from Developers → Webhooks",
+            reason="secret_missing",
         )
     if stored.last_delivery_at is None:
         return Check(
@@ -174,12 +223,15 @@ def check_signing_secret(stored: StoredDataSet) -> Check:
             WARNING,
             "the signing secret has not verified a delivery yet: send a test event from "
             "Developers → Webhooks → the endpoint, or wait for the first payment",
+            reason="secret_unproven",
         )
     return Check(
         name,
         OK,
         f"the signing secret verified a delivery, last at {_iso(stored.last_delivery_at)}",
         {"last_delivery_at": int(stored.last_delivery_at)},
+        reason="secret_ok",
+        values={"at": int(stored.last_delivery_at)},
     )
 
 
@@ -221,14 +273,23 @@ def _account_checks(sc: StripeConnection) -> tuple[list[Check], bool]:
                 FAILED,
                 problem.message,
                 {"stripe_error": stripe_error(problem)},
+                reason="key_rejected",
+                values={"account": sc.account_id, "key": sc.key_hint, "env": sc.env},
             ),
             Check(
                 "account_matches",
                 FAILED,
                 "not checked: Stripe rejected the secret key (see secret_key_accepted)",
+                reason="account_not_checked",
             ),
         ], False
-    accepted = Check("secret_key_accepted", OK, f"Stripe accepted the secret key {sc.key_hint}")
+    accepted = Check(
+        "secret_key_accepted",
+        OK,
+        f"Stripe accepted the secret key {sc.key_hint}",
+        reason="key_accepted",
+        values={"key": sc.key_hint},
+    )
     if problem is not None:
         permission = problem.extra.get("permission")
         return [
@@ -241,6 +302,8 @@ def _account_checks(sc: StripeConnection) -> tuple[list[Check], bool]:
                 f"{repr(permission) if permission else 'read access to the account'} under "
                 "Developers → API keys → the key → Edit",
                 {"permission": permission, "stripe_error": stripe_error(problem)},
+                reason="account_permission_named" if permission else "account_permission",
+                values={"account": sc.account_id, "permission": permission or ""},
             ),
         ], True
     found = as_json(account).get("id")
@@ -253,9 +316,18 @@ def _account_checks(sc: StripeConnection) -> tuple[list[Check], bool]:
                 f"the secret key belongs to {found}, but the data set says {sc.account_id}: "
                 "copy the account id and keys from the same Stripe account",
                 {"stripe_account_id": found},
+                reason="account_mismatch",
+                values={"found": str(found), "account": sc.account_id},
             ),
         ], True
-    return [accepted, Check("account_matches", OK, f"the key belongs to {sc.account_id}")], True
+    matches = Check(
+        "account_matches",
+        OK,
+        f"the key belongs to {sc.account_id}",
+        reason="account_ok",
+        values={"account": sc.account_id},
+    )
+    return [accepted, matches], True
 
 
 def _list_endpoints(sc: StripeConnection) -> list[dict[str, Any]]:
@@ -270,7 +342,10 @@ def run_checks(sc: StripeConnection, stored: StoredDataSet, url: str) -> list[Ch
     livemode: bool | None = None
     if not key_ok:
         endpoint_check = Check(
-            "webhook_endpoint", FAILED, "not checked: Stripe rejected the secret key"
+            "webhook_endpoint",
+            FAILED,
+            "not checked: Stripe rejected the secret key",
+            reason="not_checked_key_rejected",
         )
     else:
         endpoints, problem = _ask(
@@ -287,6 +362,8 @@ def run_checks(sc: StripeConnection, stored: StoredDataSet, url: str) -> list[Ch
                 "the restricted key may not list webhook endpoints, so the endpoint was not "
                 f"checked: grant it {grant} under Developers → API keys → the key → Edit",
                 {"permission": permission, "stripe_error": stripe_error(problem)},
+                reason="endpoints_permission_named" if permission else "endpoints_permission",
+                values={"permission": permission or ""},
             )
         else:
             endpoint_check, livemode = check_endpoint(url, endpoints)

@@ -70,6 +70,7 @@ LABELS = {
     "secret_key_accepted": N_("secret key accepted"),
     "account_matches": N_("account matches"),
     "webhook_endpoint": N_("webhook endpoint"),
+    "signing_secret_verified": N_("signing secret verified"),
     # capture methods
     "automatic": N_("automatic"),
     "automatic_async": N_("automatic (async)"),
