@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from merchant_backend import i18n
 from merchant_backend.api.errors import upstream_status
 from merchant_backend.errors import UpstreamFailure
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db
-from merchant_backend.stripe.verify import CHECK_NAMES, check_key_modes
+from merchant_backend.stripe.verify import CHECK_NAMES, check_endpoint, check_key_modes
 from merchant_backend.web import verify_messages
 from tests.conftest import SECRET_KEY, MerchantCtx, add_data_set, make_merchant
 from tests.fake_stripe import FakeStripe
@@ -292,3 +294,29 @@ def test_cli_verify_prints_the_report_and_exits_1_when_a_check_failed(
     assert rejected.exit_code == 1
     assert "Stripe rejected the secret key for acct_1PgafTB7WZ01zgkW" in rejected.stdout
     assert SECRET_KEY not in rejected.stdout + rejected.stderr
+
+
+def test_each_pure_check_reads_on_the_page_as_the_api_says_it_and_in_german() -> None:
+    url = "https://shop.example/webhooks/stripe/mer_1/stage"
+    ours = {"id": "we_1", "url": url, "status": "enabled", "enabled_events": ["*"]}
+    off = {**ours, "status": "disabled", "enabled_events": ["account.updated"]}
+    made = [
+        check_key_modes("live", "test", "live", None),
+        check_key_modes("stage", "test", "test", True),
+        check_key_modes("stage", "", "", None),
+        check_key_modes("stage", "test", "test", False),
+        check_endpoint(url, []),
+        check_endpoint(url, [{**ours, "url": "https://old.example/webhooks/stripe/mer_1/stage"}]),
+        check_endpoint(url, [off]),
+        check_endpoint(url, [ours, {**ours, "id": "we_2"}]),
+        check_endpoint(url, [ours]),
+    ]
+    for c in made:
+        shown = c[0] if isinstance(c, tuple) else c
+        check = shown.as_json()
+        assert verify_messages.check_message(check) == check["message"], check
+        with i18n.use(i18n.Reader("de")):
+            german = verify_messages.check_message(check)
+        assert german != check["message"], german
+        # Stripe's and our codes in the German sentence are the reader's words too.
+        assert not re.search(r"\b(unknown|disabled|mode)\b", german), german

@@ -84,11 +84,14 @@ CHECKS = {
 PARTS = {
     "secret_mode": N_("the secret key is a %(mode)s-mode key"),
     "publishable_mode": N_("the publishable key is a %(mode)s-mode key"),
+    # A key of no known mode (as the API words it, article and all).
+    "secret_mode_unknown": N_("the secret key is a unknown-mode key"),
+    "publishable_mode_unknown": N_("the publishable key is a unknown-mode key"),
     "endpoint_mode": N_("the webhook endpoint is a %(mode)s-mode endpoint"),
     "endpoint_status": N_("it is %(status)s"),
     "missing": N_("it does not send %(count)s of the %(total)s events: %(missing)s"),
 }
-MODES = {"test": N_("test"), "live": N_("live"), "unknown": N_("unknown")}
+MODES = {"test": N_("test"), "live": N_("live")}
 SUMMARIES = {
     "failed": N_("%(count)s of %(total)s checks failed (%(names)s): %(first)s"),
     "warning": N_("%(count)s warning(s) (%(names)s): %(first)s"),
@@ -109,7 +112,9 @@ def _fill(reason: str, values: dict[str, Any]) -> dict[str, Any]:
         v["env"] = fmt.label(v.get("env", ""))
     if reason == "modes_wrong":
         parts = [
-            gettext(PARTS[key]) % {"mode": _mode(str(v[key]))}
+            gettext(PARTS[f"{key}_unknown"])
+            if v[key] == "unknown"
+            else gettext(PARTS[key]) % {"mode": _mode(str(v[key]))}
             for key in ("secret_mode", "publishable_mode", "endpoint_mode")
             if v.get(key)
         ]
@@ -117,7 +122,9 @@ def _fill(reason: str, values: dict[str, Any]) -> dict[str, Any]:
     if reason == "endpoint_wrong":
         parts = []
         if v.get("endpoint_status"):
-            parts.append(gettext(PARTS["endpoint_status"]) % {"status": v["endpoint_status"]})
+            # Stripe's word for it ("disabled"), in the page's language where it has one.
+            status = gettext(str(v["endpoint_status"]))
+            parts.append(gettext(PARTS["endpoint_status"]) % {"status": status})
         if v.get("missing"):
             parts.append(
                 gettext(PARTS["missing"])
