@@ -50,6 +50,17 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _AlembicContextFilter(logging.Filter):
+    """Alembic says which dialect and DDL mode it assumes at every start, migrating or not:
+    two INFO lines an operator reads at each ``serve`` and can do nothing with. What a start
+    changed ("Running upgrade 0007 -> 0008 …") still shows."""
+
+    NOISE = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(self.NOISE))
+
+
 class _CurrentStderr:
     """Writes to whatever ``sys.stderr`` is now, not to the stream of the first log call.
 
@@ -118,6 +129,11 @@ def setup(level: str = "INFO", json: bool | None = True) -> None:
     logging.getLogger("stripe").setLevel(logging.DEBUG if debug else logging.WARNING)
     # httpx logs every request at INFO (serve's own readiness probe, outbound deliveries).
     logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
+    migration_log = logging.getLogger("alembic.runtime.migration")
+    for old in [f for f in migration_log.filters if isinstance(f, _AlembicContextFilter)]:
+        migration_log.removeFilter(old)
+    if not debug:
+        migration_log.addFilter(_AlembicContextFilter())
 
 
 def get(name: str) -> Any:
