@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from merchant_backend import i18n
 from merchant_backend.asgi import create_app
 from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db, inbox, objects, reconcile_state
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.stripe import reconcile as rec
-from merchant_backend.web import pages_events
+from merchant_backend.web import decline_messages, pages_events
+from merchant_backend.web.destination_messages import Failure
 from tests import stripe_factory as sf
 from tests.conftest import (
     ADMIN_TOKEN,
@@ -416,6 +418,40 @@ def test_a_declined_card_shows_the_decline_beside_the_form_with_the_payment(
     assert _pi(runtime, signed_in.id, pi_id.group(1)).data["status"] == "requires_payment_method"
     # The form is shown again with what was typed and a fresh key for the next attempt.
     assert 'value="10"' in r.text and 'name="idempotency_key"' in r.text
+
+
+def test_a_german_page_says_why_the_card_was_declined_with_stripes_words_beside_it(
+    web: TestClient, runtime: Runtime, signed_in: MerchantCtx
+) -> None:
+    web.cookies.set("mb_lang", "de")
+    r, _ = _new_payment(
+        web,
+        signed_in,
+        amount="10",
+        currency="usd",
+        payment_method="pm_card_visa_chargeDeclinedInsufficientFunds",
+    )
+    assert r.status_code == 402
+    result = r.text[r.text.index('id="payment-result"') :]
+    # Chosen by Stripe's decline_code (insufficient_funds), Stripe's own words kept beside it.
+    assert "Die Karte ist nicht ausreichend gedeckt." in result
+    assert '<span class="small muted" lang="en">Your card has insufficient funds.</span>' in result
+    pi_id = re.search(r'/payments/(pi_[A-Za-z0-9]+)"', result)
+    assert pi_id is not None
+    shown = web.get(f"{_base(signed_in)}/payments/{pi_id.group(1)}").text
+    assert "Die Karte ist nicht ausreichend gedeckt." in shown  # the synced last_payment_error
+
+
+def test_a_decline_code_nobody_listed_shows_stripes_words() -> None:
+    with i18n.use(i18n.Reader("de")):
+        unknown = decline_messages.decline("Your card was declined by a moon.", "x", "moon")
+        known = decline_messages.decline("Your card has expired.", "card_declined", "expired_card")
+    assert unknown == Failure("Your card was declined by a moon.")
+    assert known == Failure("Die Karte ist abgelaufen.", "Your card has expired.")
+    # English pages show Stripe's words as they are.
+    assert decline_messages.decline("Your card has expired.", "x", "expired_card") == Failure(
+        "Your card has expired."
+    )
 
 
 def _manual_payment(web: TestClient, m: MerchantCtx) -> str:

@@ -19,7 +19,8 @@ from merchant_backend.i18n import gettext as _
 from merchant_backend.services import payments, reads
 from merchant_backend.stripe.payments import NewPayment
 from merchant_backend.vocabulary import CANCELABLE, CAPTURABLE, PAYMENT_INTENT_STATUSES
-from merchant_backend.web import action_forms, paging, stripe_pages
+from merchant_backend.web import action_forms, decline_messages, paging, stripe_pages
+from merchant_backend.web.destination_messages import Failure
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.outcomes import failure_status, needs_data_set, problem_text
 from merchant_backend.web.render import WebRoute, not_found, page, redirect, redirect_with
@@ -75,7 +76,7 @@ def _new_form(
     submitted: dict[str, str] | None = None,
     errors: list[FieldError] | None = None,
     problem: str | None = None,
-    declined: str | None = None,
+    declined: Failure | None = None,
     declined_id: str | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -183,7 +184,7 @@ def _create(
                 request,
                 mp,
                 submitted=shown,
-                declined=text,
+                declined=decline_messages.decline(text, exc.code, exc.decline_code),
                 declined_id=exc.extra.get("payment_intent"),
                 status_code=failure_status(exc),
             )

@@ -23,7 +23,7 @@ from merchant_backend import __version__, i18n
 from merchant_backend.i18n import gettext as _
 from merchant_backend.runtime import Runtime
 from merchant_backend.validation import hide_secrets, looks_like_secret
-from merchant_backend.web import destination_messages, verify_messages
+from merchant_backend.web import decline_messages, destination_messages, verify_messages
 from merchant_backend.web import flash as flashes
 from merchant_backend.web import format as fmt
 
@@ -120,6 +120,7 @@ def _env() -> jinja2.Environment:
         disabled_reason=destination_messages.disabled_reason,
         check_message=verify_messages.check_message,
         report_summary=verify_messages.report_summary,
+        payment_error=decline_messages.payment_error,
     )
     env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace collapsed
     env.globals.update(version=__version__)
