@@ -290,6 +290,20 @@ def test_fetch_with_stripe_unreachable_redirects_with_the_reason_and_changes_not
     assert _inbox(runtime, stage.id) == []
 
 
+def test_on_a_german_page_a_failed_stripe_call_says_what_it_means_with_the_facts_beside_it(
+    unreachable: TestClient, runtime: Runtime, stage: MerchantCtx
+) -> None:
+    sign_in(unreachable, stage.token)
+    unreachable.cookies.set("mb_lang", "de")
+    events_page = f"{_base(stage)}/events"
+    # Followed to the events page, which says it once.
+    r = unreachable.post(
+        f"{events_page}/reconcile", data={"csrf_token": csrf_of(unreachable, events_page)}
+    )
+    said = "Stripe war nicht erreichbar: Prüfen Sie das Netz und MERCHANT_BACKEND_STRIPE_API_BASE"
+    assert f"{said} (could not reach Stripe at http://127.0.0.1:" in r.text
+
+
 def test_fetch_while_another_run_holds_the_data_set_says_so_and_asks_stripe_nothing(
     web: TestClient, runtime: Runtime, fake: FakeStripe, signed_in: MerchantCtx
 ) -> None:

@@ -8,10 +8,12 @@ failure (502, never the browser's 401/403), anything else 502.
 
 from __future__ import annotations
 
-from merchant_backend import logs
+from merchant_backend import i18n, logs
 from merchant_backend.errors import Conflict, DomainError, InvalidInput, UpstreamFailure
+from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services.datasets import StoredDataSet, get_data_set
+from merchant_backend.web import decline_messages
 from merchant_backend.web.render import WebError
 from merchant_backend.web.session import MerchantPage
 
@@ -27,12 +29,57 @@ UPSTREAM_STATUS = {
 }
 
 
+# What a failed Stripe call means, by its kind, for readers of another language than English:
+# the message written for the merchant (what was tried, what answered, Stripe's request id)
+# follows in English, in parentheses. English pages show that message alone.
+UPSTREAM = {
+    "key_rejected": N_(
+        "Stripe rejected the secret key: copy it again from Developers → API keys and save it "
+        "in the data set"
+    ),
+    "permission_denied": N_(
+        "the restricted key lacks a permission for this: grant it under Developers → API keys "
+        "→ the key → Edit, or use the standard secret key"
+    ),
+    "rate_limited": N_("Stripe is limiting the request rate: try again in a few seconds"),
+    "timeout": N_(
+        "Stripe did not answer in time: try again; if it persists, see status.stripe.com"
+    ),
+    "unreachable": N_(
+        "Stripe could not be reached: check the network and MERCHANT_BACKEND_STRIPE_API_BASE"
+    ),
+    "idempotency_conflict": N_(
+        "this Idempotency-Key was already used with other parameters: send a new key"
+    ),
+    "not_found": N_("Stripe does not know this object"),
+    "invalid_request": N_("Stripe refused the request as sent"),
+    "endpoint_missing": N_(
+        "the Stripe API address has no such endpoint: check MERCHANT_BACKEND_STRIPE_API_BASE"
+    ),
+    "insecure_base": N_("a live key is only ever sent to an https:// Stripe API address"),
+    "error": N_("Stripe answered with an error"),
+}
+
+
+def upstream_text(exc: UpstreamFailure) -> str:
+    """A failed Stripe call as the page says it (see ``UPSTREAM``)."""
+    if exc.kind == "declined":
+        said = decline_messages.decline(exc.message, exc.code, exc.decline_code)
+        return f"{said.summary} ({said.detail})" if said.detail else said.summary
+    meaning = UPSTREAM.get(exc.kind)
+    if meaning is None or i18n.reader().language == "en":
+        return exc.message
+    return f"{_(meaning)} ({exc.message})"
+
+
 def problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
     """Stripe's failures and rejected settings carry messages written for the merchant (never
     a key); anything else is a bug, named only by its kind here and logged in full."""
     if isinstance(exc, InvalidInput):
         text = "; ".join(e.message for e in exc.errors)
-    elif isinstance(exc, UpstreamFailure | DomainError):
+    elif isinstance(exc, UpstreamFailure):
+        text = upstream_text(exc)
+    elif isinstance(exc, DomainError):
         text = exc.message
     else:
         log.exception(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env)

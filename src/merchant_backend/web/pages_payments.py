@@ -184,7 +184,7 @@ def _create(
                 request,
                 mp,
                 submitted=shown,
-                declined=decline_messages.decline(text, exc.code, exc.decline_code),
+                declined=decline_messages.decline(exc.message, exc.code, exc.decline_code),
                 declined_id=exc.extra.get("payment_intent"),
                 status_code=failure_status(exc),
             )
