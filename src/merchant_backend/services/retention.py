@@ -9,36 +9,25 @@ import threading
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, outbox, retention
 from merchant_backend.store.retention import DAY as DAY
+from merchant_backend.store.retention import PAUSE_BETWEEN as PAUSE_BETWEEN
 from merchant_backend.store.retention import Progress
 from merchant_backend.store.retention import PruneResult as PruneResult
 
-# Between two batches, as serve's own pruner rests: on SQLite a running serve is another
-# process waiting for the one write lock, and SQLite's busy handler (which sleeps 1, 2, 5,
-# 10 … ms between its tries) would lose every race to a prune that took the lock back at once;
-# past the busy timeout its deliveries would answer 503.
-PAUSE_BETWEEN = 0.05  # seconds
-
 
 def prune_events(
-    rt: Runtime,
-    before: float,
-    *,
-    dry_run: bool = False,
-    on_batch: Progress | None = None,
-    pause_between: float = PAUSE_BETWEEN,
-    stop: threading.Event | None = None,
+    rt: Runtime, before: float, *, dry_run: bool = False, on_batch: Progress | None = None
 ) -> PruneResult:
     """Remove the bodies of applied and ignored events received before ``before``, then the
     delivered outbound messages created before it, in small batches (``on_batch`` sees the
-    running totals), resting ``pause_between`` seconds after each (setting ``stop`` ends the
-    run after the batch in progress); with ``dry_run`` only count them."""
-    rest = stop or threading.Event()
+    running totals), resting ``PAUSE_BETWEEN`` after each as serve's pruner does; with
+    ``dry_run`` only count them."""
+    rest = threading.Event()  # never set: waiting on it is the pause (as Pruner's stop event)
     return retention.prune(
         rt.engine,
         before,
         dry_run=dry_run,
         on_batch=on_batch,
-        pause=lambda: rest.wait(pause_between),
+        pause=lambda: rest.wait(PAUSE_BETWEEN),
     )
 
 

@@ -61,6 +61,11 @@ from merchant_backend.store.schema import DONE_SQL, DONE_STATES, HAS_BODY_SQL, e
 log = logs.get("merchant_backend.retention")
 
 PRUNABLE_STATES = DONE_STATES
+# Between two batches, serve's pruner and the CLI alike rest this long: on SQLite the other
+# writers (serve's inbox writer, or a whole other serve process waiting in SQLite's busy
+# handler, which sleeps 1, 2, 5, 10 … ms between tries) would otherwise lose every race to a
+# prune that takes the lock back at once, and past the busy timeout deliveries answer 503.
+PAUSE_BETWEEN = 0.05  # seconds
 PRUNED = b""
 DAY = 86400.0
 
@@ -242,7 +247,12 @@ class Pruner:
     """Prunes every ``interval`` seconds, in a thread inside ``serve`` (off when days is 0)."""
 
     def __init__(
-        self, engine: Engine, days: float, interval: float, *, pause_between: float = 0.05
+        self,
+        engine: Engine,
+        days: float,
+        interval: float,
+        *,
+        pause_between: float = PAUSE_BETWEEN,
     ) -> None:
         self.engine = engine
         self.days = days
