@@ -15,6 +15,7 @@ from merchant_backend.outbound import failures
 from merchant_backend.outbound.ssrf import UnsafeDestination
 from merchant_backend.store.destinations import DISABLED_BY_USER
 from merchant_backend.web import destination_messages
+from merchant_backend.web.format import Failure
 
 WRITTEN = [
     (failures.no_answer(10), "no_answer", {"seconds": "10"}, ""),
@@ -100,9 +101,9 @@ def test_the_page_says_it_in_the_readers_language() -> None:
     loopback = UnsafeDestination("loopback", host="localhost", address="127.0.0.1")
     with i18n.use(i18n.Reader("de")):
         said = destination_messages.attempt_failure(failures.refused(loopback))
-    assert said == destination_messages.Failure(
+    assert said == Failure(
         "von der Adressprüfung abgelehnt: localhost wird zu 127.0.0.1 aufgelöst, einer "
         "Loopback-Adresse"
     )
     english = destination_messages.attempt_failure(failures.no_answer(10))
-    assert english == destination_messages.Failure("no answer within 10 s")
+    assert english == Failure("no answer within 10 s")

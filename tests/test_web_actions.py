@@ -19,7 +19,7 @@ from merchant_backend.store import datasets, db, inbox, objects, reconcile_state
 from merchant_backend.store import merchants as merchant_store
 from merchant_backend.stripe import reconcile as rec
 from merchant_backend.web import decline_messages, pages_events
-from merchant_backend.web.destination_messages import Failure
+from merchant_backend.web.format import Failure
 from tests import stripe_factory as sf
 from tests.conftest import (
     ADMIN_TOKEN,

@@ -13,7 +13,7 @@ from typing import Any
 
 from merchant_backend import i18n
 from merchant_backend.i18n import N_, gettext
-from merchant_backend.web.destination_messages import Failure
+from merchant_backend.web.format import Failure
 
 _DECLINED = N_("The card was declined.")
 DECLINES = {

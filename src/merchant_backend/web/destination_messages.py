@@ -10,11 +10,10 @@ every code has one). A refusal without a code here (none today) is shown as the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from merchant_backend.i18n import N_, gettext
 from merchant_backend.outbound import failures
 from merchant_backend.services.notifications import InvalidDestinationInput
+from merchant_backend.web.format import Failure
 
 MESSAGES = {
     # The URL (outbound.ssrf.REASONS).
@@ -72,15 +71,6 @@ FAILURES = {
     "auto_disabled": N_("every delivery failed for %(days)s days; last: %(last)s"),
     "disabled_by_user": N_("switched off by hand"),
 }
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A failure as a page shows it: ``summary`` in the reader's language, ``detail`` the
-    technical text in English (empty when the summary says it all)."""
-
-    summary: str
-    detail: str = ""
 
 
 def _said(reason: failures.Reason) -> Failure:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -158,3 +159,13 @@ def due_urgency(due_by: Any, status: Any, at: float) -> str | None:
 def day_label(day: int) -> str:
     """A day number since the epoch as ``05-01`` (month-day), for chart axes."""
     return datetime.fromtimestamp(day * 86400, UTC).strftime("%m-%d")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why something failed, as a page shows it (the ``failure`` macro): ``summary`` in the
+    reader's language, ``detail`` the technical or Stripe's own text in English (empty when
+    the summary says it all). Made by ``destination_messages`` and ``decline_messages``."""
+
+    summary: str
+    detail: str = ""

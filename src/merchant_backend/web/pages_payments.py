@@ -20,7 +20,7 @@ from merchant_backend.services import payments, reads
 from merchant_backend.stripe.payments import NewPayment
 from merchant_backend.vocabulary import CANCELABLE, CAPTURABLE, PAYMENT_INTENT_STATUSES
 from merchant_backend.web import action_forms, decline_messages, paging, stripe_pages
-from merchant_backend.web.destination_messages import Failure
+from merchant_backend.web.format import Failure
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.outcomes import failure_status, needs_data_set, problem_text
 from merchant_backend.web.render import WebRoute, not_found, page, redirect, redirect_with
