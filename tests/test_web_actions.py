@@ -414,18 +414,24 @@ def test_a_rejected_payment_form_shows_errors_beside_fields_and_sends_nothing(
     assert fake.requests == []
 
 
-def test_a_declined_card_shows_the_decline_beside_the_form_with_the_payment(
-    web: TestClient, runtime: Runtime, signed_in: MerchantCtx
-) -> None:
+def _declined_payment(web: TestClient, m: MerchantCtx) -> tuple[Any, str]:
+    """A payment with Stripe's test card for insufficient funds: the answer, and its part
+    from the decline message on."""
     r, _ = _new_payment(
         web,
-        signed_in,
+        m,
         amount="10",
         currency="usd",
         payment_method="pm_card_visa_chargeDeclinedInsufficientFunds",
     )
     assert r.status_code == 402
-    result = r.text[r.text.index('id="payment-result"') :]
+    return r, r.text[r.text.index('id="payment-result"') :]
+
+
+def test_a_declined_card_shows_the_decline_beside_the_form_with_the_payment(
+    web: TestClient, runtime: Runtime, signed_in: MerchantCtx
+) -> None:
+    r, result = _declined_payment(web, signed_in)
     assert "Declined:" in result and "Your card has insufficient funds." in result
     pi_id = re.search(r'/payments/(pi_[A-Za-z0-9]+)"', result)
     assert pi_id is not None
@@ -438,15 +444,7 @@ def test_a_german_page_says_why_the_card_was_declined_with_stripes_words_beside_
     web: TestClient, runtime: Runtime, signed_in: MerchantCtx
 ) -> None:
     web.cookies.set("mb_lang", "de")
-    r, _ = _new_payment(
-        web,
-        signed_in,
-        amount="10",
-        currency="usd",
-        payment_method="pm_card_visa_chargeDeclinedInsufficientFunds",
-    )
-    assert r.status_code == 402
-    result = r.text[r.text.index('id="payment-result"') :]
+    _r, result = _declined_payment(web, signed_in)
     # Chosen by Stripe's decline_code (insufficient_funds), Stripe's own words kept beside it.
     assert "Die Karte ist nicht ausreichend gedeckt." in result
     assert '<span class="small muted" lang="en">Your card has insufficient funds.</span>' in result
