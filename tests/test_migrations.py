@@ -11,6 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from structlog.testing import capture_logs
 
 from merchant_backend.store import db, inbox
 from merchant_backend.store import merchants as merchant_store
@@ -154,10 +155,11 @@ def test_an_index_an_interrupted_build_left_invalid_is_built_again(empty_engine:
 
 def test_processes_starting_together_migrate_one_after_the_other(empty_engine: Engine) -> None:
     """Every serve migrates first: while one process holds the migration lock, another waits
-    for it instead of racing it to create the same tables, then finds nothing left to do."""
+    for it instead of racing it to create the same tables (and says that it waits, so a start
+    does not look hung), then finds nothing left to do."""
     engine = empty_engine
     _needs_postgresql(engine)
-    with engine.connect() as holder:
+    with engine.connect() as holder, capture_logs() as logged:
         holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
         holder.commit()
         thread, errors = _upgrade_in_thread(engine, "head")
@@ -172,6 +174,7 @@ def test_processes_starting_together_migrate_one_after_the_other(empty_engine: E
         finally:
             holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
             holder.commit()
+    assert any(e["event"].startswith("waiting for another process") for e in logged), logged
     thread.join(ADMIN_WAIT)
     assert upgrade_ran_meanwhile and not thread.is_alive() and not errors, errors
     with engine.connect() as conn:

@@ -16,6 +16,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
+from merchant_backend import logs
+
+log = logs.get("merchant_backend.migrate")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 # pg_advisory_lock's key for "migrating this database" (any constant no other code uses).
@@ -40,7 +43,12 @@ def migration_lock(engine: Engine) -> Iterator[None]:
         yield
         return
     with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        lock = {"key": MIGRATION_LOCK}
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), lock).scalar_one():
+            # Another process is migrating (a long CONCURRENTLY build, say): a start that
+            # only waited would look hung.
+            log.info("waiting for another process to finish migrating this database")
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), lock)
         conn.commit()
         try:
             yield
