@@ -235,3 +235,79 @@ def test_the_last_complete_verify_is_kept_beside_the_failure(
             "summary": good["summary"],
             "checked_at": good["checked_at"],
         }
+
+
+# ---- the report on a page, in the reader's language (web/verify_messages.py) ----------------
+
+
+def _problem(status: int | None, code: str = "stripe_error", **kw: Any) -> UpstreamFailure:
+    return UpstreamFailure(
+        "unreachable" if status is None else "error",
+        code,
+        kw.pop("message", "…"),
+        stripe_status=status,
+        api_base="https://api.example",
+        operation="account.retrieve",
+        **kw,
+    )
+
+
+def test_the_pages_advice_is_the_apis_word_for_word() -> None:
+    from merchant_backend.stripe.errors import ADVICE
+    from merchant_backend.web import verify_messages
+
+    assert verify_messages.ADVICE == ADVICE
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        _problem(None, "stripe_unreachable"),
+        _problem(None, "stripe_timeout"),
+        _problem(404, request_id="req_1"),
+        _problem(500, stripe_code="api_error", request_id="req_2"),
+        _problem(429),
+    ],
+)
+def test_the_english_page_says_what_the_api_says_and_the_german_page_says_it_in_german(
+    problem: UpstreamFailure,
+) -> None:
+    from merchant_backend import i18n
+    from merchant_backend.web import verify_messages
+
+    report = failure_report("verify", problem, "stage", 1_790_000_000)
+    check = report["checks"][0]
+    with i18n.use(i18n.Reader("en")):
+        assert verify_messages.check_message(check) == check["message"]
+        assert verify_messages.check_detail(check) == ""
+        assert verify_messages.report_summary(report) == report["summary"].replace(
+            "secret_key_accepted", "secret key accepted"
+        )
+    with i18n.use(i18n.Reader("de")):
+        german = verify_messages.check_message(check)
+        summary = verify_messages.report_summary(report)
+    assert german != check["message"] and "https://api.example" in german
+    assert summary.startswith("Die Prüfung brach ab bei") and german in summary
+    for fact in ("req_1", "req_2", "api_error"):
+        assert (fact in german) == (fact in check["message"])
+
+
+def test_a_refused_key_reads_as_advice_with_stripes_own_words_beside_it() -> None:
+    from merchant_backend import i18n
+    from merchant_backend.web import verify_messages
+
+    said = "Stripe rejected the secret key for acct_1 (sk_test_…4242)"
+    problem = _problem(401, "stripe_key_rejected", message=said, request_id="req_9")
+    report = failure_report("provision-webhook", problem, "stage", 1_790_000_000)
+    check = report["checks"][0]
+    assert check["message"].endswith(f"request req_9: {said}")  # the API: Stripe's case
+    with i18n.use(i18n.Reader("de")):
+        german = verify_messages.check_message(check)
+        summary = verify_messages.report_summary(report)
+    assert german == (
+        "https://api.example antwortete mit HTTP 401, Anfrage req_9: der geheime Schlüssel wurde "
+        "abgelehnt: Kopieren Sie ihn noch einmal unter Entwickler → API-Schlüssel und speichern "
+        "Sie ihn im Datensatz"
+    )
+    assert summary.startswith("Das Anlegen des Webhooks brach ab bei")
+    assert verify_messages.check_detail(check) == said  # shown beside it, lang="en"

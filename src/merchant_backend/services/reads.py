@@ -93,6 +93,12 @@ def object_detail(
         return None if item is None else _detail(conn, merchant_id, env, item, waiting=waiting)
 
 
+def has_object(rt: Runtime, merchant_id: str, env: str, object_type: str, stripe_id: str) -> bool:
+    """Is the object stored (so a page may link to it)?"""
+    with db.read(rt.engine) as conn:
+        return objects.get(conn, merchant_id, env, object_type, stripe_id) is not None
+
+
 @dataclass(frozen=True)
 class AccountView:
     """The data set's account (not whatever account object came last); either may be None."""

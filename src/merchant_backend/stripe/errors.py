@@ -37,41 +37,58 @@ class ErrorContext:
     retries: int
 
 
-def advice(status: int | None, code: str, api_base: str) -> str:
-    """What to do about a failed Stripe call, by what answered. Pure.
+# What to do about a failed Stripe call, by code (``advice_code``): the API's English words.
+# Pages say them in their reader's language by the same code (web/verify_messages.py, whose
+# English msgids are these texts).
+ADVICE = {
+    "later": "try again later; if it persists check https://status.stripe.com",
+    "unreachable": (
+        "nothing answered at %(api_base)s: check the network, and "
+        "MERCHANT_BACKEND_STRIPE_API_BASE if it is set"
+    ),
+    "no_endpoint": (
+        "there is no such endpoint at %(api_base)s: MERCHANT_BACKEND_STRIPE_API_BASE may be "
+        "wrong (unset it to use Stripe's own, https://api.stripe.com), or the Stripe at that "
+        "address (a mock or fake) lacks this endpoint"
+    ),
+    "key_rejected": (
+        "the secret key was rejected: copy it again from Developers → API keys and save it "
+        "in the data set"
+    ),
+    "permission": (
+        "the key may not do this: grant the restricted key the permission under Developers "
+        "→ API keys → the key → Edit, or use the standard secret key"
+    ),
+    "rate_limited": "Stripe is limiting the request rate: try again later",
+    "refused": "Stripe refused the request as sent: see its message",
+}
+
+
+def advice_code(status: int | None, code: str) -> str:
+    """What to do about a failed Stripe call, by what answered (a key of ``ADVICE``). Pure.
 
     404: the address is wrong or the Stripe there lacks the endpoint (a mock, an old fake);
     401/403: the key; 429 and 5xx: Stripe is busy or failing, so later; nothing answered: the
     network or the address.
     """
     if status is None:
-        if code == "stripe_timeout":
-            return "try again later; if it persists check https://status.stripe.com"
-        return (
-            f"nothing answered at {api_base}: check the network, and "
-            "MERCHANT_BACKEND_STRIPE_API_BASE if it is set"
-        )
+        return "later" if code == "stripe_timeout" else "unreachable"
     if status == 404:
-        return (
-            f"there is no such endpoint at {api_base}: MERCHANT_BACKEND_STRIPE_API_BASE may be "
-            "wrong (unset it to use Stripe's own, https://api.stripe.com), or the Stripe at that "
-            "address (a mock or fake) lacks this endpoint"
-        )
+        return "no_endpoint"
     if status == 401:
-        return (
-            "the secret key was rejected: copy it again from Developers → API keys and save it "
-            "in the data set"
-        )
+        return "key_rejected"
     if status == 403:
-        return (
-            "the key may not do this: grant the restricted key the permission under Developers "
-            "→ API keys → the key → Edit, or use the standard secret key"
-        )
+        return "permission"
     if status == 429:
-        return "Stripe is limiting the request rate: try again later"
+        return "rate_limited"
     if status >= 500:
-        return "try again later; if it persists check https://status.stripe.com"
-    return "Stripe refused the request as sent: see its message"
+        return "later"
+    return "refused"
+
+
+def advice(status: int | None, code: str, api_base: str) -> str:
+    """``advice_code``'s words, naming the API base we called."""
+    return ADVICE[advice_code(status, code)] % {"api_base": api_base}
 
 
 def permission_named(message: str | None) -> str | None:

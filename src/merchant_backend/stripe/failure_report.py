@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from merchant_backend.errors import UpstreamFailure
-from merchant_backend.stripe.errors import advice
+from merchant_backend.stripe.errors import advice, advice_code
 
 # The check of verify (verify.CHECK_NAMES) or the step of provision-webhook each call serves.
 CHECK_OF_OPERATION = {
@@ -47,27 +47,46 @@ def failure_report(
     say how the connection looked before Stripe stopped answering."""
     check = CHECK_OF_OPERATION.get(problem.operation or "", problem.operation or "stripe_call")
     base = problem.api_base or "Stripe"
+    code = advice_code(problem.stripe_status, problem.code)
+    # The check's words as a code and the values that fill them, for pages that write them in
+    # their reader's language (web/verify_messages.py), as verify's own checks carry them.
+    values: dict[str, Any] = {"api_base": base, "advice": code}
     if problem.stripe_status is None:
         # Nothing answered, or not in time: no status, code or request id to show.
-        late = f"{base} did not answer in time: " if problem.code == "stripe_timeout" else ""
+        reason = "no_answer_in_time" if problem.code == "stripe_timeout" else "no_answer"
+        late = f"{base} did not answer in time: " if reason == "no_answer_in_time" else ""
         message = late + advice(None, problem.code, base)
     else:
+        reason = "answered"
+        values |= {
+            "status": problem.stripe_status,
+            "stripe_code": problem.stripe_code,
+            "request_id": problem.request_id,
+        }
         facts = [f"HTTP {problem.stripe_status}"]
         if problem.stripe_code:
             facts.append(f"code {problem.stripe_code}")
         if problem.request_id:
             facts.append(f"request {problem.request_id}")
-        todo = (
-            problem.message
-            if problem.stripe_status in (401, 403)  # the message names the key and permission
-            else advice(problem.stripe_status, problem.code, base)
-        )
+        if problem.stripe_status in (401, 403):
+            # The message names the key and the permission: the advice, specific.
+            todo = values["detail"] = problem.message
+        else:
+            todo = advice(problem.stripe_status, problem.code, base)
         message = f"{base} answered {', '.join(facts)}: {todo}"
     return {
         "status": "failed",
         "action": action,
         "summary": f"{action} stopped at {check}: {message}",
-        "checks": [{"name": check, "status": "failed", "message": message}],
+        "checks": [
+            {
+                "name": check,
+                "status": "failed",
+                "message": message,
+                "reason": reason,
+                "values": values,
+            }
+        ],
         "stripe_error": stripe_error(problem),
         "env": env,
         "checked_at": int(at),

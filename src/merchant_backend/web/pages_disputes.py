@@ -67,11 +67,16 @@ def dispute(
     detail = reads.object_detail(mp.rt, mp.merchant.id, mp.env, "dispute", dispute_id)
     if detail is None:
         raise not_found()
+    payment = detail.item.data.get("payment_intent")
     context = merchant_frame(
         mp,
         "/disputes",
         title=f"{_('Dispute')} {dispute_id}",
         d=dispute_view(detail.item, clock.now()),
+        # A dispute can name a payment made before the account was connected: no link to a
+        # page that would only say "not found".
+        payment_stored=isinstance(payment, str)
+        and reads.has_object(mp.rt, mp.merchant.id, mp.env, "payment_intent", payment),
         item=detail.item,
         applied=detail.applied,
         waiting=detail.waiting,

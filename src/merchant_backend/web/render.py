@@ -119,6 +119,7 @@ def _env() -> jinja2.Environment:
         attempt_failure=destination_messages.attempt_failure,
         disabled_reason=destination_messages.disabled_reason,
         check_message=verify_messages.check_message,
+        check_detail=verify_messages.check_detail,
         report_summary=verify_messages.report_summary,
         payment_error=decline_messages.payment_error,
     )

@@ -3,9 +3,12 @@
 ``stripe/verify.py`` keeps each check's English message (the API and CLI show it) and, beside
 it, a ``reason`` code with the ``values`` that fill it; here each code becomes a sentence through
 gettext, as ``destination_messages`` does for destinations. The English msgids are the API's
-messages word for word, so the English page says what the API says. A check without a reason (a
-report from before reasons, or one written when Stripe could not be asked,
-``stripe/failure_report.py``) is shown as its English message, and so is such a report's summary.
+messages word for word, so the English page says what the API says. A report written when Stripe
+could not be asked (``stripe/failure_report.py``) carries codes too: where it stopped, what
+answered, and the advice (``stripe/errors.ADVICE``); for a refused key or permission, Stripe's
+specific message is shown beside the advice, in English (``check_detail``). A check without a
+reason (a report from before reasons) is shown as its English message, and so is the summary of
+a report with such a check.
 """
 
 from __future__ import annotations
@@ -99,6 +102,55 @@ SUMMARIES = {
 }
 
 
+# A report of an attempt Stripe stopped (stripe/failure_report.py): where, what answered, and
+# what to do (stripe/errors.ADVICE, word for word: tests/test_stripe_failure_reports.py).
+STOPPED = {
+    "verify": N_("verify stopped at %(name)s: %(first)s"),
+    "provision-webhook": N_("provision-webhook stopped at %(name)s: %(first)s"),
+}
+ANSWERS = {
+    "no_answer_in_time": N_("%(api_base)s did not answer in time: %(advice)s"),
+    "answered": N_("%(api_base)s answered %(facts)s: %(advice)s"),
+}
+FACTS = {"stripe_code": N_("code %(stripe_code)s"), "request_id": N_("request %(request_id)s")}
+ADVICE = {
+    "later": N_("try again later; if it persists check https://status.stripe.com"),
+    "unreachable": N_(
+        "nothing answered at %(api_base)s: check the network, and "
+        "MERCHANT_BACKEND_STRIPE_API_BASE if it is set"
+    ),
+    "no_endpoint": N_(
+        "there is no such endpoint at %(api_base)s: MERCHANT_BACKEND_STRIPE_API_BASE may be "
+        "wrong (unset it to use Stripe's own, https://api.stripe.com), or the Stripe at that "
+        "address (a mock or fake) lacks this endpoint"
+    ),
+    "key_rejected": N_(
+        "the secret key was rejected: copy it again from Developers → API keys and save it "
+        "in the data set"
+    ),
+    "permission": N_(
+        "the key may not do this: grant the restricted key the permission under Developers "
+        "→ API keys → the key → Edit, or use the standard secret key"
+    ),
+    "rate_limited": N_("Stripe is limiting the request rate: try again later"),
+    "refused": N_("Stripe refused the request as sent: see its message"),
+}
+FAILURE_REASONS = frozenset({"no_answer", *ANSWERS})
+
+
+def _stripe_failed(reason: str, v: dict[str, Any]) -> str:
+    advice = gettext(ADVICE[v["advice"]]) % {"api_base": v["api_base"]}
+    if reason == "no_answer":
+        return advice
+    facts = [f"HTTP {v['status']}"] if v.get("status") is not None else []
+    facts += [gettext(FACTS[key]) % v for key in FACTS if v.get(key)]
+    return gettext(ANSWERS[reason]) % {
+        "api_base": v["api_base"],
+        "facts": ", ".join(facts),
+        "advice": advice,
+    }
+
+
 def _mode(code: str) -> str:
     return gettext(MODES[code]) if code in MODES else code
 
@@ -140,14 +192,26 @@ def _fill(reason: str, values: dict[str, Any]) -> dict[str, Any]:
 
 def check_message(check: dict[str, Any]) -> str:
     """One check of a stored report (its JSON), in the page's language."""
-    reason = check.get("reason")
-    message = CHECKS.get(str(reason)) if reason else None
-    if message is None:
+    reason = str(check.get("reason") or "")
+    message = CHECKS.get(reason)
+    if message is None and reason not in FAILURE_REASONS:
         return str(check.get("message", ""))
+    values = check.get("values") or {}
     try:
-        return gettext(message) % _fill(str(reason), check.get("values") or {})
+        if message is None:
+            return _stripe_failed(reason, values)
+        return gettext(message) % _fill(reason, values)
     except (KeyError, TypeError, ValueError):  # a report written with other values: as stored
         return str(check.get("message", ""))
+
+
+def check_detail(check: dict[str, Any]) -> str:
+    """What Stripe said beside a translated check, in English (empty when the check says it
+    all): the message of a refused key or permission in a report Stripe stopped."""
+    if check.get("reason") not in FAILURE_REASONS:
+        return ""
+    detail = (check.get("values") or {}).get("detail")
+    return str(detail) if detail else ""
 
 
 def report_summary(report: dict[str, Any]) -> str:
@@ -156,6 +220,12 @@ def report_summary(report: dict[str, Any]) -> str:
     checks = report.get("checks") or []
     if not checks or any(not c.get("reason") for c in checks):
         return str(report.get("summary", ""))
+    stopped = STOPPED.get(str(report.get("action")))
+    if stopped is not None:
+        return gettext(stopped) % {
+            "name": fmt.label(checks[0].get("name")),
+            "first": check_message(checks[0]),
+        }
     failed = [c for c in checks if c.get("status") == "failed"]
     warned = [c for c in checks if c.get("status") == "warning"]
     shown = failed or warned

@@ -1,0 +1,237 @@
+"""Every page, rendered in German with data, reads in German.
+
+``test_i18n.py`` checks what can be checked without data: the templates mark their words, and
+the catalogue translates every marked message. What a page shows from stored data (a verify
+report, a worker's error, a failed delivery, a decline) is only seen with that data in place.
+This test fills a merchant with what a working installation has — every lifecycle of the
+fixtures, a dead event, a report from a Stripe that did not answer, a destination whose
+deliveries fail — then follows every link of the merchant's pages with a German reader and
+lists the text that is still English. Text a page keeps in English on purpose (Stripe's own
+words, an operating system's error) is marked ``lang="en"``, which also tells a screen reader
+to read it in English; identifiers and code are in ``<code>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from merchant_backend import clock
+from merchant_backend.asgi import create_app
+from merchant_backend.errors import UpstreamFailure
+from merchant_backend.outbound.dispatcher import Dispatcher
+from merchant_backend.runtime import Runtime
+from merchant_backend.store import datasets, db
+from merchant_backend.store.schema import events
+from merchant_backend.stripe.failure_report import failure_report
+from merchant_backend.sync.worker import Worker
+from tests import stripe_factory as sf
+from tests.conftest import MerchantCtx
+from tests.foundation_helpers import free_port
+from tests.outbound_support import add_destination
+from tests.web_support import sign_in
+from tests.webhook_support import post_ok
+
+# Words that occur in English sentences and never in German ones ("in", "an", "was", "so" and
+# "die" are German words too, so they are not here).
+ENGLISH = frozenset(
+    {
+        *("the", "and", "of", "is", "are", "not", "for", "with", "this", "that", "from"),
+        *("has", "have", "been", "to", "by", "or", "it", "be", "its", "yet", "no", "none"),
+        *("could", "did", "does", "will", "when", "which", "than", "only", "one", "there"),
+        *("their", "you", "your"),
+    }
+)
+# What is neither language: product and protocol names, and the languages' own names.
+NAMES = frozenset({"English", "Stripe", "Webhook", "Webhooks", "Deutsch", "merchant-backend"})
+SKIPPED = frozenset({"script", "style", "code", "kbd", "pre", "svg"})
+VOID = frozenset({"br", "hr", "img", "input", "link", "meta", "source", "wbr", "col", "area"})
+SHOWN_ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
+
+
+class _Text(HTMLParser):
+    """The words a German reader is shown, outside ``lang="en"``, code and scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, bool]] = []  # (tag, hidden from this check)
+        self.found: list[str] = []
+
+    def _hidden(self) -> bool:
+        return bool(self.stack) and self.stack[-1][1]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        hidden = (
+            self._hidden()
+            or tag in SKIPPED
+            or (values.get("lang") or "").startswith("en")
+            or (tag == "input" and values.get("type") == "hidden")
+        )
+        if not hidden:
+            for name in SHOWN_ATTRIBUTES:
+                if values.get(name):
+                    self.found.append(str(values[name]))
+            if (
+                tag == "input"
+                and values.get("type") in ("submit", "button")
+                and values.get("value")
+            ):
+                self.found.append(str(values["value"]))
+        if tag not in VOID:
+            self.stack.append((tag, hidden))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden() and data.strip():
+            self.found.append(data.strip())
+
+
+def english_in(html: str) -> list[str]:
+    """Text nodes of ``html`` that read as English."""
+    parser = _Text()
+    parser.feed(html)
+    out = []
+    for text in parser.found:
+        # Identifiers (evt_1Nx…, pi_3…) are not words.
+        words = {w for w in re.findall(r"[\w'-]+", text) if w.isalpha()}
+        if {w.lower() for w in words} & ENGLISH and not words <= NAMES:
+            out.append(text)
+    return out
+
+
+def test_the_check_finds_english_and_passes_what_is_kept_english_on_purpose() -> None:
+    assert english_in("<p>Die Zahlung wurde abgelehnt.</p>") == []
+    assert english_in("<p>The payment was declined.</p>") == ["The payment was declined."]
+    assert (
+        english_in('<p>Abgelehnt: <span lang="en">Your card has <b>no</b> funds.</span></p>') == []
+    )
+    assert english_in("<p><code>the_event</code> <script>var the = 1;</script></p>") == []
+    assert english_in('<button title="Send to the shop">Senden</button>') == ["Send to the shop"]
+
+
+def _fill(web: TestClient, runtime: Runtime, m: MerchantCtx, worker: Worker) -> None:
+    """What a working installation has on its pages."""
+    # A destination nothing listens at: its deliveries fail, refused.
+    add_destination(runtime, m.id, f"http://127.0.0.1:{free_port()}/hook")
+    for name in sf.LIFECYCLES:
+        for evt in sf.lifecycle(name).events:
+            post_ok(web, m.id, evt)
+    dead = sf.event("payment_intent.succeeded", sf.obj("payment_intent", status="succeeded"))
+    post_ok(web, m.id, dead)
+    worker.drain()
+    with db.write(runtime.engine) as conn:
+        conn.execute(
+            update(events)
+            .where(events.c.event_id == dead["id"])
+            .values(state="dead", attempts=8, last_error="OperationalError: database is locked")
+        )
+    Dispatcher(runtime).drain()
+    # Stripe did not answer the last verify.
+    gone = UpstreamFailure(
+        kind="unreachable",
+        code="stripe_unreachable",
+        message="could not connect to Stripe",
+        api_base="https://api.stripe.com",
+        operation="account.retrieve",
+    )
+    with db.write(runtime.engine) as conn:
+        datasets.record_verify_report(
+            conn, m.id, "stage", failure_report("verify", gone, "stage", clock.now())
+        )
+
+
+def _links(html: str, base: str) -> Iterator[str]:
+    for href in re.findall(r'href="([^"]+)"', html):
+        href = href.replace("&amp;", "&")
+        parts = urlsplit(href)
+        if parts.scheme or parts.netloc or not parts.path.startswith(base):
+            continue
+        yield parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def crawl(
+    web: TestClient, start: str, base: str, limit: int = 400
+) -> tuple[dict[str, list[str]], set[str]]:
+    """English per page, for every page reachable from ``start`` by links under ``base``; and
+    the pages visited."""
+    seen = {start}
+    todo = deque([(start, "")])
+    found: dict[str, list[str]] = {}
+    while todo and len(seen) <= limit:
+        path, came_from = todo.popleft()
+        r = web.get(path)
+        if r.status_code != 200:
+            found.setdefault(path, []).append(f"HTTP {r.status_code} (a link on {came_from})")
+        assert r.headers["content-language"] == "de", path
+        english = english_in(r.text)
+        if english:
+            found[path] = english
+        for link in _links(r.text, base):
+            # One page of each list is enough: the other pages repeat its rows' shape.
+            key = re.sub(r"([?&])(cursor|after|before|page)=[^&]*", r"\1", link)
+            if key not in seen:
+                seen.add(key)
+                todo.append((link, path))
+    return found, seen
+
+
+@pytest.fixture
+def rt(runtime: Runtime) -> Runtime:
+    # Deliveries to a local port, refused at once.
+    s = runtime.settings.model_copy(
+        update={"outbound_allow_private": True, "outbound_timeout": 2.0}
+    )
+    return Runtime(s, engine=runtime.engine)
+
+
+@pytest.fixture
+def web(rt: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(rt, run_worker=False), base_url="https://testserver") as c:
+        yield c
+
+
+def test_every_page_of_a_merchant_with_data_reads_in_german(
+    web: TestClient, rt: Runtime, connected: MerchantCtx, worker: Worker
+) -> None:
+    _fill(web, rt, connected, worker)
+    sign_in(web, connected.token)
+    web.cookies.set("mb_lang", "de")
+    base = f"/m/{connected.id}/"
+    found, seen = crawl(web, f"{base}stage", base)
+    assert not found, "\n".join(f"{p}: {t!r}" for p, ts in found.items() for t in ts)
+    # It saw every kind of page, with data: a page added later is crawled once linked.
+    kinds = {
+        re.sub(
+            r"/(pi|cus|dp|evt|dst|pm|card|acct)_[0-9A-Za-z]+", "/{id}", urlsplit(p).path
+        ).removeprefix(base)
+        for p in seen
+    }
+    assert {
+        "stage",
+        "stage/stripe",
+        "stage/payments",
+        "stage/payments/{id}",
+        "stage/payments/new",
+        "stage/customers",
+        "stage/customers/{id}",
+        "stage/disputes",
+        "stage/disputes/{id}",
+        "stage/events",
+        "stage/events/{id}",
+        "stage/notifications",
+        "stage/notifications/{id}",
+        "live",
+        "live/stripe",
+    } <= kinds, sorted(kinds)
