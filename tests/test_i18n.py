@@ -490,3 +490,62 @@ def test_the_verify_report_reads_in_german_on_the_pages(
     assert "checks failed" not in page and "Stripe accepted" not in page
     overview = web.get(f"/m/{stage.id}/stage").text
     assert summary in overview
+
+
+def _refusals() -> list[tuple[str | None, dict[str, Any], str]]:
+    """(reason, values, English message) of each refusal the pages translate, made by the code
+    that makes it for the API."""
+    from merchant_backend.errors import DomainError
+    from merchant_backend.services import once
+    from merchant_backend.store import inbox, reconcile_state
+    from merchant_backend.stripe.provision import live_url_problem
+
+    lease = reconcile_state.Lease("o", "the CLI (host 7)", 1_790_000_000, 1_790_000_300)
+    errors: list[DomainError] = [
+        reconcile_state.already_running("mer_1", "live", lease),
+        inbox.EventPruned(
+            inbox.PRUNED % {"event_id": "evt_1"},
+            reason="event_pruned",
+            values={"event_id": "evt_1"},
+        ),
+    ]
+    found = [(e.reason, e.values, e.message) for e in errors]
+    found.append(("form_in_flight", {}, once.FORM_IN_FLIGHT))
+    for url in ("http://shop.example/x", "https://localhost/x", "https://10.0.0.7/x"):
+        problem = live_url_problem(url)
+        assert problem is not None
+        found.append((problem.reason, problem.values, problem.message))
+    return found
+
+
+def test_refusals_read_on_an_english_page_as_the_api_says_them_and_in_german_on_a_german_one() -> (
+    None
+):
+    from merchant_backend.web import domain_messages
+
+    refusals = _refusals()
+    assert {r for r, _v, _m in refusals} == set(domain_messages.MESSAGES)  # each one is made here
+    for reason, values, message in refusals:
+        with i18n.use(i18n.Reader("en")):
+            assert domain_messages.said(reason, values, message) == message
+        with i18n.use(i18n.Reader("de")):
+            german = domain_messages.said(reason, values, message)
+        assert german != message and all(str(v) in german for v in values.values()), german
+
+
+def test_a_live_webhook_refused_for_a_local_url_is_explained_in_german(
+    runtime: Runtime, connected: MerchantCtx
+) -> None:
+    from merchant_backend.asgi import create_app
+    from tests.web_support import csrf_of
+
+    local = runtime.settings.model_copy(update={"public_url": "http://127.0.0.1:8000"})
+    app = create_app(Runtime(local, engine=runtime.engine), run_worker=False)
+    with TestClient(app) as web:
+        sign_in(web, connected.token)
+        web.cookies.set("mb_lang", "de")
+        path = f"/m/{connected.id}/live/stripe"
+        r = web.post(f"{path}/webhook", data={"csrf_token": csrf_of(web, path)})
+    assert r.status_code == 200 and r.url.path == path  # after the redirect
+    assert "Live-Webhooks brauchen eine HTTPS-Adresse" in r.text
+    assert "live webhooks need" not in r.text

@@ -8,20 +8,35 @@ and its mapping in each adapter.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
 class DomainError(Exception):
-    """A failure a user can be told about; ``code`` is the API's machine code."""
+    """A failure a user can be told about; ``code`` is the API's machine code.
+
+    ``message`` is English (the API and CLI show it). ``reason`` and ``values``, where given,
+    say the same as a code and the facts that fill it, for the web pages to say it in their
+    reader's language (``web/domain_messages.py``).
+    """
 
     code: str = "error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        reason: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        self.reason = reason
+        self.values = values or {}
 
     def __str__(self) -> str:
         return self.message
@@ -42,9 +57,15 @@ class Conflict(DomainError):
     code = "conflict"
 
     def __init__(
-        self, message: str, *, code: str | None = None, extra: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        reason: str | None = None,
+        values: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, reason=reason, values=values)
         self.extra = extra or {}
 
 
@@ -52,6 +73,9 @@ class Conflict(DomainError):
 class FieldError:
     field: str
     message: str
+    # As on DomainError: the message as a code and its facts, for the web pages.
+    reason: str | None = None
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class InvalidInput(DomainError):

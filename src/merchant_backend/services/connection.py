@@ -58,8 +58,8 @@ def provision_webhook(rt: Runtime, merchant_id: str, env: str) -> ProvisionResul
     url = datasets.webhook_url(rt.settings.public_url, merchant_id, env)
     if env == "live":
         problem = provision.live_url_problem(url)
-        if problem:
-            raise InvalidInput.one("public_url", problem)
+        if problem is not None:
+            raise InvalidInput([problem])
     sc = connect(rt, merchant_id, env)
     try:
         return _provision(rt, sc, merchant_id, env, url)

@@ -48,6 +48,9 @@ def is_form_nonce(text: str) -> bool:
     return form_nonces.is_nonce(text)
 
 
+FORM_IN_FLIGHT = "this form is being sent already"
+
+
 def earlier(conn: Connection, post: FormPost, action: str, at: float) -> Outcome | None:
     """None when this is the first post of its form for ``action``: the caller does the work
     and calls ``made`` in the same transaction. Otherwise what the first post made."""
@@ -57,7 +60,7 @@ def earlier(conn: Connection, post: FormPost, action: str, at: float) -> Outcome
     found = form_nonces.result_of(conn, **key)
     if found is None:
         # Cannot be seen: a claim and its result commit together (see store.form_nonces).
-        raise Conflict("this form is being sent already")
+        raise Conflict(FORM_IN_FLIGHT, reason="form_in_flight")
     return Outcome(found, repeated=True)
 
 

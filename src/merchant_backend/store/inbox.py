@@ -465,6 +465,12 @@ class EventPruned(Conflict):
     code = "event_pruned"
 
 
+PRUNED = (
+    "event %(event_id)s's body was removed after the retention period "
+    "(MERCHANT_BACKEND_EVENT_RETENTION_DAYS): there is nothing left to replay"
+)
+
+
 def replay(conn: Connection, merchant_id: str, env: str, event_id: str, at: float) -> bool:
     """Put an event back in line, whatever its state (harmless: applying is idempotent).
 
@@ -489,10 +495,8 @@ def replay(conn: Connection, merchant_id: str, env: str, event_id: str, at: floa
     if result.rowcount:
         return True
     if conn.execute(select(events.c.id).where(scope)).first() is not None:
-        raise EventPruned(
-            f"event {event_id}'s body was removed after the retention period "
-            "(MERCHANT_BACKEND_EVENT_RETENTION_DAYS): there is nothing left to replay"
-        )
+        values = {"event_id": event_id}
+        raise EventPruned(PRUNED % values, reason="event_pruned", values=values)
     return False
 
 

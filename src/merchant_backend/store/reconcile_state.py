@@ -99,13 +99,26 @@ def utc(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+ALREADY_RUNNING = (
+    "a reconcile for %(merchant_id)s/%(env)s is already running (started %(started)s, by "
+    "%(holder)s); wait for it or retry after %(until)s"
+)
+
+
 def already_running(merchant_id: str, env: str, lease: Lease) -> ReconcileRunning:
+    values = {
+        "merchant_id": merchant_id,
+        "env": env,
+        "started": utc(lease.started_at),
+        "holder": lease.holder,
+        "until": utc(lease.until),
+    }
     return ReconcileRunning(
-        f"a reconcile for {merchant_id}/{env} is already running (started "
-        f"{utc(lease.started_at)}, by {lease.holder}); wait for it or retry after "
-        f"{utc(lease.until)}",
+        ALREADY_RUNNING % values,
         code="reconcile_running",
-        extra={"retry_after": utc(lease.until)},
+        extra={"retry_after": values["until"]},
+        reason="reconcile_running",
+        values=values,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from merchant_backend.errors import FieldError
 from merchant_backend.stripe.client import (
     STRIPE_API_VERSION,
     StripeConnection,
@@ -27,30 +28,43 @@ from merchant_backend.vocabulary import HANDLED_EVENTS
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
 
-def live_url_problem(url: str) -> str | None:
-    """Why Stripe's live mode could not deliver to ``url`` (None if it can). Pure."""
+# Why Stripe's live mode could not deliver to a URL, by reason (the web pages say the same in
+# their reader's language, web/domain_messages.py).
+LIVE_URL_PROBLEMS = {
+    "live_url_not_https": (
+        "live webhooks need an HTTPS URL, but MERCHANT_BACKEND_PUBLIC_URL gives %(url)s: "
+        "set it to the public https:// address of this service"
+    ),
+    "live_url_this_machine": (
+        "%(url)s points at this machine, which Stripe cannot reach: set "
+        "MERCHANT_BACKEND_PUBLIC_URL to the public address of this service"
+    ),
+    "live_url_private": (
+        "%(url)s is a loopback or private address, which Stripe cannot reach: set "
+        "MERCHANT_BACKEND_PUBLIC_URL to the public address of this service"
+    ),
+}
+
+
+def live_url_problem(url: str) -> FieldError | None:
+    """Why Stripe's live mode could not deliver to ``url`` (None if it can), as a refusal of
+    the setting ``public_url``. Pure."""
     parts = urlsplit(url)
-    if parts.scheme != "https":
-        return (
-            f"live webhooks need an HTTPS URL, but MERCHANT_BACKEND_PUBLIC_URL gives {url}: "
-            "set it to the public https:// address of this service"
-        )
     host = (parts.hostname or "").lower()
-    if not host or host in _LOCAL_NAMES or host.endswith(".localhost"):
-        return (
-            f"{url} points at this machine, which Stripe cannot reach: set "
-            "MERCHANT_BACKEND_PUBLIC_URL to the public address of this service"
-        )
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if ip.is_loopback or ip.is_unspecified or ip.is_private or ip.is_link_local:
-        return (
-            f"{url} is a loopback or private address, which Stripe cannot reach: set "
-            "MERCHANT_BACKEND_PUBLIC_URL to the public address of this service"
-        )
-    return None
+    if parts.scheme != "https":
+        reason = "live_url_not_https"
+    elif not host or host in _LOCAL_NAMES or host.endswith(".localhost"):
+        reason = "live_url_this_machine"
+    else:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        if not (ip.is_loopback or ip.is_unspecified or ip.is_private or ip.is_link_local):
+            return None
+        reason = "live_url_private"
+    values = {"url": url}
+    return FieldError("public_url", LIVE_URL_PROBLEMS[reason] % values, reason, values)
 
 
 @dataclass(frozen=True)

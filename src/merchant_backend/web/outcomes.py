@@ -14,6 +14,7 @@ from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
 from merchant_backend.services.datasets import StoredDataSet, get_data_set
 from merchant_backend.web import decline_messages
+from merchant_backend.web.domain_messages import said
 from merchant_backend.web.render import WebError
 from merchant_backend.web.session import MerchantPage
 
@@ -76,11 +77,11 @@ def problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
     """Stripe's failures and rejected settings carry messages written for the merchant (never
     a key); anything else is a bug, named only by its kind here and logged in full."""
     if isinstance(exc, InvalidInput):
-        text = "; ".join(e.message for e in exc.errors)
+        text = "; ".join(said(e.reason, e.values, e.message) for e in exc.errors)
     elif isinstance(exc, UpstreamFailure):
         text = upstream_text(exc)
     elif isinstance(exc, DomainError):
-        text = exc.message
+        text = said(exc.reason, exc.values, exc.message)
     else:
         log.exception(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env)
         return _("an unexpected error (%(kind)s); the server log has the details") % {

@@ -20,6 +20,7 @@ from merchant_backend.services.reconcile import Run
 from merchant_backend.stripe.reconcile import default_holder
 from merchant_backend.vocabulary import HANDLED_EVENTS, INBOX_STATES
 from merchant_backend.web import paging, stripe_pages
+from merchant_backend.web.domain_messages import said
 from merchant_backend.web.layout import merchant_frame
 from merchant_backend.web.outcomes import needs_data_set, problem_text
 from merchant_backend.web.render import WebError, WebRoute, not_found, page, redirect, redirect_with
@@ -220,7 +221,9 @@ def replay(
     try:
         replayed = inbox_actions.replay_event(mp.rt, mp.merchant.id, mp.env, event_id)
     except EventPruned as exc:
-        raise WebError(409, _("Nothing left to replay"), exc.message) from None
+        raise WebError(
+            409, _("Nothing left to replay"), said(exc.reason, exc.values, exc.message)
+        ) from None
     if replayed is None:
         raise not_found()
     log.info("web replay", merchant_id=mp.merchant.id, env=mp.env, event_id=event_id)
