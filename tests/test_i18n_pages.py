@@ -33,7 +33,7 @@ from merchant_backend.store.schema import events
 from merchant_backend.stripe.failure_report import failure_report
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
-from tests.conftest import MerchantCtx
+from tests.conftest import ADMIN_TOKEN, MerchantCtx
 from tests.foundation_helpers import free_port
 from tests.outbound_support import add_destination
 from tests.web_support import sign_in
@@ -152,11 +152,17 @@ def _fill(web: TestClient, runtime: Runtime, m: MerchantCtx, worker: Worker) -> 
         )
 
 
+# Not pages: the language switch (a redirect), files, the API and its documentation.
+NOT_PAGES = ("/language", "/static/", "/api/", "/docs", "/redoc", "/openapi")
+
+
 def _links(html: str, base: str) -> Iterator[str]:
     for href in re.findall(r'href="([^"]+)"', html):
         href = href.replace("&amp;", "&")
         parts = urlsplit(href)
         if parts.scheme or parts.netloc or not parts.path.startswith(base):
+            continue
+        if parts.path.startswith(NOT_PAGES):
             continue
         yield parts.path + (f"?{parts.query}" if parts.query else "")
 
@@ -235,3 +241,17 @@ def test_every_page_of_a_merchant_with_data_reads_in_german(
         "live",
         "live/stripe",
     } <= kinds, sorted(kinds)
+
+
+def test_the_operators_pages_and_the_sign_in_read_in_german(
+    web: TestClient, rt: Runtime, connected: MerchantCtx, worker: Worker
+) -> None:
+    _fill(web, rt, connected, worker)
+    web.cookies.set("mb_lang", "de")
+    found, _seen = crawl(web, "/sign-in", "/sign-in")
+    sign_in(web, ADMIN_TOKEN)
+    web.cookies.set("mb_lang", "de")
+    more, seen = crawl(web, "/merchants", "/")
+    found |= more
+    assert not found, "\n".join(f"{p}: {t!r}" for p, ts in found.items() for t in ts)
+    assert {"/merchants", "/preferences", f"/m/{connected.id}/stage/notifications"} <= seen
