@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -193,3 +194,61 @@ def test_a_destination_switched_off_after_days_of_failures_says_why_in_german(
             "jede Zustellung schlug 3 Tage lang fehl; zuletzt: keine Antwort innerhalb von 10 s"
             in shown.text
         ), page
+
+
+def test_an_operator_manages_the_installations_destinations_on_a_page_merchants_cannot_see(
+    web: TestClient, rt: Runtime, rcv: Receiver
+) -> None:
+    from tests.conftest import ADMIN_TOKEN
+
+    m = connected_merchant(rt)
+    sign_in(web, ADMIN_TOKEN)
+    assert 'href="/operator/stage/notifications"' in web.get("/merchants").text
+    base = "/operator/stage/notifications"
+    page = web.get(base)
+    assert page.status_code == 200 and "Notifications for all merchants" in page.text
+    assert "No destination for this environment yet" in page.text
+    added = web.post(
+        base,
+        data={
+            "csrf_token": csrf_of(web, base),
+            "form_nonce": hidden(page.text, "form_nonce"),
+            "url": rcv.url,
+            "object_types": ["customer"],
+        },
+    )
+    assert added.status_code == 200 and "not shown again" in added.text  # the secret, once
+    secret = re.search(r'readonly value="(whsec_[^"]+)"', added.text)
+    assert secret is not None
+    rcv.secret = secret.group(1)
+    dest_id = re.search(r"/operator/stage/notifications/(dst_[0-9a-f]+)/test", added.text)
+    assert dest_id is not None
+    one = f"{base}/{dest_id.group(1)}"
+    # Installation-wide: no merchant owns it, and a merchant's change reaches it.
+    (dest,) = destination_store_views(rt, None)
+    assert dest.destination.id == dest_id.group(1) and dest.destination.merchant_id is None
+    assert destination_store_views(rt, m.id) == []
+    customer_changed(rt, m.id, "cus_op1")
+    Dispatcher(rt).drain()
+    assert [r.message["merchant_id"] for r in rcv.received] == [m.id]
+    log = web.get(one).text
+    assert "customer.changed" in log and 'href="/operator/stage/notifications"' in log
+    off = web.post(f"{one}/disable", data={"csrf_token": csrf_of(web, one)})
+    assert off.status_code == 200 and "Switch on" in off.text
+
+    # A merchant sees neither the page nor the destination through its own pages.
+    web.cookies.clear()
+    sign_in(web, m.token)
+    assert web.get(base).status_code == 404
+    assert web.get(f"/m/{m.id}/stage/notifications/{dest_id.group(1)}").status_code == 404
+    assert rcv.url not in web.get(f"/m/{m.id}/stage/notifications").text
+    mine = f"/m/{m.id}/stage/notifications"
+    r = web.post(f"{one}/delete", data={"csrf_token": csrf_of(web, mine)})
+    assert r.status_code == 404
+    assert len(destination_store_views(rt, None)) == 1
+
+
+def destination_store_views(rt: Runtime, owner: str | None) -> list[Any]:
+    from merchant_backend.services import notifications
+
+    return notifications.list_destinations(rt, owner, "stage")

@@ -193,13 +193,13 @@ def _insert(
 
 
 def create_destination_once(
-    rt: Runtime, owner: str, env: str, data: DestinationInput, post: once.FormPost
+    rt: Runtime, owner: str | None, env: str, data: DestinationInput, post: once.FormPost
 ) -> once.Outcome:
     """The web's "Add destination": as ``create_destination``, with the new signing secret kept,
     encrypted, for the session to see once (``once.take_destination_secret``). The same form
     posted again adds no second destination: it answers the first one's id (``repeated``)."""
     values = _check(rt, data, env, creating=True)
-    action = f"destination.create/{owner}/{env}"
+    action = f"destination.create/{owner or '*'}/{env}"  # '*': the installation's
     at = clock.now()
     with db.write(rt.engine) as conn:
         first = once.earlier(conn, post, action, at)
@@ -252,7 +252,7 @@ def rotate_secret(rt: Runtime, owner: str | None, env: str, destination_id: str)
 
 
 def rotate_secret_once(
-    rt: Runtime, owner: str, env: str, destination_id: str, post: once.FormPost
+    rt: Runtime, owner: str | None, env: str, destination_id: str, post: once.FormPost
 ) -> once.Outcome:
     """The web's "New signing secret": as ``rotate_secret``, with the new secret kept for the
     session to see once. The same form posted again rotates nothing: the secret the merchant

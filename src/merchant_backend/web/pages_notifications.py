@@ -1,4 +1,10 @@
-"""The Notifications page of a merchant's environment: destinations and their delivery log.
+"""The Notifications pages: destinations and their delivery log.
+
+A merchant's environment has its own (``/m/{merchant}/{env}/notifications``); an operator also
+has the installation's (``/operator/{env}/notifications``): destinations that receive the
+changes of every merchant in that environment, as ``/api/v1/destinations`` and the CLI's
+``notifications`` commands without ``--merchant`` manage them. The same handlers serve both,
+through a ``Scope`` (whose destinations, and which frame the page gets).
 
 List and add destinations, switch one off and on, rotate its secret, send a test, read its
 delivery log, and replay one message or every failed one since a time. Thin adapters over
@@ -13,6 +19,7 @@ again (a reload, Back and submit) adds no second destination and rotates nothing
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,11 +28,27 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from merchant_backend import logs
 from merchant_backend.i18n import N_
 from merchant_backend.i18n import gettext as _
+from merchant_backend.runtime import Runtime
 from merchant_backend.services import notifications, once
+from merchant_backend.services.sessions import WebSession
+from merchant_backend.validation import Env
 from merchant_backend.web import destination_messages, once_forms
-from merchant_backend.web.layout import merchant_frame
-from merchant_backend.web.render import ShownOnce, WebRoute, not_found, page, redirect
-from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
+from merchant_backend.web.layout import ENV_LABELS, Link, frame, merchant_frame
+from merchant_backend.web.render import (
+    ShownOnce,
+    WebRoute,
+    not_found,
+    page,
+    redirect,
+    runtime_of,
+)
+from merchant_backend.web.session import (
+    MerchantPage,
+    csrf_checked,
+    env_of,
+    merchant_page_of,
+    require_session,
+)
 
 log = logs.get("merchant_backend.web")
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -46,9 +69,61 @@ NOTICES = {
 }
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Whose destinations a page shows: a merchant's environment (``owner`` its id), or the
+    installation's (``owner`` None), which only operators see."""
+
+    rt: Runtime
+    session: WebSession
+    owner: str | None
+    env: Env
+    root: str  # the pages' base: /m/{merchant}/{env} or /operator/{env}
+    merchant_page: MerchantPage | None
+
+    def frame(self, *, title: str, **extra: Any) -> dict[str, Any]:
+        if self.merchant_page is not None:
+            return merchant_frame(self.merchant_page, SECTION, title=title, **extra)
+        envs = [
+            Link(f"/operator/{e}{SECTION}", _(label), e == self.env)
+            for e, label in ENV_LABELS.items()
+        ]
+        return frame(
+            self.session,
+            title=title,
+            base=self.root,
+            env=self.env,
+            env_label=_(ENV_LABELS[self.env]),
+            operator_envs=envs,
+            **extra,
+        )
+
+
+def _scope(request: Request, env: str, session: WebSession) -> Scope:
+    merchant_id = request.path_params.get("merchant_id")
+    if merchant_id is None:
+        if not session.is_admin:  # as for any page this session may not see
+            raise not_found()
+        return Scope(runtime_of(request), session, None, env_of(env), f"/operator/{env}", None)
+    mp = merchant_page_of(request, merchant_id, env, session)
+    return Scope(mp.rt, session, mp.merchant.id, mp.env, mp.base, mp)
+
+
+def page_scope(request: Request, env: str, session: WebSession = Depends(require_session)) -> Scope:
+    return _scope(request, env, session)
+
+
+def form_scope(request: Request, env: str, session: WebSession = Depends(csrf_checked)) -> Scope:
+    return _scope(request, env, session)
+
+
+MERCHANT = "/m/{merchant_id}/{env}/notifications"
+OPERATOR = "/operator/{env}/notifications"
+
+
 def _list(
     request: Request,
-    mp: MerchantPage,
+    mp: Scope,
     *,
     errors: dict[str, str] | None = None,
     submitted: dict[str, Any] | None = None,
@@ -56,24 +131,23 @@ def _list(
     nonce: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    context = merchant_frame(
-        mp,
-        SECTION,
+    context = mp.frame(
         title=f"{_('Notifications')} · {mp.env}",
-        destinations=notifications.list_destinations(mp.rt, mp.merchant.id, mp.env),
+        destinations=notifications.list_destinations(mp.rt, mp.owner, mp.env),
         type_labels=TYPE_LABELS,
         errors=errors or {},
         submitted=submitted or {"object_types": list(notifications.OBJECT_TYPES)},
         notice=notice,
         form_nonce=nonce or once.new_form_nonce(),
-        feed_url=f"/api/v1/merchants/{mp.merchant.id}/{mp.env}/changes",
+        # The ordered feed is a merchant's (the API's /changes); the installation has none.
+        feed_url=f"/api/v1/merchants/{mp.owner}/{mp.env}/changes" if mp.owner else None,
     )
     return page(request, "notifications.html", context, status_code=status_code)
 
 
 def _detail(
     request: Request,
-    mp: MerchantPage,
+    mp: Scope,
     destination_id: str,
     *,
     shown: once.Reveal | None = None,
@@ -86,13 +160,11 @@ def _detail(
 ) -> Response:
     try:
         delivery_log = notifications.delivery_log(
-            mp.rt, mp.merchant.id, mp.env, destination_id, limit=50, state=state
+            mp.rt, mp.owner, mp.env, destination_id, limit=50, state=state
         )
     except notifications.DestinationNotFound:
         raise not_found() from None
-    context = merchant_frame(
-        mp,
-        SECTION,
+    context = mp.frame(
         title=f"{_('Notifications')} · {delivery_log.destination.destination.url}",
         log=delivery_log,
         dest=delivery_log.destination.destination,
@@ -111,16 +183,18 @@ def _detail(
     return page(request, "notification.html", context, status_code=status_code)
 
 
-@router.get("/m/{merchant_id}/{env}/notifications")
+@router.get(MERCHANT)
+@router.get(OPERATOR)
 def notifications_page(
-    request: Request, done: str | None = None, mp: MerchantPage = Depends(merchant_page)
+    request: Request, done: str | None = None, mp: Scope = Depends(page_scope)
 ) -> Response:
     notice = NOTICES.get(done or "")
     return _list(request, mp, notice=_(notice) if notice else None)
 
 
-@router.post("/m/{merchant_id}/{env}/notifications")
-async def add_destination(request: Request, mp: MerchantPage = Depends(merchant_form)) -> Response:
+@router.post(MERCHANT)
+@router.post(OPERATOR)
+async def add_destination(request: Request, mp: Scope = Depends(form_scope)) -> Response:
     form = await request.form()
     post = once_forms.form_post(mp.session, str(form.get("form_nonce", "")))
     url = str(form.get("url", "")).strip()
@@ -128,7 +202,7 @@ async def add_destination(request: Request, mp: MerchantPage = Depends(merchant_
     types = [str(t) for t in form.getlist("object_types")]
     data = notifications.DestinationInput(url=url, description=description, object_types=types)
     try:
-        made = notifications.create_destination_once(mp.rt, mp.merchant.id, mp.env, data, post)
+        made = notifications.create_destination_once(mp.rt, mp.owner, mp.env, data, post)
     except notifications.InvalidDestinationInput as exc:
         # Nothing was added: the form comes back with the same nonce, to be sent again.
         submitted = {"url": url, "description": description, "object_types": types}
@@ -137,18 +211,17 @@ async def add_destination(request: Request, mp: MerchantPage = Depends(merchant_
             request, mp, errors=errors, submitted=submitted, nonce=post.nonce, status_code=422
         )
     if not made.repeated:
-        log.info("web destination added", merchant_id=mp.merchant.id, env=mp.env)
+        log.info("web destination added", merchant_id=mp.owner, env=mp.env)
     return redirect(_secret_page(mp, made.id))
 
 
-def _secret_page(mp: MerchantPage, destination_id: str) -> str:
-    return f"{mp.base}{SECTION}/{destination_id}/secret"
+def _secret_page(mp: Scope, destination_id: str) -> str:
+    return f"{mp.root}{SECTION}/{destination_id}/secret"
 
 
-@router.get("/m/{merchant_id}/{env}/notifications/{destination_id}/secret")
-def new_secret(
-    request: Request, destination_id: str, mp: MerchantPage = Depends(merchant_page)
-) -> Response:
+@router.get(MERCHANT + "/{destination_id}/secret")
+@router.get(OPERATOR + "/{destination_id}/secret")
+def new_secret(request: Request, destination_id: str, mp: Scope = Depends(page_scope)) -> Response:
     """The destination's new signing secret, once: the first load shows it and forgets it; a
     reload says it was shown once and offers "New signing secret"."""
     _act(mp, destination_id, notifications.get_destination)  # this merchant's, or 404
@@ -157,13 +230,14 @@ def new_secret(
     return once_forms.never_kept(response)
 
 
-@router.get("/m/{merchant_id}/{env}/notifications/{destination_id}")
+@router.get(MERCHANT + "/{destination_id}")
+@router.get(OPERATOR + "/{destination_id}")
 def destination_page(
     request: Request,
     destination_id: str,
     done: str | None = None,
     state: str | None = None,
-    mp: MerchantPage = Depends(merchant_page),
+    mp: Scope = Depends(page_scope),
 ) -> Response:
     shown_state = state if state in ("pending", "retrying", "delivered", "failed") else None
     notice = NOTICES.get(done or "")
@@ -172,61 +246,64 @@ def destination_page(
     )
 
 
-def _act(mp: MerchantPage, destination_id: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _act(mp: Scope, destination_id: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
-        return fn(mp.rt, mp.merchant.id, mp.env, destination_id, *args, **kwargs)
+        return fn(mp.rt, mp.owner, mp.env, destination_id, *args, **kwargs)
     except notifications.DestinationNotFound:
         raise not_found() from None
 
 
-@router.post("/m/{merchant_id}/{env}/notifications/{destination_id}/enable")
-def enable(destination_id: str, mp: MerchantPage = Depends(merchant_form)) -> Response:
+@router.post(MERCHANT + "/{destination_id}/enable")
+@router.post(OPERATOR + "/{destination_id}/enable")
+def enable(destination_id: str, mp: Scope = Depends(form_scope)) -> Response:
     _act(
         mp,
         destination_id,
         notifications.update_destination,
         notifications.DestinationInput(enabled=True),
     )
-    return redirect(f"{mp.base}{SECTION}/{destination_id}?done=enabled")
+    return redirect(f"{mp.root}{SECTION}/{destination_id}?done=enabled")
 
 
-@router.post("/m/{merchant_id}/{env}/notifications/{destination_id}/disable")
-def disable(destination_id: str, mp: MerchantPage = Depends(merchant_form)) -> Response:
+@router.post(MERCHANT + "/{destination_id}/disable")
+@router.post(OPERATOR + "/{destination_id}/disable")
+def disable(destination_id: str, mp: Scope = Depends(form_scope)) -> Response:
     _act(
         mp,
         destination_id,
         notifications.update_destination,
         notifications.DestinationInput(enabled=False),
     )
-    return redirect(f"{mp.base}{SECTION}/{destination_id}?done=disabled")
+    return redirect(f"{mp.root}{SECTION}/{destination_id}?done=disabled")
 
 
-@router.post("/m/{merchant_id}/{env}/notifications/{destination_id}/rotate")
+@router.post(MERCHANT + "/{destination_id}/rotate")
+@router.post(OPERATOR + "/{destination_id}/rotate")
 def rotate(
-    destination_id: str, form_nonce: str = Form(""), mp: MerchantPage = Depends(merchant_form)
+    destination_id: str, form_nonce: str = Form(""), mp: Scope = Depends(form_scope)
 ) -> Response:
     post = once_forms.form_post(mp.session, form_nonce)
     made = _act(mp, destination_id, notifications.rotate_secret_once, post=post)
     if not made.repeated:
-        log.info("web destination secret rotated", merchant_id=mp.merchant.id, env=mp.env)
+        log.info("web destination secret rotated", merchant_id=mp.owner, env=mp.env)
     return redirect(_secret_page(mp, destination_id))
 
 
-@router.post("/m/{merchant_id}/{env}/notifications/{destination_id}/test")
-def test(
-    request: Request, destination_id: str, mp: MerchantPage = Depends(merchant_form)
-) -> Response:
+@router.post(MERCHANT + "/{destination_id}/test")
+@router.post(OPERATOR + "/{destination_id}/test")
+def test(request: Request, destination_id: str, mp: Scope = Depends(form_scope)) -> Response:
     result = _act(mp, destination_id, notifications.send_test)
     return _detail(request, mp, destination_id, test=result)
 
 
-@router.post("/m/{merchant_id}/{env}/notifications/{destination_id}/replay")
+@router.post(MERCHANT + "/{destination_id}/replay")
+@router.post(OPERATOR + "/{destination_id}/replay")
 def replay(
     request: Request,
     destination_id: str,
     message_id: str = Form(""),
     failed_since: str = Form(""),
-    mp: MerchantPage = Depends(merchant_form),
+    mp: Scope = Depends(form_scope),
 ) -> Response:
     since: float | None = None
     if not message_id:
@@ -252,10 +329,11 @@ def replay(
     except notifications.InvalidDestinationInput as exc:
         errors = destination_messages.field_messages(exc)
         return _detail(request, mp, destination_id, errors=errors, status_code=422)
-    return redirect(f"{mp.base}{SECTION}/{destination_id}?done=replayed")
+    return redirect(f"{mp.root}{SECTION}/{destination_id}?done=replayed")
 
 
-@router.post("/m/{merchant_id}/{env}/notifications/{destination_id}/delete")
-def delete(destination_id: str, mp: MerchantPage = Depends(merchant_form)) -> Response:
+@router.post(MERCHANT + "/{destination_id}/delete")
+@router.post(OPERATOR + "/{destination_id}/delete")
+def delete(destination_id: str, mp: Scope = Depends(form_scope)) -> Response:
     _act(mp, destination_id, notifications.delete_destination)
-    return redirect(f"{mp.base}{SECTION}?done=deleted")
+    return redirect(f"{mp.root}{SECTION}?done=deleted")

@@ -153,7 +153,8 @@ def _merchant_for(rt: Runtime, session: WebSession, merchant_id: str) -> Merchan
     return merchant
 
 
-def _env(env: str) -> Env:
+def env_of(env: str) -> Env:
+    """The path's environment, or 404."""
     for known in ENVS:
         if env == known:
             return known
@@ -166,7 +167,7 @@ def merchant_page(
     env: str,
     session: WebSession = Depends(require_session),
 ) -> MerchantPage:
-    return _merchant_page(request, merchant_id, env, session)
+    return merchant_page_of(request, merchant_id, env, session)
 
 
 def merchant_form(
@@ -175,11 +176,12 @@ def merchant_form(
     env: str,
     session: WebSession = Depends(csrf_checked),
 ) -> MerchantPage:
-    return _merchant_page(request, merchant_id, env, session)
+    return merchant_page_of(request, merchant_id, env, session)
 
 
-def _merchant_page(
+def merchant_page_of(
     request: Request, merchant_id: str, env: str, session: WebSession
 ) -> MerchantPage:
+    """The merchant's page if this session may see it, else 404."""
     rt = runtime_of(request)
-    return MerchantPage(rt, session, _merchant_for(rt, session, merchant_id), _env(env))
+    return MerchantPage(rt, session, _merchant_for(rt, session, merchant_id), env_of(env))
