@@ -211,3 +211,14 @@ def add_destination(
             secret=secret,
         )
     return dest, secret
+
+
+def allowing_local(runtime: Any) -> Any:
+    """``runtime`` with deliveries allowed to this machine (the tests' receivers), each given
+    2 s."""
+    from merchant_backend.runtime import Runtime
+
+    s = runtime.settings.model_copy(
+        update={"outbound_allow_private": True, "outbound_timeout": 2.0}
+    )
+    return Runtime(s, engine=runtime.engine)

@@ -35,7 +35,7 @@ from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
 from tests.conftest import ADMIN_TOKEN, MerchantCtx
 from tests.foundation_helpers import free_port
-from tests.outbound_support import add_destination
+from tests.outbound_support import add_destination, allowing_local
 from tests.web_support import sign_in
 from tests.webhook_support import post_ok
 
@@ -196,10 +196,7 @@ def crawl(
 @pytest.fixture
 def rt(runtime: Runtime) -> Runtime:
     # Deliveries to a local port, refused at once.
-    s = runtime.settings.model_copy(
-        update={"outbound_allow_private": True, "outbound_timeout": 2.0}
-    )
-    return Runtime(s, engine=runtime.engine)
+    return allowing_local(runtime)
 
 
 @pytest.fixture

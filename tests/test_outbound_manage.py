@@ -19,16 +19,13 @@ from merchant_backend.store import db, objects
 from merchant_backend.store.schema import outbound_destinations
 from merchant_backend.sync.handlers import snapshot_of
 from tests import stripe_factory as sf
-from tests.outbound_support import Receiver
+from tests.outbound_support import Receiver, allowing_local
 from tests.webhook_support import connected_merchant
 
 
 @pytest.fixture
 def rt(runtime: Runtime) -> Runtime:
-    s = runtime.settings.model_copy(
-        update={"outbound_allow_private": True, "outbound_timeout": 2.0}
-    )
-    return Runtime(s, engine=runtime.engine)
+    return allowing_local(runtime)
 
 
 @pytest.fixture

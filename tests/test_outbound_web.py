@@ -19,17 +19,14 @@ from merchant_backend.store import db, objects
 from merchant_backend.store import destinations as destination_store
 from merchant_backend.sync.handlers import snapshot_of
 from tests import stripe_factory as sf
-from tests.outbound_support import Receiver, add_destination
+from tests.outbound_support import Receiver, add_destination, allowing_local
 from tests.web_support import csrf_of, form_fields, hidden, sign_in
 from tests.webhook_support import connected_merchant
 
 
 @pytest.fixture
 def rt(runtime: Runtime) -> Runtime:
-    s = runtime.settings.model_copy(
-        update={"outbound_allow_private": True, "outbound_timeout": 2.0}
-    )
-    return Runtime(s, engine=runtime.engine)
+    return allowing_local(runtime)
 
 
 @pytest.fixture
