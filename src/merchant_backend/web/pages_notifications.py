@@ -123,7 +123,7 @@ OPERATOR = "/operator/{env}/notifications"
 
 def _list(
     request: Request,
-    mp: Scope,
+    sc: Scope,
     *,
     errors: dict[str, str] | None = None,
     submitted: dict[str, Any] | None = None,
@@ -131,23 +131,23 @@ def _list(
     nonce: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    context = mp.frame(
-        title=f"{_('Notifications')} · {mp.env}",
-        destinations=notifications.list_destinations(mp.rt, mp.owner, mp.env),
+    context = sc.frame(
+        title=f"{_('Notifications')} · {sc.env}",
+        destinations=notifications.list_destinations(sc.rt, sc.owner, sc.env),
         type_labels=TYPE_LABELS,
         errors=errors or {},
         submitted=submitted or {"object_types": list(notifications.OBJECT_TYPES)},
         notice=notice,
         form_nonce=nonce or once.new_form_nonce(),
         # The ordered feed is a merchant's (the API's /changes); the installation has none.
-        feed_url=f"/api/v1/merchants/{mp.owner}/{mp.env}/changes" if mp.owner else None,
+        feed_url=f"/api/v1/merchants/{sc.owner}/{sc.env}/changes" if sc.owner else None,
     )
     return page(request, "notifications.html", context, status_code=status_code)
 
 
 def _detail(
     request: Request,
-    mp: Scope,
+    sc: Scope,
     destination_id: str,
     *,
     shown: once.Reveal | None = None,
@@ -160,11 +160,11 @@ def _detail(
 ) -> Response:
     try:
         delivery_log = notifications.delivery_log(
-            mp.rt, mp.owner, mp.env, destination_id, limit=50, state=state
+            sc.rt, sc.owner, sc.env, destination_id, limit=50, state=state
         )
     except notifications.DestinationNotFound:
         raise not_found() from None
-    context = mp.frame(
+    context = sc.frame(
         title=f"{_('Notifications')} · {delivery_log.destination.destination.url}",
         log=delivery_log,
         dest=delivery_log.destination.destination,
@@ -186,47 +186,47 @@ def _detail(
 @router.get(MERCHANT)
 @router.get(OPERATOR)
 def notifications_page(
-    request: Request, done: str | None = None, mp: Scope = Depends(page_scope)
+    request: Request, done: str | None = None, sc: Scope = Depends(page_scope)
 ) -> Response:
     notice = NOTICES.get(done or "")
-    return _list(request, mp, notice=_(notice) if notice else None)
+    return _list(request, sc, notice=_(notice) if notice else None)
 
 
 @router.post(MERCHANT)
 @router.post(OPERATOR)
-async def add_destination(request: Request, mp: Scope = Depends(form_scope)) -> Response:
+async def add_destination(request: Request, sc: Scope = Depends(form_scope)) -> Response:
     form = await request.form()
-    post = once_forms.form_post(mp.session, str(form.get("form_nonce", "")))
+    post = once_forms.form_post(sc.session, str(form.get("form_nonce", "")))
     url = str(form.get("url", "")).strip()
     description = str(form.get("description", "")).strip()
     types = [str(t) for t in form.getlist("object_types")]
     data = notifications.DestinationInput(url=url, description=description, object_types=types)
     try:
-        made = notifications.create_destination_once(mp.rt, mp.owner, mp.env, data, post)
+        made = notifications.create_destination_once(sc.rt, sc.owner, sc.env, data, post)
     except notifications.InvalidDestinationInput as exc:
         # Nothing was added: the form comes back with the same nonce, to be sent again.
         submitted = {"url": url, "description": description, "object_types": types}
         errors = destination_messages.field_messages(exc)
         return _list(
-            request, mp, errors=errors, submitted=submitted, nonce=post.nonce, status_code=422
+            request, sc, errors=errors, submitted=submitted, nonce=post.nonce, status_code=422
         )
     if not made.repeated:
-        log.info("web destination added", merchant_id=mp.owner, env=mp.env)
-    return redirect(_secret_page(mp, made.id))
+        log.info("web destination added", merchant_id=sc.owner, env=sc.env)
+    return redirect(_secret_page(sc, made.id))
 
 
-def _secret_page(mp: Scope, destination_id: str) -> str:
-    return f"{mp.root}{SECTION}/{destination_id}/secret"
+def _secret_page(sc: Scope, destination_id: str) -> str:
+    return f"{sc.root}{SECTION}/{destination_id}/secret"
 
 
 @router.get(MERCHANT + "/{destination_id}/secret")
 @router.get(OPERATOR + "/{destination_id}/secret")
-def new_secret(request: Request, destination_id: str, mp: Scope = Depends(page_scope)) -> Response:
+def new_secret(request: Request, destination_id: str, sc: Scope = Depends(page_scope)) -> Response:
     """The destination's new signing secret, once: the first load shows it and forgets it; a
     reload says it was shown once and offers "New signing secret"."""
-    _act(mp, destination_id, notifications.get_destination)  # this merchant's, or 404
-    shown = once.take_destination_secret(mp.rt, mp.session, destination_id)
-    response = _detail(request, mp, destination_id, shown=shown, secret_gone=shown is None)
+    _act(sc, destination_id, notifications.get_destination)  # this merchant's, or 404
+    shown = once.take_destination_secret(sc.rt, sc.session, destination_id)
+    response = _detail(request, sc, destination_id, shown=shown, secret_gone=shown is None)
     return once_forms.never_kept(response)
 
 
@@ -237,63 +237,63 @@ def destination_page(
     destination_id: str,
     done: str | None = None,
     state: str | None = None,
-    mp: Scope = Depends(page_scope),
+    sc: Scope = Depends(page_scope),
 ) -> Response:
     shown_state = state if state in ("pending", "retrying", "delivered", "failed") else None
     notice = NOTICES.get(done or "")
     return _detail(
-        request, mp, destination_id, notice=_(notice) if notice else None, state=shown_state
+        request, sc, destination_id, notice=_(notice) if notice else None, state=shown_state
     )
 
 
-def _act(mp: Scope, destination_id: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _act(sc: Scope, destination_id: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
-        return fn(mp.rt, mp.owner, mp.env, destination_id, *args, **kwargs)
+        return fn(sc.rt, sc.owner, sc.env, destination_id, *args, **kwargs)
     except notifications.DestinationNotFound:
         raise not_found() from None
 
 
 @router.post(MERCHANT + "/{destination_id}/enable")
 @router.post(OPERATOR + "/{destination_id}/enable")
-def enable(destination_id: str, mp: Scope = Depends(form_scope)) -> Response:
+def enable(destination_id: str, sc: Scope = Depends(form_scope)) -> Response:
     _act(
-        mp,
+        sc,
         destination_id,
         notifications.update_destination,
         notifications.DestinationInput(enabled=True),
     )
-    return redirect(f"{mp.root}{SECTION}/{destination_id}?done=enabled")
+    return redirect(f"{sc.root}{SECTION}/{destination_id}?done=enabled")
 
 
 @router.post(MERCHANT + "/{destination_id}/disable")
 @router.post(OPERATOR + "/{destination_id}/disable")
-def disable(destination_id: str, mp: Scope = Depends(form_scope)) -> Response:
+def disable(destination_id: str, sc: Scope = Depends(form_scope)) -> Response:
     _act(
-        mp,
+        sc,
         destination_id,
         notifications.update_destination,
         notifications.DestinationInput(enabled=False),
     )
-    return redirect(f"{mp.root}{SECTION}/{destination_id}?done=disabled")
+    return redirect(f"{sc.root}{SECTION}/{destination_id}?done=disabled")
 
 
 @router.post(MERCHANT + "/{destination_id}/rotate")
 @router.post(OPERATOR + "/{destination_id}/rotate")
 def rotate(
-    destination_id: str, form_nonce: str = Form(""), mp: Scope = Depends(form_scope)
+    destination_id: str, form_nonce: str = Form(""), sc: Scope = Depends(form_scope)
 ) -> Response:
-    post = once_forms.form_post(mp.session, form_nonce)
-    made = _act(mp, destination_id, notifications.rotate_secret_once, post=post)
+    post = once_forms.form_post(sc.session, form_nonce)
+    made = _act(sc, destination_id, notifications.rotate_secret_once, post=post)
     if not made.repeated:
-        log.info("web destination secret rotated", merchant_id=mp.owner, env=mp.env)
-    return redirect(_secret_page(mp, destination_id))
+        log.info("web destination secret rotated", merchant_id=sc.owner, env=sc.env)
+    return redirect(_secret_page(sc, destination_id))
 
 
 @router.post(MERCHANT + "/{destination_id}/test")
 @router.post(OPERATOR + "/{destination_id}/test")
-def test(request: Request, destination_id: str, mp: Scope = Depends(form_scope)) -> Response:
-    result = _act(mp, destination_id, notifications.send_test)
-    return _detail(request, mp, destination_id, test=result)
+def test(request: Request, destination_id: str, sc: Scope = Depends(form_scope)) -> Response:
+    result = _act(sc, destination_id, notifications.send_test)
+    return _detail(request, sc, destination_id, test=result)
 
 
 @router.post(MERCHANT + "/{destination_id}/replay")
@@ -303,7 +303,7 @@ def replay(
     destination_id: str,
     message_id: str = Form(""),
     failed_since: str = Form(""),
-    mp: Scope = Depends(form_scope),
+    sc: Scope = Depends(form_scope),
 ) -> Response:
     since: float | None = None
     if not message_id:
@@ -313,14 +313,14 @@ def replay(
         except ValueError:
             return _detail(
                 request,
-                mp,
+                sc,
                 destination_id,
                 errors={"failed_since": _("Give a date as YYYY-MM-DD.")},
                 status_code=422,
             )
     try:
         _act(
-            mp,
+            sc,
             destination_id,
             notifications.replay,
             message_id=message_id or None,
@@ -328,12 +328,12 @@ def replay(
         )
     except notifications.InvalidDestinationInput as exc:
         errors = destination_messages.field_messages(exc)
-        return _detail(request, mp, destination_id, errors=errors, status_code=422)
-    return redirect(f"{mp.root}{SECTION}/{destination_id}?done=replayed")
+        return _detail(request, sc, destination_id, errors=errors, status_code=422)
+    return redirect(f"{sc.root}{SECTION}/{destination_id}?done=replayed")
 
 
 @router.post(MERCHANT + "/{destination_id}/delete")
 @router.post(OPERATOR + "/{destination_id}/delete")
-def delete(destination_id: str, mp: Scope = Depends(form_scope)) -> Response:
-    _act(mp, destination_id, notifications.delete_destination)
-    return redirect(f"{mp.root}{SECTION}?done=deleted")
+def delete(destination_id: str, sc: Scope = Depends(form_scope)) -> Response:
+    _act(sc, destination_id, notifications.delete_destination)
+    return redirect(f"{sc.root}{SECTION}?done=deleted")
