@@ -483,7 +483,7 @@ def test_sign_out_refuses_pages_and_merchants_stay_apart(site: Live, page: Any) 
 
     # The operator signs in with the admin token and picks a merchant.
     sign_in(page, site, ADMIN_TOKEN)
-    expect(page.get_by_role("heading", name="Merchants")).to_be_visible()
+    expect(page.get_by_role("heading", name="Merchants", exact=True)).to_be_visible()
     shot(page, "merchants")
     page.get_by_role("link", name="Other Shop").click()
     expect(page).to_have_url(f"{site.url}/m/{other.id}/stage")
@@ -513,7 +513,7 @@ def test_the_operator_creates_a_merchant_and_a_reload_makes_no_second_one(
     assert token not in page.content()
     shot(page, "merchant-token-shown-once")
     page.go_back()  # the merchant list, loaded afresh (no-store)
-    expect(page.get_by_role("heading", name="Merchants")).to_be_visible()
+    expect(page.get_by_role("heading", name="Merchants", exact=True)).to_be_visible()
     with db.read(site.rt.engine) as conn:
         made = [m for m in merchant_store.list_all(conn) if m.name == "Browser Made Shop"]
     assert len(made) == 1
