@@ -106,6 +106,10 @@ def is_replay(headers: Any) -> bool:
     )
 
 
+def _tried(retries: int) -> str:
+    return "tried once" if retries == 0 else f"tried {retries + 1} times"
+
+
 def _request_suffix(exc: stripe.StripeError) -> str:
     return f" (Stripe request {exc.request_id})" if exc.request_id else ""
 
@@ -185,15 +189,15 @@ def problem_from(exc: stripe.StripeError, ctx: ErrorContext, action: str) -> Ups
                 "timeout",
                 "stripe_timeout",
                 f"Stripe did not answer within {ctx.timeout:g} s while trying to {action} "
-                f"(tried {ctx.retries + 1} times): try again; if it persists check "
+                f"({_tried(ctx.retries)}): try again; if it persists check "
                 "https://status.stripe.com",
                 api_base=ctx.api_base,
             )
         return UpstreamFailure(
             "unreachable",
             "stripe_unreachable",
-            f"could not reach Stripe at {ctx.api_base} to {action} (tried {ctx.retries + 1} "
-            "times): check the network and MERCHANT_BACKEND_STRIPE_API_BASE",
+            f"could not reach Stripe at {ctx.api_base} to {action} ({_tried(ctx.retries)}): "
+            "check the network and MERCHANT_BACKEND_STRIPE_API_BASE",
             api_base=ctx.api_base,
         )
     if isinstance(exc, stripe.IdempotencyError):
