@@ -195,8 +195,15 @@ def crawl(
 
 @pytest.fixture
 def rt(runtime: Runtime) -> Runtime:
-    # Deliveries to a local port, refused at once.
-    return allowing_local(runtime)
+    # Deliveries to a local port, refused at once; Stripe too, without retries.
+    local = allowing_local(runtime)
+    local.settings = local.settings.model_copy(
+        update={
+            "stripe_api_base": f"http://127.0.0.1:{free_port()}",
+            "stripe_max_network_retries": 0,
+        }
+    )
+    return local
 
 
 @pytest.fixture
@@ -252,3 +259,54 @@ def test_the_operators_pages_and_the_sign_in_read_in_german(
     found |= more
     assert not found, "\n".join(f"{p}: {t!r}" for p, ts in found.items() for t in ts)
     assert {"/merchants", "/preferences", f"/m/{connected.id}/stage/notifications"} <= seen
+
+
+class _Forms(HTMLParser):
+    """The POST forms of a page: action and hidden fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, dict[str, str]]] = []
+        self._open: dict[str, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "form" and (a.get("method") or "").lower() == "post":
+            self._open = {}
+            self.forms.append((a.get("action") or "", self._open))
+        elif tag == "input" and self._open is not None and a.get("type") == "hidden":
+            self._open[a.get("name") or ""] = a.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+
+def test_every_form_sent_as_it_comes_answers_a_german_reader_in_german(
+    web: TestClient, rt: Runtime, connected: MerchantCtx, worker: Worker
+) -> None:
+    """Each action once, with nothing typed in: what it refuses, and what fails (Stripe cannot
+    be reached here), is said in German; only the facts kept in English are marked so."""
+    _fill(web, rt, connected, worker)
+    sign_in(web, ADMIN_TOKEN)
+    web.cookies.set("mb_lang", "de")
+    _found, seen = crawl(web, "/merchants", "/")
+    forms: dict[str, tuple[str, dict[str, str]]] = {}
+    for path in sorted(seen):
+        parser = _Forms()
+        parser.feed(web.get(path).text)
+        for action, fields in parser.forms:
+            kind = re.sub(r"/(pi|cus|dp|evt|dst|msg)_[0-9a-f]+", "/{id}", action)
+            forms.setdefault(kind, (action, fields))
+    # What ends things last: removals, then signing out.
+    order = sorted(forms, key=lambda k: ("sign-out" in k, "delete" in k, k))
+    found = {}
+    for kind in order:
+        action, fields = forms[kind]
+        r = web.post(action, data=fields)
+        assert r.status_code < 500, (kind, r.status_code)
+        english = english_in(r.text)
+        if english:
+            found[kind] = english
+    assert not found, "\n".join(f"{k}: {t!r}" for k, ts in found.items() for t in ts)
+    assert any(k.endswith("/stripe/verify") for k in forms) and "/sign-out" in forms

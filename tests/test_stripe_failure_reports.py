@@ -311,3 +311,14 @@ def test_a_refused_key_reads_as_advice_with_stripes_own_words_beside_it() -> Non
     )
     assert summary.startswith("Das Anlegen des Webhooks brach ab bei")
     assert verify_messages.check_detail(check) == said  # shown beside it, lang="en"
+
+
+@pytest.mark.parametrize(("retries", "said"), [(0, "(tried once)"), (2, "(tried 3 times)")])
+def test_an_unreachable_stripe_says_how_often_it_was_tried(retries: int, said: str) -> None:
+    import stripe
+
+    from merchant_backend.stripe.errors import ErrorContext, problem_from
+
+    ctx = ErrorContext("acct_1", "stage", "sk_test_…4242", "http://127.0.0.1:9", 5.0, retries)
+    problem = problem_from(stripe.APIConnectionError("refused"), ctx, "read the account")
+    assert problem.kind == "unreachable" and said in problem.message

@@ -301,7 +301,8 @@ def test_on_a_german_page_a_failed_stripe_call_says_what_it_means_with_the_facts
         f"{events_page}/reconcile", data={"csrf_token": csrf_of(unreachable, events_page)}
     )
     said = "Stripe war nicht erreichbar: Prüfen Sie das Netz und MERCHANT_BACKEND_STRIPE_API_BASE"
-    assert f"{said} (could not reach Stripe at http://127.0.0.1:" in r.text
+    # The facts stay English, marked so (a screen reader reads them in English).
+    assert f'{said} <span lang="en">(could not reach Stripe at http://127.0.0.1:' in r.text
 
 
 def test_fetch_while_another_run_holds_the_data_set_says_so_and_asks_stripe_nothing(

@@ -34,6 +34,7 @@ class Flash:
     path: str
     notice: str | None = None
     problem: str | None = None
+    detail: str | None = None  # the problem's English facts (web/outcomes.py)
 
 
 def is_https(rt: Runtime) -> bool:
@@ -49,7 +50,7 @@ def _sign(payload: bytes, key: str) -> str:
 
 
 def encode(flash: Flash, key: str) -> str:
-    data = {"to": flash.path, "n": flash.notice, "p": flash.problem}
+    data = {"to": flash.path, "n": flash.notice, "p": flash.problem, "d": flash.detail}
     payload = base64.urlsafe_b64encode(json.dumps(data, ensure_ascii=True).encode())
     return f"{payload.decode()}.{_sign(payload, key)}"
 
@@ -71,7 +72,7 @@ def decode(value: str, key: str) -> Flash | None:
     def text(v: object) -> str | None:
         return v[:MAX_TEXT] if isinstance(v, str) and v else None
 
-    return Flash(data["to"], text(data.get("n")), text(data.get("p")))
+    return Flash(data["to"], text(data.get("n")), text(data.get("p")), text(data.get("d")))
 
 
 def put(
@@ -82,10 +83,14 @@ def put(
     *,
     notice: str | None = None,
     problem: str | None = None,
+    detail: str | None = None,
 ) -> Response:
     """Let the page at ``path`` (the redirect's target, without query) show a message once."""
     flash = Flash(
-        path, notice[:MAX_TEXT] if notice else None, problem[:MAX_TEXT] if problem else None
+        path,
+        notice[:MAX_TEXT] if notice else None,
+        problem[:MAX_TEXT] if problem else None,
+        detail[:MAX_TEXT] if detail else None,
     )
     response.set_cookie(
         cookie_name(rt),

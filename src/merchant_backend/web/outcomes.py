@@ -15,6 +15,7 @@ from merchant_backend.i18n import gettext as _
 from merchant_backend.services.datasets import StoredDataSet, get_data_set
 from merchant_backend.web import decline_messages
 from merchant_backend.web.domain_messages import said
+from merchant_backend.web.format import Failure
 from merchant_backend.web.render import WebError
 from merchant_backend.web.session import MerchantPage
 
@@ -62,33 +63,36 @@ UPSTREAM = {
 }
 
 
-def upstream_text(exc: UpstreamFailure) -> str:
-    """A failed Stripe call as the page says it (see ``UPSTREAM``)."""
+def upstream_failure(exc: UpstreamFailure) -> Failure:
+    """A failed Stripe call as the page says it (see ``UPSTREAM``): what it means in the
+    reader's language, and the English message with the facts beside it."""
     if exc.kind == "declined":
-        said = decline_messages.decline(exc.message, exc.code, exc.decline_code)
-        return f"{said.summary} ({said.detail})" if said.detail else said.summary
+        return decline_messages.decline(exc.message, exc.code, exc.decline_code)
     meaning = UPSTREAM.get(exc.kind)
     if meaning is None or i18n.reader().language == "en":
-        return exc.message
-    return f"{_(meaning)} ({exc.message})"
+        return Failure(exc.message)
+    return Failure(_(meaning), exc.message)
 
 
-def problem_text(exc: Exception, what: str, mp: MerchantPage) -> str:
+def problem_of(exc: Exception, what: str, mp: MerchantPage) -> Failure:
     """Stripe's failures and rejected settings carry messages written for the merchant (never
-    a key); anything else is a bug, named only by its kind here and logged in full."""
+    a key); anything else is a bug, named only by its kind here and logged in full. The log
+    gets the English message, whatever the page's language."""
     if isinstance(exc, InvalidInput):
-        text = "; ".join(said(e.reason, e.values, e.message) for e in exc.errors)
+        failure = Failure("; ".join(said(e.reason, e.values, e.message) for e in exc.errors))
+        english = "; ".join(e.message for e in exc.errors)
     elif isinstance(exc, UpstreamFailure):
-        text = upstream_text(exc)
+        failure, english = upstream_failure(exc), exc.message
     elif isinstance(exc, DomainError):
-        text = said(exc.reason, exc.values, exc.message)
+        failure, english = Failure(said(exc.reason, exc.values, exc.message)), exc.message
     else:
         log.exception(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env)
-        return _("an unexpected error (%(kind)s); the server log has the details") % {
-            "kind": type(exc).__name__
-        }
-    log.warning(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env, error=text)
-    return text
+        return Failure(
+            _("an unexpected error (%(kind)s); the server log has the details")
+            % {"kind": type(exc).__name__}
+        )
+    log.warning(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env, error=english)
+    return failure
 
 
 def failure_status(exc: Exception) -> int:

@@ -22,7 +22,7 @@ from merchant_backend.vocabulary import HANDLED_EVENTS, INBOX_STATES
 from merchant_backend.web import paging, stripe_pages
 from merchant_backend.web.domain_messages import said
 from merchant_backend.web.layout import merchant_frame
-from merchant_backend.web.outcomes import needs_data_set, problem_text
+from merchant_backend.web.outcomes import needs_data_set, problem_of
 from merchant_backend.web.render import WebError, WebRoute, not_found, page, redirect, redirect_with
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
 
@@ -169,13 +169,15 @@ def _reconcile(request: Request, mp: MerchantPage) -> Response:
     except _PageLimit:
         log.info("web reconcile paused", merchant_id=mp.merchant.id, env=mp.env)
     except Exception as exc:
-        text = problem_text(exc, "reconcile", mp)
+        failure = problem_of(exc, "reconcile", mp)
         # To the events page with the message: reloading it does not fetch again.
         return redirect_with(
             request,
             f"{mp.base}/events",
             mp.session.csrf_token,
-            problem=_("Fetching missed events did not finish: %(problem)s") % {"problem": text},
+            problem=_("Fetching missed events did not finish: %(problem)s")
+            % {"problem": failure.summary},
+            detail=failure.detail,
         )
     return redirect(f"{mp.base}/events?reconciled=1")
 

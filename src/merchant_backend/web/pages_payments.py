@@ -22,7 +22,7 @@ from merchant_backend.vocabulary import CANCELABLE, CAPTURABLE, PAYMENT_INTENT_S
 from merchant_backend.web import action_forms, decline_messages, paging, stripe_pages
 from merchant_backend.web.format import Failure
 from merchant_backend.web.layout import merchant_frame
-from merchant_backend.web.outcomes import failure_status, needs_data_set, problem_text
+from merchant_backend.web.outcomes import failure_status, needs_data_set, problem_of
 from merchant_backend.web.render import WebRoute, not_found, page, redirect, redirect_with
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
 
@@ -76,6 +76,7 @@ def _new_form(
     submitted: dict[str, str] | None = None,
     errors: list[FieldError] | None = None,
     problem: str | None = None,
+    problem_detail: str | None = None,
     declined: Failure | None = None,
     declined_id: str | None = None,
     status_code: int = 200,
@@ -96,6 +97,7 @@ def _new_form(
         # A fresh key for every form shown: after a decline or a fix, a new attempt is new.
         idempotency_key=action_forms.new_idempotency_key(),
         problem=problem,
+        problem_detail=problem_detail,
         declined=declined,
         declined_href=f"{mp.base}/payments/{declined_id}" if declined_id else None,
     )
@@ -177,7 +179,7 @@ def _create(
     try:
         result = payments.create_payment(mp.rt, mp.merchant.id, mp.env, parsed, key)
     except Exception as exc:
-        text = problem_text(exc, "payment", mp)
+        failure = problem_of(exc, "payment", mp)
         if isinstance(exc, UpstreamFailure) and exc.kind == "declined":
             # The declined PaymentIntent is synced: link it beside the message.
             return _new_form(
@@ -192,7 +194,8 @@ def _create(
             request,
             mp,
             submitted=shown,
-            problem=_("The payment was not created: %(problem)s") % {"problem": text},
+            problem=_("The payment was not created: %(problem)s") % {"problem": failure.summary},
+            problem_detail=failure.detail,
             status_code=failure_status(exc),
         )
     log.info("web payment created", merchant_id=mp.merchant.id, env=mp.env, payment_id=result.id)
@@ -264,7 +267,7 @@ def _act(
         else:
             payments.cancel_payment(mp.rt, mp.merchant.id, mp.env, payment_id, idempotency_key=key)
     except Exception as exc:
-        text = problem_text(exc, action, mp)
+        failure = problem_of(exc, action, mp)
         failed = (
             _("The payment was not captured: %(problem)s")
             if action == "capture"
@@ -275,7 +278,8 @@ def _act(
             request,
             f"{mp.base}/payments/{payment_id}",
             mp.session.csrf_token,
-            problem=failed % {"problem": text},
+            problem=failed % {"problem": failure.summary},
+            detail=failure.detail,
         )
     done = "captured" if action == "capture" else "canceled"
     log.info(f"web payment {done}", merchant_id=mp.merchant.id, env=mp.env, payment_id=payment_id)

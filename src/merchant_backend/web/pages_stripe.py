@@ -18,7 +18,7 @@ from merchant_backend.stripe.provision import live_url_problem
 from merchant_backend.vocabulary import EVENT_DESCRIPTIONS, HANDLED_EVENTS
 from merchant_backend.web import action_forms, stripe_form, stripe_pages
 from merchant_backend.web.layout import merchant_frame
-from merchant_backend.web.outcomes import needs_data_set, problem_text, stored_of
+from merchant_backend.web.outcomes import needs_data_set, problem_of, stored_of
 from merchant_backend.web.render import WebRoute, not_found, page, redirect, redirect_with
 from merchant_backend.web.session import MerchantPage, merchant_form, merchant_page
 
@@ -89,9 +89,15 @@ def _failed(
     A redirect, not the page itself: reloading it must not ask Stripe again. A Stripe failure
     of verify or provision is also in the stored report the page shows.
     """
-    problem = problem_text(exc, what, mp)
+    failure = problem_of(exc, what, mp)
     target = f"{mp.base}/stripe#{anchor}"
-    return redirect_with(request, target, mp.session.csrf_token, problem=f"{headline}: {problem}")
+    return redirect_with(
+        request,
+        target,
+        mp.session.csrf_token,
+        problem=f"{headline}: {failure.summary}",
+        detail=failure.detail,
+    )
 
 
 @router.get("/m/{merchant_id}/{env}/stripe")

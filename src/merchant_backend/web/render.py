@@ -220,6 +220,7 @@ def page(request: Request, name: str, context: dict[str, Any], status_code: int 
             context["notice"] = found.notice
         if found.problem and not context.get("problem"):
             context["problem"] = found.problem
+            context["problem_detail"] = found.detail
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     if found is not None:
         flashes.clear(response, rt)
@@ -233,11 +234,21 @@ def redirect_with(
     *,
     notice: str | None = None,
     problem: str | None = None,
+    detail: str | None = None,
 ) -> RedirectResponse:
-    """303 to ``path`` (may carry a query and a #fragment) with a message for that page."""
+    """303 to ``path`` (may carry a query and a #fragment) with a message for that page;
+    ``detail`` is the problem's English facts, shown beside it (``lang="en"``)."""
     target = path.split("#", 1)[0].split("?", 1)[0]
     response = redirect(path)
-    flashes.put(response, runtime_of(request), key, target, notice=notice, problem=problem)
+    flashes.put(
+        response,
+        runtime_of(request),
+        key,
+        target,
+        notice=notice,
+        problem=problem,
+        detail=detail,
+    )
     return response
 
 
