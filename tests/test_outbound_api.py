@@ -85,7 +85,7 @@ def test_a_merchants_destinations_over_the_api(
     assert r.status_code == 200 and r.json()["secret"] != made["secret"]
 
     log = api.get(f"{one}/deliveries", headers=m.auth).json()
-    assert [d["state"] for d in log["data"]] == ["delivered"]
+    assert [(d["state"], d["merchant_id"]) for d in log["data"]] == [("delivered", m.id)]
     assert (
         log["attempts"][0]["status_code"] == 200
         and log["destination"]["deliveries"]["delivered"] == 1

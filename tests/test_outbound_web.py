@@ -230,6 +230,7 @@ def test_an_operator_manages_the_installations_destinations_on_a_page_merchants_
     assert [r.message["merchant_id"] for r in rcv.received] == [m.id]
     log = web.get(one).text
     assert "customer.changed" in log and 'href="/operator/stage/notifications"' in log
+    assert f'<a href="/m/{m.id}/stage"><code>{m.id}</code></a>' in log  # whose change it was
     off = web.post(f"{one}/disable", data={"csrf_token": csrf_of(web, one)})
     assert off.status_code == 200 and "Switch on" in off.text
 

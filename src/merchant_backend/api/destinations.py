@@ -102,6 +102,9 @@ class DeliveryShape(BaseModel):
     id: int
     message_id: str
     type: str
+    merchant_id: str | None = Field(
+        description="whose change the message carries (None for a test message)"
+    )
     sequence: int
     state: str = Field(description="pending, delivering, retrying, delivered or failed")
     attempts: int

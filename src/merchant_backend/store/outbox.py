@@ -637,6 +637,9 @@ class DeliveryView:
     id: int
     message_id: str
     message_type: str
+    # The message's merchant: for an installation-wide destination, whose change it carries
+    # (None for a test message).
+    merchant_id: str | None
     sequence: int
     state: str
     attempts: int
@@ -654,6 +657,7 @@ class DeliveryView:
             "id": self.id,
             "message_id": self.message_id,
             "type": self.message_type,
+            "merchant_id": self.merchant_id,
             "sequence": self.sequence,
             "state": self.state,
             "attempts": self.attempts,
@@ -711,7 +715,7 @@ def deliveries_page(
     """Newest first."""
     d, m = outbound_deliveries, outbound_messages
     query = (
-        select(d, m.c.type.label("message_type"))
+        select(d, m.c.type.label("message_type"), m.c.merchant_id.label("message_merchant_id"))
         .join(m, m.c.id == d.c.message_id)
         .where(d.c.destination_id == destination_id)
     )
@@ -725,6 +729,7 @@ def deliveries_page(
             id=r.id,
             message_id=r.message_id,
             message_type=r.message_type,
+            merchant_id=r.message_merchant_id,
             sequence=r.sequence,
             state=r.state,
             attempts=r.attempts,
