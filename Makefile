@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-test-$(SUM)
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-sqlite test-postgres lint bench browser wrk clean
+.PHONY: serve test test-sqlite test-postgres lint bench browser wrk valgrind clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv $(VENV)
@@ -71,8 +71,15 @@ wrk:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
 
+# valgrind counts the instructions of the in-process cases (bench/instructions.py).
+valgrind:
+	@command -v valgrind >/dev/null 2>&1 || { \
+	  echo "installing Debian's valgrind for the benchmark"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq valgrind >/dev/null; }
+
 # A benchmark, not a test: prints figures and ratios, never fails on a time. BENCH_ARGS=--help
-bench: $(STAMP) wrk
+bench: $(STAMP) wrk valgrind
 	PG_ADMIN_URL="$(PG_ADMIN_URL)" $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

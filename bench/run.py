@@ -19,7 +19,7 @@ from types import FrameType
 
 import psycopg
 
-from bench import fairness, ingest, outbound, pg, processing, retention, wrk
+from bench import fairness, ingest, instructions, outbound, pg, processing, retention, wrk
 from bench.procs import Children
 
 # The targets of issue 11, printed beside each figure (a benchmark: shown, never enforced).
@@ -274,6 +274,19 @@ def bench_retention(tmp: Path, args: argparse.Namespace, use_pg: bool) -> None:
             print(line, flush=True)
 
 
+def bench_instructions(tmp: Path) -> None:
+    print(
+        "\n== Instructions (valgrind's callgrind, in-process, SQLite; the same on any machine: "
+        "compare between commits) =="
+    )
+    if not instructions.available():
+        print("  skipped: valgrind is not installed (apt-get install valgrind)")
+        return
+    workdir = tmp / "instructions"
+    workdir.mkdir()
+    instructions.report(instructions.measure(workdir))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=30_000, help="events per ingest run")
@@ -286,7 +299,8 @@ def main() -> None:
     )
     parser.add_argument("--backlog", type=int, default=20_000, help="merchant A's backlog")
     parser.add_argument(
-        "--only", choices=["ingest", "fairness", "processing", "retention", "outbound"]
+        "--only",
+        choices=["ingest", "fairness", "processing", "retention", "outbound", "instructions"],
     )
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
@@ -315,6 +329,8 @@ def main() -> None:
                 bench_retention(tmp, args, use_pg)
             if args.only in (None, "outbound"):
                 outbound.run(children, tmp, n=4000, rate=50.0, seconds=10.0, use_pg=use_pg)
+            if args.only in (None, "instructions"):
+                bench_instructions(tmp)
         except KeyboardInterrupt:
             print("\ninterrupted: stopping servers, dropping databases", file=sys.stderr)
             raise SystemExit(130) from None
