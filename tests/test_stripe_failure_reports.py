@@ -252,13 +252,6 @@ def _problem(status: int | None, code: str = "stripe_error", **kw: Any) -> Upstr
     )
 
 
-def test_the_pages_advice_is_the_apis_word_for_word() -> None:
-    from merchant_backend.stripe.errors import ADVICE
-    from merchant_backend.web import verify_messages
-
-    assert verify_messages.ADVICE == ADVICE
-
-
 @pytest.mark.parametrize(
     "problem",
     [

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 
 class DomainError(Exception):
     """A failure a user can be told about; ``code`` is the API's machine code.
 
-    ``message`` is English (the API and CLI show it). ``reason`` and ``values``, where given,
-    say the same as a code and the facts that fill it, for the web pages to say it in their
-    reader's language (``web/domain_messages.py``).
+    ``message`` is English (the API and CLI show it). Where it was written from a ``template``
+    (an English text marked ``N_`` where it is defined) and ``values``, both are kept, so a web
+    page can say the same in its reader's language (``web/domain_messages.py``); ``of`` makes
+    such an error.
     """
 
     code: str = "error"
@@ -28,15 +29,20 @@ class DomainError(Exception):
         message: str,
         *,
         code: str | None = None,
-        reason: str | None = None,
+        template: str | None = None,
         values: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
-        self.reason = reason
+        self.template = template
         self.values = values or {}
+
+    @classmethod
+    def of(cls, template: str, values: dict[str, Any] | None = None, **kwargs: Any) -> Self:
+        """The error whose message is ``template`` filled with ``values``."""
+        return cls(template % (values or {}), template=template, values=values, **kwargs)
 
     def __str__(self) -> str:
         return self.message
@@ -62,10 +68,10 @@ class Conflict(DomainError):
         *,
         code: str | None = None,
         extra: dict[str, Any] | None = None,
-        reason: str | None = None,
+        template: str | None = None,
         values: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(message, code=code, reason=reason, values=values)
+        super().__init__(message, code=code, template=template, values=values)
         self.extra = extra or {}
 
 
@@ -73,9 +79,13 @@ class Conflict(DomainError):
 class FieldError:
     field: str
     message: str
-    # As on DomainError: the message as a code and its facts, for the web pages.
-    reason: str | None = None
+    # As on DomainError: the template the message was written from, and its values.
+    template: str | None = None
     values: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str, template: str, values: dict[str, Any]) -> FieldError:
+        return cls(name, template % values, template, values)
 
 
 class InvalidInput(DomainError):

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 
 from merchant_backend import clock
 from merchant_backend.errors import Conflict
+from merchant_backend.i18n import N_
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import db, form_nonces, web_reveals
 from merchant_backend.store.web_reveals import Reveal as Reveal
@@ -48,7 +49,7 @@ def is_form_nonce(text: str) -> bool:
     return form_nonces.is_nonce(text)
 
 
-FORM_IN_FLIGHT = "this form is being sent already"
+FORM_IN_FLIGHT = N_("this form is being sent already")
 
 
 def earlier(conn: Connection, post: FormPost, action: str, at: float) -> Outcome | None:
@@ -60,7 +61,7 @@ def earlier(conn: Connection, post: FormPost, action: str, at: float) -> Outcome
     found = form_nonces.result_of(conn, **key)
     if found is None:
         # Cannot be seen: a claim and its result commit together (see store.form_nonces).
-        raise Conflict(FORM_IN_FLIGHT, reason="form_in_flight")
+        raise Conflict.of(FORM_IN_FLIGHT)
     return Outcome(found, repeated=True)
 
 

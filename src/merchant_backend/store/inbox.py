@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from merchant_backend.errors import Conflict
+from merchant_backend.i18n import N_
 from merchant_backend.store import sqltext
 from merchant_backend.store.inbox_signal import NOTIFY_SQL, notify
 from merchant_backend.store.schema import UNAPPLIED_SQL, events
@@ -465,7 +466,7 @@ class EventPruned(Conflict):
     code = "event_pruned"
 
 
-PRUNED = (
+PRUNED = N_(
     "event %(event_id)s's body was removed after the retention period "
     "(MERCHANT_BACKEND_EVENT_RETENTION_DAYS): there is nothing left to replay"
 )
@@ -495,8 +496,7 @@ def replay(conn: Connection, merchant_id: str, env: str, event_id: str, at: floa
     if result.rowcount:
         return True
     if conn.execute(select(events.c.id).where(scope)).first() is not None:
-        values = {"event_id": event_id}
-        raise EventPruned(PRUNED % values, reason="event_pruned", values=values)
+        raise EventPruned.of(PRUNED, {"event_id": event_id})
     return False
 
 

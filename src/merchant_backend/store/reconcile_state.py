@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select, update
 
 from merchant_backend import clock, logs
 from merchant_backend.errors import Conflict
+from merchant_backend.i18n import N_
 from merchant_backend.store.schema import reconcile_state
 from merchant_backend.store.upsert import insert_for
 
@@ -99,7 +100,7 @@ def utc(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-ALREADY_RUNNING = (
+ALREADY_RUNNING = N_(
     "a reconcile for %(merchant_id)s/%(env)s is already running (started %(started)s, by "
     "%(holder)s); wait for it or retry after %(until)s"
 )
@@ -113,12 +114,8 @@ def already_running(merchant_id: str, env: str, lease: Lease) -> ReconcileRunnin
         "holder": lease.holder,
         "until": utc(lease.until),
     }
-    return ReconcileRunning(
-        ALREADY_RUNNING % values,
-        code="reconcile_running",
-        extra={"retry_after": values["until"]},
-        reason="reconcile_running",
-        values=values,
+    return ReconcileRunning.of(
+        ALREADY_RUNNING, values, code="reconcile_running", extra={"retry_after": values["until"]}
     )
 
 

@@ -18,6 +18,7 @@ import requests
 import stripe
 
 from merchant_backend.errors import UpstreamFailure
+from merchant_backend.i18n import N_
 from merchant_backend.logs import redact
 
 # Stripe's 403 for a restricted key names the permission that would let the request through.
@@ -37,30 +38,29 @@ class ErrorContext:
     retries: int
 
 
-# What to do about a failed Stripe call, by code (``advice_code``): the API's English words.
-# Pages say them in their reader's language by the same code (web/verify_messages.py, whose
-# English msgids are these texts).
+# What to do about a failed Stripe call, by code (``advice_code``): the API's English words,
+# marked for the catalogue, which pages say in their reader's language (failure_report.py).
 ADVICE = {
-    "later": "try again later; if it persists check https://status.stripe.com",
-    "unreachable": (
+    "later": N_("try again later; if it persists check https://status.stripe.com"),
+    "unreachable": N_(
         "nothing answered at %(api_base)s: check the network, and "
         "MERCHANT_BACKEND_STRIPE_API_BASE if it is set"
     ),
-    "no_endpoint": (
+    "no_endpoint": N_(
         "there is no such endpoint at %(api_base)s: MERCHANT_BACKEND_STRIPE_API_BASE may be "
         "wrong (unset it to use Stripe's own, https://api.stripe.com), or the Stripe at that "
         "address (a mock or fake) lacks this endpoint"
     ),
-    "key_rejected": (
+    "key_rejected": N_(
         "the secret key was rejected: copy it again from Developers → API keys and save it "
         "in the data set"
     ),
-    "permission": (
+    "permission": N_(
         "the key may not do this: grant the restricted key the permission under Developers "
         "→ API keys → the key → Edit, or use the standard secret key"
     ),
-    "rate_limited": "Stripe is limiting the request rate: try again later",
-    "refused": "Stripe refused the request as sent: see its message",
+    "rate_limited": N_("Stripe is limiting the request rate: try again later"),
+    "refused": N_("Stripe refused the request as sent: see its message"),
 }
 
 

@@ -9,10 +9,12 @@ status (errors.advice). Pure: the caller stores it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from merchant_backend.errors import UpstreamFailure
-from merchant_backend.stripe.errors import advice, advice_code
+from merchant_backend.i18n import N_
+from merchant_backend.stripe.errors import ADVICE, advice_code
 
 # The check of verify (verify.CHECK_NAMES) or the step of provision-webhook each call serves.
 CHECK_OF_OPERATION = {
@@ -34,6 +36,54 @@ def stripe_error(problem: UpstreamFailure) -> dict[str, Any]:
     }
 
 
+# The words of a report, written once: the API says them in English; a page passes gettext
+# (web/verify_messages.py) and says them in its reader's language.
+STOPPED = {
+    "verify": N_("verify stopped at %(name)s: %(first)s"),
+    "provision-webhook": N_("provision-webhook stopped at %(name)s: %(first)s"),
+}
+LATE = N_("%(api_base)s did not answer in time: %(advice)s")
+ANSWERED = N_("%(api_base)s answered %(facts)s: %(advice)s")
+FACTS = (("stripe_code", N_("code %(stripe_code)s")), ("request_id", N_("request %(request_id)s")))
+# A check's ``reason``: nothing answered, nothing in time, or Stripe answered with an error.
+REASONS = frozenset({"no_answer", "no_answer_in_time", "answered"})
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def check_text(
+    reason: str,
+    values: dict[str, Any],
+    translate: Callable[[str], str] = _as_is,
+    *,
+    detail_beside: bool = False,
+) -> str:
+    """A failed check's words from its ``reason`` and ``values``. Pure.
+
+    ``detail`` (Stripe's message for a refused key or permission) takes the advice's place, as
+    the API says it, unless the caller shows it beside the sentence (``detail_beside``).
+    """
+    base = values["api_base"]
+    advice = translate(ADVICE[values["advice"]]) % {"api_base": base}
+    if reason == "no_answer":
+        return advice
+    if reason == "no_answer_in_time":
+        return translate(LATE) % {"api_base": base, "advice": advice}
+    facts = [f"HTTP {values['status']}"]
+    facts += [translate(text) % values for key, text in FACTS if values.get(key)]
+    todo = advice if detail_beside or not values.get("detail") else str(values["detail"])
+    return translate(ANSWERED) % {"api_base": base, "facts": ", ".join(facts), "advice": todo}
+
+
+def summary_text(
+    action: str, name: str, first: str, translate: Callable[[str], str] = _as_is
+) -> str:
+    """The report's summary: where ``action`` stopped, and its failed check's words. Pure."""
+    return translate(STOPPED[action]) % {"name": name, "first": first}
+
+
 def failure_report(
     action: str,
     problem: UpstreamFailure,
@@ -44,18 +94,16 @@ def failure_report(
     """A report of an attempt that stopped on ``problem``; the same shape as verify's reports
     (``status``, ``summary``, ``checks``), plus ``action`` and ``stripe_error``. ``previous``
     is the stored report it replaces: the last complete verify in it is kept, so a page can
-    say how the connection looked before Stripe stopped answering."""
+    say how the connection looked before Stripe stopped answering. The check carries its
+    words as a ``reason`` and ``values`` too, as verify's own checks do."""
     check = CHECK_OF_OPERATION.get(problem.operation or "", problem.operation or "stripe_call")
-    base = problem.api_base or "Stripe"
-    code = advice_code(problem.stripe_status, problem.code)
-    # The check's words as a code and the values that fill them, for pages that write them in
-    # their reader's language (web/verify_messages.py), as verify's own checks carry them.
-    values: dict[str, Any] = {"api_base": base, "advice": code}
+    values: dict[str, Any] = {
+        "api_base": problem.api_base or "Stripe",
+        "advice": advice_code(problem.stripe_status, problem.code),
+    }
     if problem.stripe_status is None:
         # Nothing answered, or not in time: no status, code or request id to show.
         reason = "no_answer_in_time" if problem.code == "stripe_timeout" else "no_answer"
-        late = f"{base} did not answer in time: " if reason == "no_answer_in_time" else ""
-        message = late + advice(None, problem.code, base)
     else:
         reason = "answered"
         values |= {
@@ -63,21 +111,14 @@ def failure_report(
             "stripe_code": problem.stripe_code,
             "request_id": problem.request_id,
         }
-        facts = [f"HTTP {problem.stripe_status}"]
-        if problem.stripe_code:
-            facts.append(f"code {problem.stripe_code}")
-        if problem.request_id:
-            facts.append(f"request {problem.request_id}")
         if problem.stripe_status in (401, 403):
             # The message names the key and the permission: the advice, specific.
-            todo = values["detail"] = problem.message
-        else:
-            todo = advice(problem.stripe_status, problem.code, base)
-        message = f"{base} answered {', '.join(facts)}: {todo}"
+            values["detail"] = problem.message
+    message = check_text(reason, values)
     return {
         "status": "failed",
         "action": action,
-        "summary": f"{action} stopped at {check}: {message}",
+        "summary": summary_text(action, check, message),
         "checks": [
             {
                 "name": check,

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from merchant_backend.errors import FieldError
+from merchant_backend.i18n import N_
 from merchant_backend.stripe.client import (
     STRIPE_API_VERSION,
     StripeConnection,
@@ -28,18 +29,18 @@ from merchant_backend.vocabulary import HANDLED_EVENTS
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
 
-# Why Stripe's live mode could not deliver to a URL, by reason (the web pages say the same in
-# their reader's language, web/domain_messages.py).
+# Why Stripe's live mode could not deliver to a URL (marked for the web pages, which say it in
+# their reader's language).
 LIVE_URL_PROBLEMS = {
-    "live_url_not_https": (
+    "live_url_not_https": N_(
         "live webhooks need an HTTPS URL, but MERCHANT_BACKEND_PUBLIC_URL gives %(url)s: "
         "set it to the public https:// address of this service"
     ),
-    "live_url_this_machine": (
+    "live_url_this_machine": N_(
         "%(url)s points at this machine, which Stripe cannot reach: set "
         "MERCHANT_BACKEND_PUBLIC_URL to the public address of this service"
     ),
-    "live_url_private": (
+    "live_url_private": N_(
         "%(url)s is a loopback or private address, which Stripe cannot reach: set "
         "MERCHANT_BACKEND_PUBLIC_URL to the public address of this service"
     ),
@@ -63,8 +64,7 @@ def live_url_problem(url: str) -> FieldError | None:
         if not (ip.is_loopback or ip.is_unspecified or ip.is_private or ip.is_link_local):
             return None
         reason = "live_url_private"
-    values = {"url": url}
-    return FieldError("public_url", LIVE_URL_PROBLEMS[reason] % values, reason, values)
+    return FieldError.of("public_url", LIVE_URL_PROBLEMS[reason], {"url": url})
 
 
 @dataclass(frozen=True)

@@ -79,12 +79,12 @@ def problem_of(exc: Exception, what: str, mp: MerchantPage) -> Failure:
     a key); anything else is a bug, named only by its kind here and logged in full. The log
     gets the English message, whatever the page's language."""
     if isinstance(exc, InvalidInput):
-        failure = Failure("; ".join(said(e.reason, e.values, e.message) for e in exc.errors))
+        failure = Failure("; ".join(said(e.template, e.values, e.message) for e in exc.errors))
         english = "; ".join(e.message for e in exc.errors)
     elif isinstance(exc, UpstreamFailure):
         failure, english = upstream_failure(exc), exc.message
     elif isinstance(exc, DomainError):
-        failure, english = Failure(said(exc.reason, exc.values, exc.message)), exc.message
+        failure, english = Failure(said(exc.template, exc.values, exc.message)), exc.message
     else:
         log.exception(f"web {what} failed", merchant_id=mp.merchant.id, env=mp.env)
         return Failure(

@@ -224,7 +224,7 @@ def replay(
         replayed = inbox_actions.replay_event(mp.rt, mp.merchant.id, mp.env, event_id)
     except EventPruned as exc:
         raise WebError(
-            409, _("Nothing left to replay"), said(exc.reason, exc.values, exc.message)
+            409, _("Nothing left to replay"), said(exc.template, exc.values, exc.message)
         ) from None
     if replayed is None:
         raise not_found()

@@ -4,11 +4,11 @@
 it, a ``reason`` code with the ``values`` that fill it; here each code becomes a sentence through
 gettext, as ``destination_messages`` does for destinations. The English msgids are the API's
 messages word for word, so the English page says what the API says. A report written when Stripe
-could not be asked (``stripe/failure_report.py``) carries codes too: where it stopped, what
-answered, and the advice (``stripe/errors.ADVICE``); for a refused key or permission, Stripe's
-specific message is shown beside the advice, in English (``check_detail``). A check without a
-reason (a report from before reasons) is shown as its English message, and so is the summary of
-a report with such a check.
+could not be asked (``stripe/failure_report.py``) carries codes too, and its words are written
+once, there: this page passes gettext to the same functions that wrote the API's message. For a
+refused key or permission, Stripe's specific message is shown beside the advice, in English
+(``check_detail``). A check without a reason (a report from before reasons) is shown as its
+English message, and so is the summary of a report with such a check.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from merchant_backend.i18n import N_, gettext
+from merchant_backend.stripe import failure_report as stopped
 from merchant_backend.web import format as fmt
 
 CHECKS = {
@@ -102,55 +103,6 @@ SUMMARIES = {
 }
 
 
-# A report of an attempt Stripe stopped (stripe/failure_report.py): where, what answered, and
-# what to do (stripe/errors.ADVICE, word for word: tests/test_stripe_failure_reports.py).
-STOPPED = {
-    "verify": N_("verify stopped at %(name)s: %(first)s"),
-    "provision-webhook": N_("provision-webhook stopped at %(name)s: %(first)s"),
-}
-ANSWERS = {
-    "no_answer_in_time": N_("%(api_base)s did not answer in time: %(advice)s"),
-    "answered": N_("%(api_base)s answered %(facts)s: %(advice)s"),
-}
-FACTS = {"stripe_code": N_("code %(stripe_code)s"), "request_id": N_("request %(request_id)s")}
-ADVICE = {
-    "later": N_("try again later; if it persists check https://status.stripe.com"),
-    "unreachable": N_(
-        "nothing answered at %(api_base)s: check the network, and "
-        "MERCHANT_BACKEND_STRIPE_API_BASE if it is set"
-    ),
-    "no_endpoint": N_(
-        "there is no such endpoint at %(api_base)s: MERCHANT_BACKEND_STRIPE_API_BASE may be "
-        "wrong (unset it to use Stripe's own, https://api.stripe.com), or the Stripe at that "
-        "address (a mock or fake) lacks this endpoint"
-    ),
-    "key_rejected": N_(
-        "the secret key was rejected: copy it again from Developers → API keys and save it "
-        "in the data set"
-    ),
-    "permission": N_(
-        "the key may not do this: grant the restricted key the permission under Developers "
-        "→ API keys → the key → Edit, or use the standard secret key"
-    ),
-    "rate_limited": N_("Stripe is limiting the request rate: try again later"),
-    "refused": N_("Stripe refused the request as sent: see its message"),
-}
-FAILURE_REASONS = frozenset({"no_answer", *ANSWERS})
-
-
-def _stripe_failed(reason: str, v: dict[str, Any]) -> str:
-    advice = gettext(ADVICE[v["advice"]]) % {"api_base": v["api_base"]}
-    if reason == "no_answer":
-        return advice
-    facts = [f"HTTP {v['status']}"] if v.get("status") is not None else []
-    facts += [gettext(FACTS[key]) % v for key in FACTS if v.get(key)]
-    return gettext(ANSWERS[reason]) % {
-        "api_base": v["api_base"],
-        "facts": ", ".join(facts),
-        "advice": advice,
-    }
-
-
 def _mode(code: str) -> str:
     return gettext(MODES[code]) if code in MODES else code
 
@@ -194,12 +146,12 @@ def check_message(check: dict[str, Any]) -> str:
     """One check of a stored report (its JSON), in the page's language."""
     reason = str(check.get("reason") or "")
     message = CHECKS.get(reason)
-    if message is None and reason not in FAILURE_REASONS:
+    if message is None and reason not in stopped.REASONS:
         return str(check.get("message", ""))
     values = check.get("values") or {}
     try:
         if message is None:
-            return _stripe_failed(reason, values)
+            return stopped.check_text(reason, values, gettext, detail_beside=True)
         return gettext(message) % _fill(reason, values)
     except (KeyError, TypeError, ValueError):  # a report written with other values: as stored
         return str(check.get("message", ""))
@@ -208,7 +160,7 @@ def check_message(check: dict[str, Any]) -> str:
 def check_detail(check: dict[str, Any]) -> str:
     """What Stripe said beside a translated check, in English (empty when the check says it
     all): the message of a refused key or permission in a report Stripe stopped."""
-    if check.get("reason") not in FAILURE_REASONS:
+    if check.get("reason") not in stopped.REASONS:
         return ""
     detail = (check.get("values") or {}).get("detail")
     return str(detail) if detail else ""
@@ -220,12 +172,10 @@ def report_summary(report: dict[str, Any]) -> str:
     checks = report.get("checks") or []
     if not checks or any(not c.get("reason") for c in checks):
         return str(report.get("summary", ""))
-    stopped = STOPPED.get(str(report.get("action")))
-    if stopped is not None:
-        return gettext(stopped) % {
-            "name": fmt.label(checks[0].get("name")),
-            "first": check_message(checks[0]),
-        }
+    action = str(report.get("action"))
+    if action in stopped.STOPPED:
+        name = fmt.label(checks[0].get("name"))
+        return stopped.summary_text(action, name, check_message(checks[0]), gettext)
     failed = [c for c in checks if c.get("status") == "failed"]
     warned = [c for c in checks if c.get("status") == "warning"]
     shown = failed or warned
