@@ -18,7 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import Request, Response
 
@@ -27,6 +27,9 @@ from merchant_backend.runtime import Runtime
 COOKIE = "mb_flash"
 SECONDS = 60
 MAX_TEXT = 1500  # a cookie holds about 4 KB; Stripe's messages are far shorter
+# Browsers drop a cookie whose name and value pass 4,096 bytes (and the message with it): the
+# encoded value stays under this, the English detail shortened first, then the problem.
+MAX_VALUE = 3_800
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,28 @@ def _sign(payload: bytes, key: str) -> str:
 
 def encode(flash: Flash, key: str) -> str:
     data = {"to": flash.path, "n": flash.notice, "p": flash.problem, "d": flash.detail}
-    payload = base64.urlsafe_b64encode(json.dumps(data, ensure_ascii=True).encode())
+    # UTF-8, not \u escapes: a German umlaut takes 2 bytes instead of 6.
+    payload = base64.urlsafe_b64encode(json.dumps(data, ensure_ascii=False).encode())
     return f"{payload.decode()}.{_sign(payload, key)}"
+
+
+def fitted(flash: Flash, key: str) -> str:
+    """``encode(flash)``, with its texts shortened until it fits ``MAX_VALUE``: the detail
+    first (English facts beside the sentence), then the problem, then the notice."""
+    value = encode(flash, key)
+    while len(value) > MAX_VALUE and (flash.detail or flash.problem or flash.notice):
+        if flash.detail:
+            flash = replace(flash, detail=_halved(flash.detail))
+        elif flash.problem:
+            flash = replace(flash, problem=_halved(flash.problem))
+        else:
+            flash = replace(flash, notice=_halved(flash.notice or ""))
+        value = encode(flash, key)
+    return value
+
+
+def _halved(text: str) -> str | None:
+    return text[: len(text) // 2].rstrip() + "…" if len(text) > 40 else None
 
 
 def decode(value: str, key: str) -> Flash | None:
@@ -94,7 +117,7 @@ def put(
     )
     response.set_cookie(
         cookie_name(rt),
-        encode(flash, key),
+        fitted(flash, key),
         max_age=SECONDS,
         path="/",
         secure=is_https(rt),
