@@ -197,3 +197,29 @@ def test_the_openapi_document_names_the_routes(api: TestClient) -> None:
         "/api/v1/destinations/{destination_id}",
     ):
         assert path in paths, path
+
+
+def test_destinations_are_bounded_per_merchant_and_environment(
+    api: TestClient, runtime: Runtime
+) -> None:
+    """Every change goes to each destination: without a bound one merchant's list could fill
+    the dispatcher for everyone. The bound is per owner and environment."""
+    from merchant_backend.services.notifications import MAX_DESTINATIONS
+
+    m, other = connected_merchant(runtime), connected_merchant(runtime, "Other")
+    base = f"/api/v1/merchants/{m.id}/stage/destinations"
+    body = {"url": "http://127.0.0.1:9/hook"}
+    for _ in range(MAX_DESTINATIONS):
+        assert api.post(base, headers=m.auth, json=body).status_code == 201
+    refused = api.post(base, headers=m.auth, json=body)
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert (
+        error["field"] == "url" and f"at most {MAX_DESTINATIONS} destinations" in error["message"]
+    )
+    assert len(api.get(base, headers=m.auth).json()["data"]) == MAX_DESTINATIONS  # none added
+    # Another merchant and the installation each have their own allowance.
+    theirs = f"/api/v1/merchants/{other.id}/stage/destinations"
+    assert api.post(theirs, headers=other.auth, json=body).status_code == 201
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert api.post("/api/v1/destinations?env=stage", headers=admin, json=body).status_code == 201

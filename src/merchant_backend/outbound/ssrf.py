@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from merchant_backend.i18n import N_
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
@@ -38,20 +40,20 @@ METADATA = frozenset(
 
 # Why a URL is refused: reason code → the English message (``%(name)s`` filled from values).
 REASONS = {
-    "too_long": "the URL is longer than 2000 characters",
-    "not_a_url": "not a URL: %(detail)s",
-    "scheme": "the URL must start with https://",
-    "live_needs_https": "a live destination must use https://",
-    "no_host": "the URL has no host",
-    "credentials": "the URL must not carry a user name or password",
-    "fragment": "the URL must not have a #fragment",
-    "unresolved_because": "%(host)s does not resolve: %(detail)s",
-    "unresolved": "%(host)s does not resolve",
-    "metadata": "%(host)s resolves to %(address)s is a cloud metadata address",
-    "not_host_address": "%(host)s resolves to %(address)s is not a host address",
-    "loopback": "%(host)s resolves to %(address)s is a loopback address",
-    "link_local": "%(host)s resolves to %(address)s is a link-local address",
-    "private": "%(host)s resolves to %(address)s is a private address",
+    "too_long": N_("the URL is longer than 2000 characters"),
+    "not_a_url": N_("not a URL: %(detail)s"),
+    "scheme": N_("the URL must start with https://"),
+    "live_needs_https": N_("a live destination must use https://"),
+    "no_host": N_("the URL has no host"),
+    "credentials": N_("the URL must not carry a user name or password"),
+    "fragment": N_("the URL must not have a #fragment"),
+    "unresolved_because": N_("%(host)s does not resolve: %(detail)s"),
+    "unresolved": N_("%(host)s does not resolve"),
+    "metadata": N_("%(host)s resolves to %(address)s is a cloud metadata address"),
+    "not_host_address": N_("%(host)s resolves to %(address)s is not a host address"),
+    "loopback": N_("%(host)s resolves to %(address)s is a loopback address"),
+    "link_local": N_("%(host)s resolves to %(address)s is a link-local address"),
+    "private": N_("%(host)s resolves to %(address)s is a private address"),
 }
 
 

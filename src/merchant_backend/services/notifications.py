@@ -17,6 +17,7 @@ from typing import Any
 
 from merchant_backend import clock
 from merchant_backend.errors import FieldError, InvalidInput, NotFound
+from merchant_backend.i18n import N_
 from merchant_backend.outbound import signing, ssrf
 from merchant_backend.outbound.dispatcher import Dispatcher
 from merchant_backend.runtime import Runtime
@@ -31,6 +32,10 @@ MAX_WAIT = 30.0
 # Another process's commits are seen by polling this often while a long poll waits.
 FEED_POLL = 0.25
 MAX_LIMIT = 1000
+# Destinations per owner (a merchant, or the installation) and environment: every change is
+# sent to each, so without a bound one merchant's list could fill the dispatcher for everyone.
+# Stripe allows an account 16 webhook endpoints; so do we.
+MAX_DESTINATIONS = 16
 
 
 class DestinationNotFound(NotFound):
@@ -39,11 +44,12 @@ class DestinationNotFound(NotFound):
 
 # Why a field is refused, beyond the URL's own reasons (``ssrf.REASONS``): code → English.
 REASONS = {
-    "url_missing": "a destination needs a URL",
-    "description_too_long": "at most 500 characters",
-    "object_types_unknown": "unknown: %(unknown)s (known: %(known)s)",
-    "object_types_none": "name at least one object type (or leave it out for all)",
-    "replay_what": "give a message id or a time since which to replay failed ones",
+    "url_missing": N_("a destination needs a URL"),
+    "description_too_long": N_("at most 500 characters"),
+    "object_types_unknown": N_("unknown: %(unknown)s (known: %(known)s)"),
+    "object_types_none": N_("name at least one object type (or leave it out for all)"),
+    "replay_what": N_("give a message id or a time since which to replay failed ones"),
+    "too_many": N_("at most %(max)s destinations per environment: remove one first"),
 }
 
 
@@ -179,6 +185,11 @@ def create_destination(
 def _insert(
     rt: Runtime, conn: Any, owner: str | None, env: str, values: dict[str, Any], secret: str
 ) -> Destination:
+    # In the inserting transaction. Two adds at once on PostgreSQL may both see 15: the bound
+    # is then 17, still a bound.
+    if destination_store.count_owned(conn, owner, env) >= MAX_DESTINATIONS:
+        too_many = Refusal("too_many", {"max": str(MAX_DESTINATIONS)})
+        raise InvalidDestinationInput.refusing({"url": too_many})
     return destination_store.create(
         conn,
         rt.keys.get(),

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from merchant_backend import clock
 from merchant_backend.crypto import Keyring, mask, secret_aad
@@ -161,6 +161,14 @@ def list_owned(conn: Connection, merchant_id: str | None, env: str) -> list[Dest
         .order_by(outbound_destinations.c.created_at, outbound_destinations.c.id)
     )
     return [_to_destination(r) for r in rows]
+
+
+def count_owned(conn: Connection, merchant_id: str | None, env: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(outbound_destinations).where(_owned(merchant_id, env))
+        ).scalar_one()
+    )
 
 
 def targets(conn: Connection, merchant_id: str, env: str) -> list[Destination]:
