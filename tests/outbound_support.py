@@ -213,12 +213,12 @@ def add_destination(
     return dest, secret
 
 
-def allowing_local(runtime: Any) -> Any:
+def allowing_local(runtime: Any, **changes: Any) -> Any:
     """``runtime`` with deliveries allowed to this machine (the tests' receivers), each given
-    2 s."""
+    2 s; ``changes`` are more settings to change."""
     from merchant_backend.runtime import Runtime
 
     s = runtime.settings.model_copy(
-        update={"outbound_allow_private": True, "outbound_timeout": 2.0}
+        update={"outbound_allow_private": True, "outbound_timeout": 2.0, **changes}
     )
     return Runtime(s, engine=runtime.engine)

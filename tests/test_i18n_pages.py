@@ -196,14 +196,9 @@ def crawl(
 @pytest.fixture
 def rt(runtime: Runtime) -> Runtime:
     # Deliveries to a local port, refused at once; Stripe too, without retries.
-    local = allowing_local(runtime)
-    local.settings = local.settings.model_copy(
-        update={
-            "stripe_api_base": f"http://127.0.0.1:{free_port()}",
-            "stripe_max_network_retries": 0,
-        }
+    return allowing_local(
+        runtime, stripe_api_base=f"http://127.0.0.1:{free_port()}", stripe_max_network_retries=0
     )
-    return local
 
 
 @pytest.fixture
