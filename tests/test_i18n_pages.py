@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 
 from merchant_backend import clock
 from merchant_backend.asgi import create_app
@@ -29,7 +28,6 @@ from merchant_backend.errors import UpstreamFailure
 from merchant_backend.outbound.dispatcher import Dispatcher
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db
-from merchant_backend.store.schema import events
 from merchant_backend.stripe.failure_report import failure_report
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
@@ -37,7 +35,7 @@ from tests.conftest import ADMIN_TOKEN, MerchantCtx
 from tests.foundation_helpers import free_port
 from tests.outbound_support import add_destination, allowing_local
 from tests.web_support import sign_in
-from tests.webhook_support import post_ok
+from tests.webhook_support import make_dead, post_ok
 
 # Words that occur in English sentences and never in German ones ("in", "an", "was", "so" and
 # "die" are German words too, so they are not here).
@@ -131,12 +129,7 @@ def _fill(web: TestClient, runtime: Runtime, m: MerchantCtx, worker: Worker) -> 
     dead = sf.event("payment_intent.succeeded", sf.obj("payment_intent", status="succeeded"))
     post_ok(web, m.id, dead)
     worker.drain()
-    with db.write(runtime.engine) as conn:
-        conn.execute(
-            update(events)
-            .where(events.c.event_id == dead["id"])
-            .values(state="dead", attempts=8, last_error="OperationalError: database is locked")
-        )
+    make_dead(runtime.engine, dead["id"])
     Dispatcher(runtime).drain()
     # Stripe did not answer the last verify.
     gone = UpstreamFailure(

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
 from merchant_backend.asgi import create_app
 from merchant_backend.crypto import mask
@@ -29,7 +29,6 @@ from merchant_backend.runtime import Runtime
 from merchant_backend.settings import Settings
 from merchant_backend.store import datasets, db, inbox
 from merchant_backend.store import merchants as merchant_store
-from merchant_backend.store.schema import events
 from merchant_backend.sync.worker import Worker
 from merchant_backend.vocabulary import HANDLED_EVENTS
 from tests import fake_stripe
@@ -44,6 +43,7 @@ from tests.conftest import (
     add_data_set,
     make_merchant,
 )
+from tests.webhook_support import make_dead
 
 pytestmark = pytest.mark.browser
 
@@ -378,12 +378,7 @@ def test_signed_events_show_on_the_events_page_and_timeline_and_a_dead_one_repla
         site.post_event(m.id, evt)
     site.drain()
     # The failed payment's event died earlier (say the database was down): replay must help.
-    with db.write(site.rt.engine) as conn:
-        conn.execute(
-            update(events)
-            .where(events.c.event_id == failed["id"])
-            .values(state="dead", attempts=8, last_error="OperationalError: database is locked")
-        )
+    make_dead(site.rt.engine, failed["id"])
 
     sign_in(page, site, m.token)
     charts = page.locator("figure.chart")

@@ -14,7 +14,6 @@ from sqlalchemy import select, update
 
 from merchant_backend.runtime import Runtime
 from merchant_backend.store import datasets, db, inbox, web_sessions
-from merchant_backend.store.schema import events
 from merchant_backend.store.schema import web_sessions as web_sessions_table
 from merchant_backend.sync.worker import Worker
 from tests import stripe_factory as sf
@@ -29,7 +28,7 @@ from tests.conftest import (
     make_merchant,
 )
 from tests.web_support import csrf_of, hidden, sign_in
-from tests.webhook_support import post_ok
+from tests.webhook_support import make_dead, post_ok
 
 VALID_STAGE = {
     "account_id": "acct_1WebShop",
@@ -492,12 +491,7 @@ def test_replay_from_the_events_page_puts_a_dead_event_back_in_line(
     evt = sf.event("payment_intent.succeeded", pi)
     post_ok(web, connected.id, evt)
     worker.drain()
-    with db.write(runtime.engine) as conn:
-        conn.execute(
-            update(events)
-            .where(events.c.event_id == evt["id"])
-            .values(state="dead", attempts=8, last_error="OperationalError: database is locked")
-        )
+    make_dead(runtime.engine, evt["id"])
     sign_in(web, connected.token)
     # The payment's timeline shows the dead event as not applied.
     waiting = web.get(f"/m/{connected.id}/stage/payments/{pi['id']}").text

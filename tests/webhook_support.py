@@ -242,3 +242,18 @@ def inbox_item(
         source="webhook",
         handled=True,
     )
+
+
+def make_dead(engine: Engine, event_id: str) -> None:
+    """The event gave up after its tries (say the database was down), as the worker leaves it."""
+    from sqlalchemy import update
+
+    from merchant_backend.store import db
+    from merchant_backend.store.schema import events
+
+    with db.write(engine) as conn:
+        conn.execute(
+            update(events)
+            .where(events.c.event_id == event_id)
+            .values(state="dead", attempts=8, last_error="OperationalError: database is locked")
+        )
