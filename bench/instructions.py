@@ -208,8 +208,11 @@ def _write_bodies(path: Path, bodies: list[tuple[bytes, str]]) -> None:
             f.write(header.encode())
 
 
-def measure(workdir: Path) -> list[Count]:
-    """Every case at N and 3 N; one unit's instructions each (see the module's docstring)."""
+CASES = ("bare", "docs", "webhook", "worker")
+
+
+def measure(workdir: Path, only: tuple[str, ...] = CASES) -> list[Count]:
+    """Each case at N and 3 N; one unit's instructions each (see the module's docstring)."""
     from bench.ingest import ACCOUNT, SIGNING_SECRET, prepare_service
     from bench.processing import fill_inbox
 
@@ -241,6 +244,8 @@ def measure(workdir: Path) -> list[Count]:
             "worker": (worker_env, ""),
         }
         for case, (env, path) in cases.items():
+            if case not in only:
+                continue
             # Signed just before each run: a signature is accepted for 300 s.
             at = int(time.time())
             _write_bodies(bodies_file, events.signed_bodies(evts, SIGNING_SECRET, at))
@@ -264,6 +269,8 @@ def report(counts: list[Count]) -> None:
     by = {c.label: c for c in counts}
     for c in counts:
         print(f"  {c.label:<46} {c.per_unit:>12,.0f} instructions per {c.unit}")
+    if len(counts) < len(CASES):
+        return  # a change's own cases only (--cases): the ratios need all four
     bare = by["bare ASGI endpoint"].per_unit
     docs = by["docs-style handler"].per_unit
     ours = by["our webhook endpoint (checks, group commit)"].per_unit
@@ -278,7 +285,14 @@ def report(counts: list[Count]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--case", choices=["bare", "docs", "webhook", "worker"])
+    parser.add_argument("--case", choices=CASES, help="(inside valgrind) the case to run")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=CASES,
+        default=CASES,
+        help="count only these, e.g. --cases webhook worker to judge a change in minutes",
+    )
     parser.add_argument("--n", type=int)
     parser.add_argument("--bodies", type=Path)
     parser.add_argument("--path", default="")
@@ -291,7 +305,7 @@ def main() -> None:
         print("instructions: skipped (valgrind is not installed: apt-get install valgrind)")
         return
     with tempfile.TemporaryDirectory(prefix="mb-instructions-") as tmp:
-        report(measure(Path(tmp)))
+        report(measure(Path(tmp), tuple(args.cases)))
 
 
 if __name__ == "__main__":
