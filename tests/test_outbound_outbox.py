@@ -361,7 +361,7 @@ def inbox_item_of(m: Any, evt: dict[str, Any]) -> Any:
     from merchant_backend.stripe.webhook_event import parse_event
 
     raw = orjson.dumps(evt)
-    parsed, _doc = parse_event(raw)
+    parsed = parse_event(raw)
     return inbox.NewEvent.of(parsed, m.id, "stage", raw, "webhook")
 
 

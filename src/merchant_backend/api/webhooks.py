@@ -59,8 +59,20 @@ _COUNTED = {
 }
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+def _headers(scope: Scope) -> tuple[str | None, str | None]:
+    """``Content-Length`` and ``Stripe-Signature`` (the first of each, as Starlette's ``Headers``
+    would give them), read in one pass over the ASGI headers without building a ``Headers``."""
+    length = signature = None
+    for name, value in scope["headers"]:
+        if name == b"stripe-signature":
+            if signature is None:
+                signature = value.decode("latin-1")
+        elif name == b"content-length" and length is None:
+            length = value.decode("latin-1")
+    return length, signature
+
+
+async def _read_body(receive_: Receive, declared: str | None, limit: int) -> bytes:
     size_declared = parse_ascii_int(declared) if declared is not None else None
     if size_declared is not None and size_declared > limit:
         raise _TooLarge
@@ -68,7 +80,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await request.receive()
+        message = await receive_()
         if message["type"] != "http.request":
             raise ClientDisconnect
         chunk = message.get("body", b"")
@@ -81,9 +93,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 async def receive(request: Request) -> Response:
-    merchant_id = request.path_params["merchant_id"]
-    env = request.path_params["env"]
-    state = request.app.state
+    """The route (for a request the fast path in ``asgi`` does not take, e.g. under a root
+    path)."""
+    return await handle(
+        request.app.state,
+        request.path_params["merchant_id"],
+        request.path_params["env"],
+        request.scope,
+        request.receive,
+    )
+
+
+async def handle(
+    state: Any, merchant_id: str, env: str, scope: Scope, receive_: Receive
+) -> Response:
     cache: SecretCache = state.secret_cache
     writer: InboxWriter = state.inbox_writer
     settings = state.runtime.settings
@@ -115,8 +138,9 @@ async def receive(request: Request) -> Response:
     if creds is None:
         return await _no_data_set(state.runtime, writer, merchant_id, env)
 
+    declared_length, header = _headers(scope)
     try:
-        body = await _read_body(request, settings.webhook_max_body)
+        body = await _read_body(receive_, declared_length, settings.webhook_max_body)
     except _TooLarge:
         return _reject(
             writer,
@@ -127,7 +151,6 @@ async def receive(request: Request) -> Response:
             f"body is larger than {settings.webhook_max_body} bytes",
         )
 
-    header = request.headers.get("stripe-signature")
     at = clock.now()
     try:
         try:
@@ -158,7 +181,7 @@ async def receive(request: Request) -> Response:
                 now=at,
                 tolerance=settings.webhook_tolerance,
             )
-        event, _doc = parse_event(body)
+        event = parse_event(body)
         check_belongs(event, env, creds.account_id)
     except EventRejected as exc:
         return _reject(writer, merchant_id, env, 400, exc.reason, str(exc))
@@ -239,10 +262,10 @@ async def asgi(
     """Serve one webhook POST as the route would, with the app's exception handlers."""
     scope["app"] = app
     scope["path_params"] = params
-    request = Request(scope, receive_)
     try:
-        response = await receive(request)
+        response = await handle(app.state, params["merchant_id"], params["env"], scope, receive_)
     except Exception as exc:
+        request = Request(scope, receive_)
         handler = next(
             (app.exception_handlers[c] for c in type(exc).__mro__ if c in app.exception_handlers),
             None,

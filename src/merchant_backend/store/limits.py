@@ -43,6 +43,13 @@ CURRENCY = length_of(stripe_objects.c.currency)
 RELATED_ID = length_of(stripe_objects.c.customer_id)
 
 
+def text_fits(value: str, limit: int) -> bool:
+    """``text_problem(value, limit) is None``, at the cost of the webhook's hot path: a printable
+    string (nearly every value Stripe sends) has no control character, and ``isprintable`` is a
+    third of the regex's cost."""
+    return len(value) <= limit and (value.isprintable() or _CONTROL.search(value) is None)
+
+
 def text_problem(value: str, limit: int) -> str | None:
     """Why ``value`` cannot go into a string column of ``limit`` characters, or None."""
     if len(value) > limit:

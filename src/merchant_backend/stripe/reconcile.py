@@ -86,7 +86,7 @@ def sort_page(events: list[dict[str, Any]], merchant_id: str, env: str, account_
         try:
             # Integers past 64 bits do not serialise: not an event Stripe sends either.
             payload = orjson.dumps(doc)
-            event, _ = parse_event(payload)
+            event = parse_event(payload)
             # Listed with this environment's key, so a mismatch means a broken server.
             check_belongs(event, env, account_id)
         except (EventRejected, orjson.JSONEncodeError) as exc:
