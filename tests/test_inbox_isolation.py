@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -260,3 +262,9 @@ def test_a_statement_run_on_the_drivers_cursor_fails_with_sqlalchemys_error(
     assert isinstance(caught.value.orig, runtime.engine.dialect.loaded_dbapi.IntegrityError)
     assert caught.value.hide_parameters
     assert "[parameters:" not in str(caught.value)
+
+
+@given(st.text(max_size=40), st.integers(min_value=0, max_value=50))
+def test_the_hot_paths_quick_check_agrees_with_the_reasoned_one(value: str, limit: int) -> None:
+    """``text_fits`` (isprintable before the regex) takes exactly what ``text_problem`` takes."""
+    assert limits.text_fits(value, limit) == (limits.text_problem(value, limit) is None)

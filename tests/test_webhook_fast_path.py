@@ -57,3 +57,21 @@ def test_other_methods_and_near_miss_paths_still_go_through_the_router(
     url = f"/webhooks/stripe/{connected.id}/stage"
     assert client.get(url).status_code == 405
     assert client.post(url + "/extra", content=b"{}").status_code == 404
+
+
+def test_the_first_of_two_signature_headers_is_the_one_checked_as_on_the_route(
+    client: TestClient, connected: MerchantCtx
+) -> None:
+    """The fast path reads the ASGI headers itself; Starlette's ``Headers.get`` (the route's)
+    gives the first of a repeated header, so a valid signature after a forged one is refused."""
+    evt = sf.event("payment_intent.succeeded", sf.obj("payment_intent"))
+    raw, header = sf.signed(evt, SIGNING_SECRET)
+    forged = header.replace("v1=", "v1=0", 1)[: len(header)]
+    url = f"/webhooks/stripe/{connected.id}/stage"
+    twice = [("Stripe-Signature", forged), ("Stripe-Signature", header)]
+    r = client.post(url, content=raw, headers=twice)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "bad_signature"
+    r = client.post(url, content=raw, headers=list(reversed(twice)))
+    assert r.status_code == 200
+    assert r.json() == {"received": True, "duplicate": False}
