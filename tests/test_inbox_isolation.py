@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -90,8 +89,8 @@ def test_the_limits_are_the_schemas() -> None:
 
 def poisoned_item(m: MerchantCtx, **changes: Any) -> inbox.NewEvent:
     """An inbox row that slipped past validation (as if parse_event had a gap)."""
-    return replace(
-        inbox_item(m, sf.event("payment_intent.created", sf.payment_intent())), **changes
+    return inbox_item(m, sf.event("payment_intent.created", sf.payment_intent()))._replace(
+        **changes
     )
 
 
@@ -235,7 +234,7 @@ def test_the_worker_fails_only_the_event_whose_object_the_database_refuses(
     ]
     poisoned_pi = sf.payment_intent(amount=2**63, status="s" * 41)
     bad = inbox_item(a, sf.event("payment_intent.created", poisoned_pi))
-    bad = replace(bad, payload=orjson.dumps(orjson.loads(bad.payload)))
+    bad = bad._replace(payload=orjson.dumps(orjson.loads(bad.payload)))
     with db.write(runtime.engine) as conn:
         inbox.insert_new(conn, [*good[:4], bad, *good[4:]], 1.0)
     worker.drain()

@@ -31,7 +31,7 @@ class InboxUnavailable(Exception):
     """The event could not be committed; the caller answers 503 and Stripe retries."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     event: inbox.NewEvent
     future: asyncio.Future[bool]
