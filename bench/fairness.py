@@ -71,7 +71,7 @@ def run_case(
     items = []
     for evt in storm:
         raw = orjson.dumps(evt)
-        parsed, _doc = parse_event(raw)
+        parsed = parse_event(raw)
         items.append(inbox.NewEvent.of(parsed, merchant_a, "stage", raw, "webhook"))
     engine = create_db_engine(database_url)
     try:

@@ -64,7 +64,7 @@ def fill_inbox(database_url: str, n: int, seed: int, merchants: int = 1) -> None
         items = []
         for evt in evts:
             raw = orjson.dumps(evt)
-            parsed, _doc = parse_event(raw)
+            parsed = parse_event(raw)
             shop = shops[zlib.crc32((parsed.object_id or "").encode()) % merchants]
             items.append(inbox.NewEvent.of(parsed, shop, "stage", raw, "webhook"))
         for i in range(0, len(items), 1000):

@@ -76,7 +76,7 @@ def fill(rt: Runtime, n: int) -> None:
         items = []
         for evt in evts[i : i + 2000]:
             raw = orjson.dumps(evt)
-            parsed, _doc = parse_event(raw)
+            parsed = parse_event(raw)
             items.append(inbox.NewEvent.of(parsed, merchant.id, "stage", raw, "webhook"))
         with db.write(rt.engine) as conn:
             inbox.insert_new(conn, items, clock.now())
