@@ -15,6 +15,7 @@ The two drivers differ only in the placeholder: sqlite3 takes ``?``, psycopg ``%
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,6 +87,6 @@ def insert_rows(
     out: list[Any] = []
     for start in range(0, len(rows), per):
         chunk = rows[start : start + per]
-        params = tuple(v for row in chunk for v in row)
+        params = tuple(itertools.chain.from_iterable(chunk))  # flat, in C: ~25 values per event
         out += run(conn, _insert(dialect, table, columns, len(chunk), suffix), params)
     return out
