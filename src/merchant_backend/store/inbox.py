@@ -225,8 +225,7 @@ def insert_isolated(
         return insert_each(conn, items, received_at)
 
 
-@dataclass(frozen=True)
-class ClaimedEvent:
+class ClaimedEvent(NamedTuple):
     id: int
     merchant_id: str
     env: str

@@ -26,7 +26,7 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -121,8 +121,7 @@ COMMITTED = ChangeSignal()
 DUE = ChangeSignal()
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """A projection that changed: the object as now stored and what replaced what."""
 
     object_type: str
