@@ -75,3 +75,26 @@ def test_the_first_of_two_signature_headers_is_the_one_checked_as_on_the_route(
     r = client.post(url, content=raw, headers=list(reversed(twice)))
     assert r.status_code == 200
     assert r.json() == {"received": True, "duplicate": False}
+
+
+def test_under_a_root_path_the_route_takes_the_delivery_and_answers_the_same(
+    client: TestClient, connected: MerchantCtx
+) -> None:
+    """Behind a proxy that mounts the service under a prefix, the fast path steps aside and
+    the Starlette route serves the POST: the same checks, the same answers."""
+    prefixed = TestClient(client.app, root_path="/mb")
+    evt = sf.event("payment_intent.succeeded", sf.obj("payment_intent"))
+    raw, header = sf.signed(evt, SIGNING_SECRET)
+    url = f"/webhooks/stripe/{connected.id}/stage"
+    r = prefixed.post(url, content=raw, headers={"Stripe-Signature": "t=1,v1=00"})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] in {"bad_signature", "timestamp_out_of_tolerance"}
+    r = prefixed.post(url, content=raw, headers={"Stripe-Signature": header})
+    assert r.status_code == 200
+    assert r.json() == {"received": True, "duplicate": False}
+    r = prefixed.post(url, content=raw, headers={"Stripe-Signature": header})
+    assert r.json() == {"received": True, "duplicate": True}
+    r = client.get(
+        f"/api/v1/merchants/{connected.id}/stage/events/{evt['id']}", headers=connected.auth
+    )
+    assert r.status_code == 200
