@@ -68,6 +68,29 @@ def _fmt(t: ingest.Target) -> str:
     )
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(steal, all) clock ticks of every CPU since boot, from ``/proc/stat``; None elsewhere.
+
+    Steal is time the host gave this VM's CPUs to someone else: in a round with steal, every
+    server in it was slowed by chance, which is why rounds of one run can differ by 30 %."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    ticks = [int(v) for v in fields[1:]]
+    return ticks[7], sum(ticks[:8])  # user … steal; guest time is already in user
+
+
+def _steal_since(before: tuple[int, int] | None) -> str:
+    after = _cpu_ticks()
+    if before is None or after is None or after[1] == before[1]:
+        return ""
+    return f"  (CPU steal {100 * (after[0] - before[0]) / (after[1] - before[1]):4.1f} %)"
+
+
 def _ratio(t: ingest.Target, base: ingest.Target) -> float:
     """Median over rounds of this round's rate / the base's rate in the same round."""
     return float(median(r.rps / b.rps for r, b in zip(t.runs, base.runs, strict=True)))
@@ -112,10 +135,11 @@ def bench_ingest(children: Children, tmp: Path, args: argparse.Namespace, use_pg
         for t in targets:
             ingest.load(children, files, t, args.warmup, args.connections, record=False)
         for i in range(args.rounds):
+            ticks = _cpu_ticks()
             for t in targets:
                 ingest.load(children, files, t, args.requests, args.connections)
             line = "  ".join(f"{t.runs[-1].rps:6.0f}" for t in targets)
-            print(f"  round {i + 1}: req/s {line}", flush=True)
+            print(f"  round {i + 1}: req/s {line}{_steal_since(ticks)}", flush=True)
 
         # Half the maximum rate of serve (its median above): each connection pauses between
         # requests (wrk's delay(); a closed loop, so the rate is approximate and printed).
