@@ -88,7 +88,7 @@ def test_under_a_root_path_the_route_takes_the_delivery_and_answers_the_same(
     url = f"/webhooks/stripe/{connected.id}/stage"
     r = prefixed.post(url, content=raw, headers={"Stripe-Signature": "t=1,v1=00"})
     assert r.status_code == 400
-    assert r.json()["error"]["code"] in {"bad_signature", "timestamp_out_of_tolerance"}
+    assert r.json()["error"]["code"] == "bad_signature"  # the HMAC is checked before the time
     r = prefixed.post(url, content=raw, headers={"Stripe-Signature": header})
     assert r.status_code == 200
     assert r.json() == {"received": True, "duplicate": False}

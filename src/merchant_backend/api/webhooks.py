@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy.exc import DBAPIError
+from starlette.datastructures import State
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -105,7 +106,7 @@ async def receive(request: Request) -> Response:
 
 
 async def handle(
-    state: Any, merchant_id: str, env: str, scope: Scope, receive_: Receive
+    state: State, merchant_id: str, env: str, scope: Scope, receive_: Receive
 ) -> Response:
     cache: SecretCache = state.secret_cache
     writer: InboxWriter = state.inbox_writer
