@@ -75,6 +75,25 @@ POISONED: list[tuple[str, str, Mutation]] = [
         _set("data", "object", "currency", "usdx"),
     ),
     ("amount past 64 bits", "payment_intent.created", _set("data", "object", "amount", 2**63)),
+    # orjson reads an integer past 2**64 - 1 as a float: refused, never stored as "no amount".
+    (
+        "amount past 64 unsigned bits",
+        "payment_intent.created",
+        _set("data", "object", "amount", 2**64),
+    ),
+    ("amount with a fraction", "payment_intent.created", _set("data", "object", "amount", 20.5)),
+    ("amount as a string", "payment_intent.created", _set("data", "object", "amount", "2000")),
+    ("amount true", "payment_intent.created", _set("data", "object", "amount", True)),
+    (
+        "object created with a fraction",
+        "payment_intent.created",
+        _set("data", "object", "created", 1.5e9),
+    ),
+    (
+        "dispute transaction amount with a fraction",
+        "charge.dispute.created",
+        _set("data", "object", "balance_transactions", 0, "amount", -10.5),
+    ),
     (
         "object created past 64 bits",
         "payment_intent.created",
@@ -94,7 +113,12 @@ POISONED: list[tuple[str, str, Mutation]] = [
 
 
 def poisoned_event(type_: str, mutate: Mutation) -> dict[str, Any]:
-    evt = sf.event(type_, sf.payment_intent())
+    if type_.startswith("charge.dispute."):
+        # A dispute with its withdrawal transaction embedded, as funds_withdrawn carries it.
+        withdrawn = sf.dispute_won(1_700_000_000).events[1]["data"]["object"]
+        evt = sf.event(type_, withdrawn)
+    else:
+        evt = sf.event(type_, sf.payment_intent())
     mutate(evt)
     return evt
 

@@ -53,12 +53,29 @@ def _check_object(obj: dict[str, Any]) -> None:
     _text(obj.get("currency"), "data.object.currency", limits.CURRENCY)
     for key in ("customer", "payment_intent", "charge"):
         _text(_id_of(obj.get(key)), f"data.object.{key}", limits.RELATED_ID)
-    for key in ("amount", "created"):
-        value = obj.get(key)
-        if type(value) is int:  # bool is a subclass of int, not this type
-            problem = limits.int_problem(value)
-            if problem is not None:
-                raise _reject(f"data.object.{key} {problem}")
+    _check_int(obj.get("amount"), "data.object.amount")
+    _check_int(obj.get("created"), "data.object.created")
+    transactions = obj.get("balance_transactions")
+    if type(transactions) is list:  # a dispute's, summed by ``sync.handlers.dispute_funds``
+        for txn in transactions:
+            if type(txn) is dict:
+                for key in ("amount", "fee", "net"):
+                    _check_int(txn.get(key), f"data.object.balance_transactions[].{key}")
+
+
+def _check_int(value: Any, what: str) -> None:
+    """Money is an integer of minor units, or absent: never a fraction, a string or a flag.
+
+    orjson reads an integer past 2**64 - 1 as a float, so "beyond 64 bits" lands here too;
+    without this check the projection would store no amount rather than refuse the event.
+    """
+    if value is None:
+        return
+    if type(value) is not int:  # bool is a subclass of int, not this type
+        raise _reject(f"{what} must be an integer (minor units, 64 bits)")
+    problem = limits.int_problem(value)
+    if problem is not None:
+        raise _reject(f"{what} {problem}")
 
 
 def parse_event(body: bytes) -> IncomingEvent:
