@@ -55,9 +55,7 @@ def fill_inbox(database_url: str, n: int, seed: int, merchants: int = 1) -> None
     try:
         upgrade(rt.engine)
         with db.write(rt.engine) as conn:
-            shops = [
-                merchant_store.create(conn, f"Bench Shop {i}")[0].id for i in range(merchants)
-            ]
+            shops = [merchant_store.create(conn, f"Bench Shop {i}")[0].id for i in range(merchants)]
         builder = events.Builder(f"p{seed}", account=ACCOUNT)
         evts = events.take(builder, ACCOUNT, n, int(time.time()) - 86400)
         random.Random(seed).shuffle(evts)

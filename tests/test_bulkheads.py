@@ -39,8 +39,6 @@ TOTAL = 8
 BUDGET = 15
 
 
-
-
 def stripe_in_flight(base: str) -> float:
     text = httpx.get(f"{base}/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):

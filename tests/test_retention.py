@@ -541,7 +541,10 @@ def bodies_by_key(runtime: Runtime) -> dict[tuple[str, str, str], tuple[str, int
             (r.merchant_id, r.env, r.event_id): (r.state, len(r.payload))
             for r in conn.execute(
                 select(
-                    events.c.merchant_id, events.c.env, events.c.event_id, events.c.state,
+                    events.c.merchant_id,
+                    events.c.env,
+                    events.c.event_id,
+                    events.c.state,
                     events.c.payload,
                 )
             )

@@ -123,8 +123,6 @@ def poisoned_event(type_: str, mutate: Mutation) -> dict[str, Any]:
     return evt
 
 
-
-
 @pytest.fixture
 def serve(
     settings: Settings, server_db: tuple[str, Engine], tmp_path: Path

@@ -41,8 +41,6 @@ from tests.webhook_support import (
 pytestmark = pytest.mark.slow
 
 
-
-
 class Server:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log = env, log
