@@ -373,21 +373,11 @@ _CLAIMED_COLUMNS = (
 @functools.lru_cache(maxsize=512)
 def _lease_sql(dialect: str, n: int) -> str:
     q = sqltext.mark(dialect)
-    ids = sqltext.marks(dialect, n)
-    lease = (
+    return (
         f"UPDATE events SET state = 'processing', locked_by = {q}, "  # noqa: S608
-        f"lease_until = {q}, next_attempt_at = {q}, attempts = attempts + 1 WHERE id IN {ids}"
+        f"lease_until = {q}, next_attempt_at = {q}, attempts = attempts + 1 "
+        f"WHERE id IN {sqltext.marks(dialect, n)} RETURNING {_CLAIMED_COLUMNS}"
     )
-    # SQLite runs RETURNING by first copying every returned row (bodies and all) into a
-    # temporary table: there, the lease and then a plain read of the leased rows, in the
-    # same transaction, cost 40 % less than one UPDATE … RETURNING.
-    return lease if dialect == "sqlite" else f"{lease} RETURNING {_CLAIMED_COLUMNS}"
-
-
-@functools.lru_cache(maxsize=512)
-def _leased_sql(n: int) -> str:
-    ids = sqltext.marks("sqlite", n)
-    return f"SELECT {_CLAIMED_COLUMNS} FROM events WHERE id IN {ids}"  # noqa: S608
 
 
 def round_robin(per_lane: Sequence[Sequence[int]], limit: int) -> list[int]:
@@ -419,6 +409,34 @@ def claim(
     from there. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side
     by side; an expired lease (a worker that died) makes the event due again.
     """
+    ids = _due_ids(conn, now=now, limit=limit, after=after)
+    if not ids:
+        return []
+    until = now + lease_seconds
+    rows = sqltext.run(
+        conn, _lease_sql(conn.dialect.name, len(ids)), (worker_id, until, until, *ids)
+    )
+    return _in_order(ids, rows)
+
+
+def take_due(
+    conn: Connection, *, now: float, limit: int, after: Lane | None = None
+) -> list[ClaimedEvent]:
+    """Up to ``limit`` due events, chosen as ``claim`` chooses them, without a lease: for a
+    caller that applies and marks them in this same writing transaction (SQLite's worker).
+
+    SQLite has one writer at a time, so no other worker can take them before this
+    transaction ends, and a crash rolls it back to the events being due at once; a lease
+    would only cost a write of each row and its two queue indexes, and a commit. Each
+    event's ``attempts`` is the one this is (stored + 1), as after a lease.
+    """
+    ids = _due_ids(conn, now=now, limit=limit, after=after)
+    if not ids:
+        return []
+    return _in_order(ids, sqltext.run(conn, _take_sql(conn.dialect.name, len(ids)), ids))
+
+
+def _due_ids(conn: Connection, *, now: float, limit: int, after: Lane | None) -> list[int]:
     found = lanes(conn, after=after, limit=limit)
     if not found:
         return []
@@ -427,14 +445,11 @@ def claim(
         picked = _pick_postgresql(conn, found, now, per_lane)
     else:
         picked = _pick_sqlite(conn, found, now, per_lane)
-    ids = round_robin(picked, limit)
-    if not ids:
-        return []
-    until = now + lease_seconds
-    dialect = conn.dialect.name
-    rows = sqltext.run(conn, _lease_sql(dialect, len(ids)), (worker_id, until, until, *ids))
-    if dialect == "sqlite":
-        rows = sqltext.run(conn, _leased_sql(len(ids)), ids)
+    return round_robin(picked, limit)
+
+
+def _in_order(ids: list[int], rows: Iterable[Any]) -> list[ClaimedEvent]:
+    """The rows as claimed events, in the round robin's order."""
     order = {id_: n for n, id_ in enumerate(ids)}
     claimed = [ClaimedEvent(*r) for r in rows]
     claimed.sort(key=lambda c: order[c.id])
@@ -442,32 +457,60 @@ def claim(
 
 
 @functools.lru_cache(maxsize=512)
-def _mark_applied_sql(dialect: str, n: int) -> str:
+def _take_sql(dialect: str, n: int) -> str:
+    columns = _CLAIMED_COLUMNS.replace("attempts", "attempts + 1")
+    return f"SELECT {columns} FROM events WHERE id IN {sqltext.marks(dialect, n)}"  # noqa: S608
+
+
+@functools.lru_cache(maxsize=512)
+def _mark_applied_sql(dialect: str, n: int, leased: bool) -> str:
     q = sqltext.mark(dialect)
+    # A lease counted the attempt when it was taken; an event taken without one
+    # (``take_due``) counts it here, in the transaction that took it.
+    attempts = "" if leased else ", attempts = attempts + 1"
+    mine = f" AND locked_by = {q}" if leased else ""
     return (
         f"UPDATE events SET state = 'applied', applied_at = {q}, lease_until = NULL, "  # noqa: S608
-        f"locked_by = NULL, last_error = NULL WHERE id IN {sqltext.marks(dialect, n)} "
-        f"AND locked_by = {q}"
+        f"locked_by = NULL, last_error = NULL{attempts} "
+        f"WHERE id IN {sqltext.marks(dialect, n)}{mine}"
     )
 
 
-def mark_applied(conn: Connection, ids: Sequence[int], worker_id: str, at: float) -> None:
-    if ids:
-        sqltext.run(conn, _mark_applied_sql(conn.dialect.name, len(ids)), (at, *ids, worker_id))
+def mark_applied(conn: Connection, ids: Sequence[int], worker_id: str | None, at: float) -> None:
+    """``worker_id``: whose lease the events are under; None for events taken by ``take_due``
+    in this transaction."""
+    if not ids:
+        return
+    sql = _mark_applied_sql(conn.dialect.name, len(ids), worker_id is not None)
+    sqltext.run(conn, sql, (at, *ids) if worker_id is None else (at, *ids, worker_id))
 
 
 def mark_failed(
-    conn: Connection, event_pk: int, worker_id: str, *, error: str, dead: bool, retry_at: float
+    conn: Connection,
+    event_pk: int,
+    worker_id: str | None,
+    *,
+    error: str,
+    dead: bool,
+    retry_at: float,
 ) -> None:
+    """``worker_id`` as for ``mark_applied``."""
+    if worker_id is None:
+        mine = events.c.id == event_pk
+        counted = {"attempts": events.c.attempts + 1}
+    else:
+        mine = and_(events.c.id == event_pk, events.c.locked_by == worker_id)
+        counted = {}
     conn.execute(
         update(events)
-        .where(events.c.id == event_pk, events.c.locked_by == worker_id)
+        .where(mine)
         .values(
             state="dead" if dead else "failed",
             last_error=error[:2000],
             next_attempt_at=retry_at,
             lease_until=None,
             locked_by=None,
+            **counted,
         )
     )
 

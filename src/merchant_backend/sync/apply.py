@@ -49,8 +49,10 @@ def plan(
 
 
 def apply_batch(
-    conn: Connection, batch: Sequence[inbox.ClaimedEvent], worker_id: str, at: float
+    conn: Connection, batch: Sequence[inbox.ClaimedEvent], worker_id: str | None, at: float
 ) -> BatchResult:
+    """``worker_id``: whose lease the batch is under; None if ``inbox.take_due`` took it in
+    this transaction."""
     grouped, touched, result = plan(batch)
     objects.apply_snapshots_many(conn, grouped)
     objects.record_history(

@@ -3,11 +3,15 @@
 Runs as a thread inside ``serve`` or as ``merchant-backend worker`` processes. Any number may
 run against PostgreSQL; each batch is leased first (so a killed worker's events come back when
 the lease runs out) and then applied and marked in one transaction (so nothing is half-applied).
+SQLite has one writer at a time: there a batch is taken, applied and marked in one writing
+transaction, with no lease (a killed worker's transaction rolls back and its events are due at
+once).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import threading
@@ -16,14 +20,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from merchant_backend import clock, logs, metrics
 from merchant_backend.settings import Settings
 from merchant_backend.store import db, inbox
 from merchant_backend.store.inbox_signal import Doorbell, Listener
-from merchant_backend.sync.apply import apply_batch
+from merchant_backend.sync.apply import BatchResult, apply_batch
 from merchant_backend.sync.retry import gives_up, retry_delay
 
 log = logs.get("merchant_backend.worker")
@@ -50,6 +54,22 @@ def _observe_lag(batch: list[inbox.ClaimedEvent], applied: list[int], at: float)
             if lag is None:
                 lag = by_source[b.source] = metrics.EVENT_APPLY_LAG.labels(b.source)
             lag.observe(max(0.0, at - b.received_at))
+
+
+def _lost(item: inbox.ClaimedEvent) -> str:
+    return f"leased {item.attempts} times: workers died applying it"
+
+
+def _report_failure(item: inbox.ClaimedEvent, dead: bool, error: str) -> None:
+    metrics.EVENTS_PROCESSED.labels("dead" if dead else "failed").inc()
+    log.warning(
+        "event failed",
+        event_id=item.event_id,
+        type=item.type,
+        attempts=item.attempts,
+        dead=dead,
+        error=error[:300],
+    )
 
 
 def new_worker_id() -> str:
@@ -82,9 +102,12 @@ class Worker:
         self._stop = threading.Event()
         # Where the round robin between lanes goes on from (see inbox.claim).
         self._after: inbox.Lane | None = None
+        self._one_transaction = db.is_sqlite(self.engine)
 
     def run_once(self) -> int:
         """Claim and apply one batch; returns how many events it handled."""
+        if self._one_transaction:
+            return self._take_and_apply()
         s = self.settings
         at = clock.now()
         # The lease needs no flush to disk: lost in a power cut, the events are due again.
@@ -104,10 +127,7 @@ class Worker:
         if lost:
             # Only a lease that ran out raises attempts past the limit (a failure at the limit
             # goes dead): a worker died on these again and again, so stop feeding them to workers.
-            self._fail(
-                lost,
-                {b.id: f"leased {b.attempts} times: workers died applying it" for b in lost},
-            )
+            self._fail(lost, {b.id: _lost(b) for b in lost})
             batch = [b for b in batch if b.attempts <= s.worker_max_attempts]
         started = time.perf_counter()
         try:
@@ -123,6 +143,63 @@ class Worker:
         if result.failed:
             self._fail([b for b in batch if b.id in result.failed], result.failed)
         return len(batch) + len(lost)
+
+    def _take_and_apply(self) -> int:
+        """SQLite: take a batch (``inbox.take_due``), apply it and mark it, in one writing
+        transaction; a lease would cost a write of each event and a commit more (see
+        ``take_due``). If applying fails, it is rolled back and taken again, each event in
+        its own savepoint, so one the database refuses fails alone."""
+        started = time.perf_counter()
+        try:
+            with db.write(self.engine) as conn:
+                batch, lost, result = self._apply_taken(conn, one_by_one=False)
+        except Exception as exc:
+            log.warning("batch failed", error=type(exc).__name__)
+            with db.write(self.engine) as conn:
+                batch, lost, result = self._apply_taken(conn, one_by_one=True)
+        if batch:
+            metrics.WORKER_BATCH_SECONDS.observe(time.perf_counter() - started)
+            metrics.EVENTS_PROCESSED.labels("applied").inc(len(result.applied))
+            _observe_lag(batch, result.applied, clock.now())
+        return len(batch) + len(lost)
+
+    def _apply_taken(
+        self, conn: Connection, *, one_by_one: bool
+    ) -> tuple[list[inbox.ClaimedEvent], list[inbox.ClaimedEvent], BatchResult]:
+        """Take due events, apply them, mark them (in ``conn``'s transaction): (the batch
+        applied or failed, the events given up on before, the result)."""
+        s = self.settings
+        batch = inbox.take_due(conn, now=clock.now(), limit=s.worker_batch_size, after=self._after)
+        if not batch:
+            return [], [], BatchResult()
+        lost = [b for b in batch if b.attempts > s.worker_max_attempts]
+        if lost:  # only leases that ran out (before an upgrade, or ``inbox.claim``) get here
+            self._mark_failed(conn, lost, {b.id: _lost(b) for b in lost}, worker_id=None)
+            batch = [b for b in batch if b.attempts <= s.worker_max_attempts]
+        if one_by_one:
+            result = BatchResult()
+            for n, item in enumerate(batch):
+                try:
+                    with conn.begin_nested():
+                        one = apply_batch(conn, [item], None, clock.now())
+                except OperationalError as exc:
+                    # The database itself is failing (gone, locked): no event is to blame, and
+                    # trying the rest one by one would only wait on it once per event.
+                    result.failed.update((b.id, describe(exc)) for b in batch[n:])
+                    break
+                except Exception as exc:
+                    result.failed[item.id] = describe(exc)
+                    continue
+                result.applied += one.applied
+                result.failed.update(one.failed)
+        else:
+            result = apply_batch(conn, batch, None, clock.now())
+        if result.failed:
+            failed = [b for b in batch if b.id in result.failed]
+            self._mark_failed(conn, failed, result.failed, worker_id=None)
+        # Not reached if applying raised: the batch taken again one by one is the same one.
+        self._after = _last_lane(batch or lost)
+        return batch, lost, result
 
     def _apply_one_by_one(self, batch: list[inbox.ClaimedEvent]) -> None:
         """After a failed batch, each event in its own transaction, so one that the database
@@ -147,31 +224,27 @@ class Worker:
             self._fail([b for b in batch if b.id in errors], errors)
 
     def _fail(self, batch: list[inbox.ClaimedEvent], errors: dict[int, str]) -> None:
+        with db.write(self.engine) as conn:
+            self._mark_failed(conn, batch, errors, worker_id=self.worker_id)
+
+    def _mark_failed(
+        self,
+        conn: Connection,
+        batch: list[inbox.ClaimedEvent],
+        errors: dict[int, str],
+        *,
+        worker_id: str | None,
+    ) -> None:
         s = self.settings
         at = clock.now()
-        with db.write(self.engine) as conn:
-            for item in batch:
-                dead = gives_up(item.attempts, s.worker_max_attempts)
-                delay = retry_delay(
-                    item.attempts, base=s.worker_backoff_base, cap=s.worker_backoff_max
-                )
-                inbox.mark_failed(
-                    conn,
-                    item.id,
-                    self.worker_id,
-                    error=errors[item.id],
-                    dead=dead,
-                    retry_at=at + delay,
-                )
-                metrics.EVENTS_PROCESSED.labels("dead" if dead else "failed").inc()
-                log.warning(
-                    "event failed",
-                    event_id=item.event_id,
-                    type=item.type,
-                    attempts=item.attempts,
-                    dead=dead,
-                    error=errors[item.id][:300],
-                )
+        for item in batch:
+            dead = gives_up(item.attempts, s.worker_max_attempts)
+            delay = retry_delay(item.attempts, base=s.worker_backoff_base, cap=s.worker_backoff_max)
+            inbox.mark_failed(
+                conn, item.id, worker_id, error=errors[item.id], dead=dead, retry_at=at + delay
+            )
+            # Counted and logged when the transaction commits: a rolled-back batch is retried.
+            db.after_commit(conn, functools.partial(_report_failure, item, dead, errors[item.id]))
 
     def drain(self, max_batches: int = 1_000_000) -> int:
         """Apply everything that is due now (used by tests, replay and reconcile)."""
