@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, make_url, select
@@ -49,6 +50,24 @@ def leased_by(runtime: Runtime, pid: int) -> list[str]:
         return [r[0] for r in rows]
 
 
+def _fill_inbox(runtime: Runtime, connected: MerchantCtx, *, seed: int) -> list[dict[str, Any]]:
+    """25 rounds of every lifecycle's events in the inbox, shuffled; returns them in order."""
+    lifecycles = [
+        sf.LIFECYCLES[name](1_760_000_000 + 1000 * i)
+        for i in range(25)
+        for name in sorted(sf.LIFECYCLES)
+        if name != "account_requirements"
+    ]
+    in_order = [e for lc in lifecycles for e in lc.events]
+    shuffled = in_order[:]
+    random.Random(seed).shuffle(shuffled)
+    with db.write(runtime.engine) as conn:
+        inbox.insert_new(
+            conn, [inbox_item(connected, e, object_type=None) for e in shuffled], time.time()
+        )
+    return in_order
+
+
 def test_worker_killed_mid_batch_leaves_nothing_lost_or_doubled(
     db_kind: str,
     database_url: str,
@@ -59,19 +78,7 @@ def test_worker_killed_mid_batch_leaves_nothing_lost_or_doubled(
 ) -> None:
     if db_kind != "postgresql":
         pytest.skip("several worker processes share an inbox on PostgreSQL only")
-    lifecycles = [
-        sf.LIFECYCLES[name](1_760_000_000 + 1000 * i)
-        for i in range(25)
-        for name in sorted(sf.LIFECYCLES)
-        if name != "account_requirements"
-    ]
-    in_order = [e for lc in lifecycles for e in lc.events]
-    shuffled = in_order[:]
-    random.Random(5).shuffle(shuffled)
-    with db.write(runtime.engine) as conn:
-        inbox.insert_new(
-            conn, [inbox_item(connected, e, object_type=None) for e in shuffled], time.time()
-        )
+    in_order = _fill_inbox(runtime, connected, seed=5)
 
     env = process_env(
         settings,
@@ -156,19 +163,7 @@ def test_sqlite_worker_killed_mid_transaction_leaves_its_batch_due_at_once(
         pytest.skip("SQLite's worker (one transaction per batch, no lease)")
     path = make_url(database_url).database
     assert path is not None
-    lifecycles = [
-        sf.LIFECYCLES[name](1_760_000_000 + 1000 * i)
-        for i in range(25)
-        for name in sorted(sf.LIFECYCLES)
-        if name != "account_requirements"
-    ]
-    in_order = [e for lc in lifecycles for e in lc.events]
-    shuffled = in_order[:]
-    random.Random(7).shuffle(shuffled)
-    with db.write(runtime.engine) as conn:
-        inbox.insert_new(
-            conn, [inbox_item(connected, e, object_type=None) for e in shuffled], time.time()
-        )
+    in_order = _fill_inbox(runtime, connected, seed=7)
     env = process_env(
         settings,
         database_url,
