@@ -402,10 +402,13 @@ def test_no_token_or_secret_appears_in_any_page(
 def test_overview_shows_counts_rejections_last_event_and_svg_chart(
     web: TestClient, app: Any, connected: MerchantCtx, worker: Worker
 ) -> None:
-    pi = sf.obj("payment_intent", status="succeeded", amount=2500, created=int(time.time()))
-    evt = sf.event("payment_intent.succeeded", pi)
-    post_ok(web, connected.id, evt)
-    post_ok(web, connected.id, sf.event("payment_intent.created", sf.obj("payment_intent")))
+    now = int(time.time())
+    pi = sf.payment_intent(status="succeeded", amount=2500, amount_received=2500, created=now)
+    post_ok(web, connected.id, sf.event("payment_intent.succeeded", pi, created=now))
+    # Another payment: with the example's own id it would be the same one, and its "created"
+    # event a second later (the clock ticking between the two) would replace the succeeded one.
+    other = sf.payment_intent(created=now)
+    post_ok(web, connected.id, sf.event("payment_intent.created", other, created=now))
     # A delivery signed with the wrong secret is refused and counted.
     bad = web.post(
         f"/webhooks/stripe/{connected.id}/stage",
