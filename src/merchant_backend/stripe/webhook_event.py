@@ -54,7 +54,7 @@ def _check_object(obj: dict[str, Any]) -> None:
     for key in ("customer", "payment_intent", "charge"):
         _text(_id_of(obj.get(key)), f"data.object.{key}", limits.RELATED_ID)
     _check_int(obj.get("amount"), "data.object.amount")
-    _check_int(obj.get("created"), "data.object.created")
+    _check_int(obj.get("created"), "data.object.created", "a Unix time")
     transactions = obj.get("balance_transactions")
     if type(transactions) is list:  # a dispute's, summed by ``sync.handlers.dispute_funds``
         for txn in transactions:
@@ -63,8 +63,9 @@ def _check_object(obj: dict[str, Any]) -> None:
                     _check_int(txn.get(key), f"data.object.balance_transactions[].{key}")
 
 
-def _check_int(value: Any, what: str) -> None:
-    """Money is an integer of minor units, or absent: never a fraction, a string or a flag.
+def _check_int(value: Any, what: str, kind: str = "minor units") -> None:
+    """Money is an integer of minor units, or absent: never a fraction, a string or a flag;
+    so is a time (``kind`` says which, for the message).
 
     orjson reads an integer past 2**64 - 1 as a float, so "beyond 64 bits" lands here too;
     without this check the projection would store no amount rather than refuse the event.
@@ -72,7 +73,7 @@ def _check_int(value: Any, what: str) -> None:
     if value is None:
         return
     if type(value) is not int:  # bool is a subclass of int, not this type
-        raise _reject(f"{what} must be an integer (minor units, 64 bits)")
+        raise _reject(f"{what} must be an integer ({kind}, 64 bits)")
     problem = limits.int_problem(value)
     if problem is not None:
         raise _reject(f"{what} {problem}")
